@@ -1,0 +1,48 @@
+# Two commands for a newcomer: `make run` (the gateway, embedded models, no keys) and `make test`.
+# Each installs what it needs and is quick when everything is already there.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-10)
+PY_STAMP := $(VENV)/.installed-$(LOCK_HASH)
+RUN_APT := espeak-ng
+TEST_APT := $(RUN_APT) redis-server sox prometheus nginx-light
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint unit bench install install-run install-test clean
+
+run: install-run
+	$(PY) -m alice_voice
+
+test: install-test lint
+	$(PY) -m pytest
+
+lint: install-test
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+
+unit: install-test
+	$(PY) -m pytest tests/unit
+
+bench: install-test
+	$(PY) -m bench all --json bench/out/results.json --plot bench/out/results.png
+
+install-run: $(PY_STAMP)
+	@scripts/apt-ensure.sh $(RUN_APT)
+
+install-test: $(PY_STAMP)
+	@scripts/apt-ensure.sh $(TEST_APT)
+
+$(PY_STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	# pipecat-ai is used only for the smart-turn ONNX file it ships; its own dependencies are not needed.
+	$(PY) -m pip install -q --no-deps pipecat-ai==1.14.0
+	$(PY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+clean:
+	rm -rf $(VENV) .cache test-artifacts bench/out .pytest_cache .mypy_cache .ruff_cache

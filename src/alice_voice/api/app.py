@@ -1,0 +1,90 @@
+"""create_app(settings): the FastAPI application, its lifespan, error handlers and static client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from alice_voice import __version__
+from alice_voice.api.limits import BodyGuard, error_body
+from alice_voice.api.routes import router
+from alice_voice.api.static_files import STATIC_DIR
+from alice_voice.clock import SYSTEM_CLOCK, Clock
+from alice_voice.config import Settings
+from alice_voice.errors import AliceError, BadRequest, InvalidBody, MethodNotAllowed, NotFound
+from alice_voice.gateway import ConversationFactory, Gateway
+from alice_voice.metrics import Metrics
+from alice_voice.state.redis_store import RedisStore
+from alice_voice.state.store import MemoryStore, SessionStore
+from alice_voice.transport.ice import pin_host_addresses
+
+log = logging.getLogger("alice_voice.api")
+
+
+def build_store(settings: Settings) -> SessionStore:
+    return RedisStore(str(settings.redis_url)) if settings.redis_url else MemoryStore()
+
+
+def _json_error(exc: AliceError, details: list[dict[str, str]] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=exc.status, content=error_body(exc, details))
+
+
+def create_app(settings: Settings, *, store: SessionStore | None = None, clock: Clock = SYSTEM_CLOCK,
+               agent_factory: ConversationFactory | None = None) -> FastAPI:
+    pin_host_addresses(settings.ice_host_addresses)
+    metrics = Metrics()
+    gateway = Gateway(settings, store or build_store(settings), metrics, clock=clock, agent_factory=agent_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        yield
+        await gateway.aclose()
+
+    app = FastAPI(title="Alice Voice", version=__version__, lifespan=lifespan,
+                  description="Real-time voice-agent gateway: WebRTC in, VAD -> ASR -> agent -> TTS, WebRTC out.")
+    app.state.gateway = gateway
+    app.state.model_status = lambda: {}
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AliceError)
+    async def on_alice_error(request: Request, exc: AliceError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.message)
+        return _json_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _json_error(BadRequest("the body is not valid JSON"))
+        details = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]} for e in errors]
+        first = details[0]
+        return _json_error(InvalidBody(f"invalid {first['field']}: {first['problem']}"), details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        known: dict[int, type[AliceError]] = {404: NotFound, 405: MethodNotAllowed}
+        err = known.get(exc.status_code, BadRequest)(str(exc.detail))
+        return _json_error(err)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, asyncio.CancelledError):
+            raise exc
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _json_error(AliceError("internal error"))

@@ -1,0 +1,92 @@
+"""The HTTP contract of DESIGN.md section 4."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alice_voice.api.schemas import (
+    DeletedResponse,
+    ErrorResponse,
+    HealthResponse,
+    OfferRequest,
+    OfferResponse,
+    SessionView,
+    StopTtsRequest,
+    StopTtsResponse,
+)
+from alice_voice.api.static_files import INDEX_HTML
+from alice_voice.gateway import Gateway
+
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False, description="The session's token, or the admin key.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422, 503)
+}
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway_of)]
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials else None
+
+
+@router.post("/api/webrtc/offer", response_model=OfferResponse, responses=_ERRORS, tags=["webrtc"])
+async def offer(body: OfferRequest, gateway: GatewayDep) -> OfferResponse:
+    """Open a session: the client's SDP offer in, the gateway's answer, session id and token out."""
+    started = time.perf_counter()
+    record, token, answer = await gateway.open(body.sdp, body.mode)
+    gateway.metrics.offer_ms.observe((time.perf_counter() - started) * 1000)
+    return OfferResponse(sdp=answer, session_id=record.session_id, token=token)
+
+
+@router.get("/api/voice/sessions/{session_id}", response_model=SessionView, responses=_ERRORS, tags=["sessions"])
+async def get_session(session_id: str, gateway: GatewayDep, credentials: Bearer) -> SessionView:
+    record = await gateway.authorize(session_id, _token(credentials))
+    return SessionView(**record.public())
+
+
+@router.delete("/api/voice/sessions/{session_id}", response_model=DeletedResponse, responses=_ERRORS,
+               tags=["sessions"])
+async def delete_session(session_id: str, gateway: GatewayDep, credentials: Bearer) -> DeletedResponse:
+    """End a session. A session owned by another process ends there when it sees its record gone."""
+    await gateway.authorize(session_id, _token(credentials))
+    if not await gateway.end(session_id, "deleted"):
+        await gateway.store.delete(session_id)
+    return DeletedResponse(session_id=session_id)
+
+
+@router.post("/api/voice/stop-tts", response_model=StopTtsResponse, responses=_ERRORS, tags=["sessions"])
+async def stop_tts(body: StopTtsRequest, gateway: GatewayDep, credentials: Bearer) -> StopTtsResponse:
+    """Stop the session's speech (2xx also when nothing was playing, saying so)."""
+    await gateway.authorize(body.session_id, _token(credentials))
+    stopped = await gateway.stop_tts(body.session_id)
+    return StopTtsResponse(session_id=body.session_id, stopped=stopped,
+                           detail="stopped" if stopped else "nothing_playing")
+
+
+@router.get("/health", response_model=HealthResponse, tags=["ops"])
+async def health(gateway: GatewayDep, request: Request) -> HealthResponse:
+    return HealthResponse(**await gateway.health(), models=request.app.state.model_status())
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response)
+async def metrics(gateway: GatewayDep) -> Response:
+    return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(INDEX_HTML)

@@ -1,0 +1,71 @@
+"""Request and response bodies of the HTTP contract (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_SDP_CHARS = 32 * 1024
+
+
+class OfferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS, description="The client's SDP offer (non-trickle).")
+    type: Literal["offer"]
+    mode: Literal["agent", "tone"] | None = Field(None, description="`tone`: a 440 Hz test tone instead of the agent.")
+
+
+class OfferResponse(BaseModel):
+    sdp: str
+    type: Literal["answer"] = "answer"
+    session_id: str
+    token: str = Field(description="Bearer token for /api/voice/* calls on this session.")
+
+
+class StopTtsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str = Field(min_length=1, max_length=128)
+
+
+class StopTtsResponse(BaseModel):
+    session_id: str
+    stopped: bool = Field(description="True if speech was playing and was stopped.")
+    detail: Literal["stopped", "nothing_playing"]
+
+
+class SessionView(BaseModel):
+    session_id: str
+    owner: str
+    mode: Literal["agent", "tone"]
+    state: str
+    created_at: float
+    updated_at: float
+    turn_count: int
+    last_turn: dict[str, float] | None
+
+
+class DeletedResponse(BaseModel):
+    session_id: str
+    deleted: bool = True
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    process: str
+    accepting: bool
+    store: dict[str, Any]
+    sessions: dict[str, int]
+    models: dict[str, str] = Field(default_factory=dict)

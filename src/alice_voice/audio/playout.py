@@ -1,0 +1,153 @@
+"""Clock-paced playout: reply audio waits here in 20 ms frames until the outbound track takes one a tick.
+
+aiortc has no send queue, so this queue is the only buffer between TTS and the wire: `flush()` silences
+the reply at the next tick. A reply starts once `buffer_ms` of it is queued (or its producer is done),
+so a TTS that dribbles audio does not underrun at once. What has actually been sent is tracked per
+reply, with the text of each segment, so a barge-in knows what the user heard.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from alice_voice.audio.frames import WEBRTC_FRAME_SAMPLES, WEBRTC_RATE, Pcm, empty_pcm
+
+
+class FrameSource(Protocol):
+    """What the outbound track pulls from, once per 20 ms tick."""
+
+    def next_frame(self) -> Pcm: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """`text` spoken by reply samples [start, end)."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class Reply:
+    """One reply's audio as it moves through playout."""
+
+    reply_id: int
+    queued: int = 0
+    sent: int = 0
+    ended: bool = False
+    started: bool = False
+    segments: list[Segment] = field(default_factory=list)
+
+    def heard_text(self) -> str:
+        """The text of what was sent, cut inside a segment in proportion to its samples sent."""
+        words: list[str] = []
+        for seg in self.segments:
+            if self.sent >= seg.end:
+                words.extend(seg.text.split())
+            elif self.sent > seg.start:
+                seg_words = seg.text.split()
+                share = (self.sent - seg.start) / max(1, seg.end - seg.start)
+                words.extend(seg_words[: int(len(seg_words) * share)])
+        return " ".join(words)
+
+
+class Playout:
+    """Queue of 48 kHz 20 ms frames. One reply at a time; silence when there is nothing to say."""
+
+    def __init__(self, buffer_ms: int = 60, frame_samples: int = WEBRTC_FRAME_SAMPLES,
+                 rate: int = WEBRTC_RATE) -> None:
+        self._n = frame_samples
+        self._min_start = int(rate * buffer_ms / 1000)
+        self._frames: deque[Pcm] = deque()
+        self._partial = empty_pcm()
+        self._silence = np.zeros(frame_samples, dtype=np.int16)
+        self.reply: Reply | None = None
+        self.on_first_frame: Callable[[Reply], None] = lambda reply: None
+        self.on_finished: Callable[[Reply], None] = lambda reply: None
+
+    @property
+    def playing(self) -> bool:
+        return self.reply is not None and self.reply.started
+
+    def begin(self, reply_id: int) -> Reply:
+        """Start a new reply; whatever was left of the previous one is dropped."""
+        self.flush()
+        self.reply = Reply(reply_id)
+        return self.reply
+
+    def push(self, pcm48: Pcm, text: str) -> None:
+        reply = self.reply
+        if reply is None or reply.ended or len(pcm48) == 0:
+            return
+        reply.segments.append(Segment(reply.queued, reply.queued + len(pcm48), text))
+        reply.queued += len(pcm48)
+        buf = np.concatenate([self._partial, pcm48]) if len(self._partial) else pcm48
+        whole = len(buf) // self._n
+        self._frames.extend(buf[i * self._n:(i + 1) * self._n] for i in range(whole))
+        self._partial = buf[whole * self._n:].copy()
+
+    def end(self) -> None:
+        """The producer is done: pad and release the last partial frame."""
+        reply = self.reply
+        if reply is None or reply.ended:
+            return
+        if len(self._partial):
+            self._frames.append(np.pad(self._partial, (0, self._n - len(self._partial))))
+            self._partial = empty_pcm()
+        reply.ended = True
+
+    def flush(self) -> Reply | None:
+        """Drop every frame not yet sent; returns the reply that was cut (None if idle)."""
+        reply, self.reply = self.reply, None
+        self._frames.clear()
+        self._partial = empty_pcm()
+        return reply
+
+    def next_frame(self) -> Pcm:
+        reply = self.reply
+        if reply is None:
+            return self._silence
+        if not reply.started:
+            ready = reply.ended or len(self._frames) * self._n >= self._min_start
+            if not ready or not self._frames:
+                return self._finish_if_done(reply)
+            reply.started = True
+            frame = self._take(reply)
+            self.on_first_frame(reply)
+            return frame
+        if self._frames:
+            return self._take(reply)
+        return self._finish_if_done(reply)
+
+    def _take(self, reply: Reply) -> Pcm:
+        frame = self._frames.popleft()
+        reply.sent = min(reply.queued, reply.sent + self._n)
+        return frame
+
+    def _finish_if_done(self, reply: Reply) -> Pcm:
+        if reply.ended and not self._frames:
+            self.reply = None
+            self.on_finished(reply)
+        return self._silence
+
+
+class ToneSource:
+    """The test tone as a frame source; `stop()` silences it (the tone's stop-tts)."""
+
+    def __init__(self, next_tone_frame: Callable[[], Pcm]) -> None:
+        self._next = next_tone_frame
+        self._silence = np.zeros(WEBRTC_FRAME_SAMPLES, dtype=np.int16)
+        self.playing = True
+
+    def stop(self) -> bool:
+        was, self.playing = self.playing, False
+        return was
+
+    def next_frame(self) -> Pcm:
+        return self._next() if self.playing else self._silence

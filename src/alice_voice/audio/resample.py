@@ -1,0 +1,39 @@
+"""Stateful streaming resamplers, one per stream direction (never shared between streams)."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import soxr
+
+from alice_voice.audio.frames import SPEECH_RATE, WEBRTC_RATE, Pcm, empty_pcm
+
+
+class InboundResampler:
+    """WebRTC's decoded frames (any layout/rate; aiortc gives s16 stereo 48 kHz) -> mono 16 kHz int16.
+
+    PyAV does the downmix and the rate change in one pass and returns a steady 320 samples a 20 ms frame.
+    """
+
+    def __init__(self, rate: int = SPEECH_RATE) -> None:
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+
+    def convert(self, frame: av.AudioFrame) -> Pcm:
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        if not out:
+            return empty_pcm()
+        return np.concatenate(out).astype(np.int16, copy=False)
+
+
+class OutboundResampler:
+    """TTS audio at its native rate -> 48 kHz for playout; soxr keeps filter state across chunks."""
+
+    def __init__(self, rate_in: int, rate_out: int = WEBRTC_RATE) -> None:
+        self.rate_in = rate_in
+        self._same = rate_in == rate_out
+        self._stream = None if self._same else soxr.ResampleStream(rate_in, rate_out, 1, dtype="int16", quality="HQ")
+
+    def convert(self, pcm: Pcm, last: bool = False) -> Pcm:
+        if self._stream is None:
+            return pcm
+        return self._stream.resample_chunk(pcm, last=last).astype(np.int16, copy=False)  # type: ignore[no-any-return]

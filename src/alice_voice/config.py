@@ -1,0 +1,131 @@
+"""Settings: one object, read once, from ALICE_* environment variables and an optional file.
+
+A bad value stops start-up with one line naming the setting (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+# A list given in the environment as comma-separated text, not JSON.
+CommaList = Annotated[list[str], NoDecode]
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway. Environment: ALICE_<NAME>; file: ALICE_CONFIG_FILE (YAML)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALICE_", extra="forbid", validate_default=True)
+
+    # --- server ---
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    log_content: bool = Field(False, description="Put transcripts and agent text in logs (debug only).")
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    admin_key: SecretStr | None = None
+
+    # --- sessions ---
+    redis_url: AnyUrl | None = Field(None, description="Unset: in-process store.")
+    session_ttl_s: float = Field(60.0, gt=0, description="Record TTL; refreshed while the session lives.")
+    session_max_s: float = Field(3600.0, gt=0, description="Hard cap on one session's life.")
+    max_sessions: int = Field(8, ge=1, description="Capacity of this process; past it an offer gets 503.")
+    ice_servers: CommaList = Field(default_factory=list, description="STUN/TURN URLs; empty: none.")
+    ice_host_addresses: CommaList = Field(default_factory=list,
+                                          description="Local addresses offered as ICE host candidates; empty: all.")
+    peer_timeout_s: float = Field(5.0, gt=0, description="No media, or disconnected, this long ends a session.")
+    ice_connect_timeout_s: float = Field(15.0, gt=0)
+    default_mode: Literal["agent", "tone"] = "tone"
+
+    # --- receive path ---
+    jitter_buffer: Literal["immediate", "prefetch0", "aiortc"] = "immediate"
+
+    # --- providers ---
+    vad: Literal["silero"] = "silero"
+    asr: Literal["whisper", "sphinx", "deepgram", "openai"] = "whisper"
+    tts: Literal["hibari", "piper", "espeak", "openai", "elevenlabs"] = "hibari"
+    agent: Literal["local", "openai"] = "local"
+    end_of_turn: Literal["smart_turn", "silence"] = "smart_turn"
+
+    # --- listening ---
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_min_speech_ms: int = Field(64, ge=0, description="Speech needed to start a turn.")
+    vad_preroll_ms: int = Field(256, ge=0, description="Audio kept before speech onset.")
+    eot_silence_ms: int = Field(160, ge=0, description="Silence before the end-of-turn model is asked.")
+    eot_threshold: float = Field(0.5, gt=0, lt=1)
+    eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
+    eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn whatever the model says.")
+    asr_threads: int = Field(1, ge=1, le=8, description="Decoding threads shared by all sessions.")
+    asr_partial_interval_ms: int = Field(160, ge=20)
+    asr_timeout_s: float = Field(10.0, gt=0)
+
+    # --- speaking ---
+    barge_in_min_speech_ms: int = Field(64, ge=0)
+    echo_guard: bool = True
+    playout_buffer_ms: int = Field(60, ge=40, le=80)
+    tts_voice: str | None = None
+    tts_timeout_s: float = Field(10.0, gt=0)
+    agent_timeout_s: float = Field(15.0, gt=0)
+
+    # --- cloud providers ---
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    llm_base_url: str = "http://127.0.0.1:11434/v1"
+    llm_model: str = "llama3.2"
+    llm_api_key: SecretStr | None = None
+    llm_system_prompt: str = "You are Alice, a concise, friendly voice assistant. Answer in one or two short sentences."
+    deepgram_url: str = "wss://api.deepgram.com/v1/listen"
+    deepgram_api_key: SecretStr | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_api_key: SecretStr | None = None
+
+    @field_validator("ice_servers", "ice_host_addresses", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("ALICE_CONFIG_FILE")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning a validation failure into one readable line."""
+    config_file = os.environ.get("ALICE_CONFIG_FILE")
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"ALICE_CONFIG_FILE: no such file: {config_file}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise SettingsError(f"ALICE_{name.upper()}: {first['msg']} (got {first.get('input')!r})") from None

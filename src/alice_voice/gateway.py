@@ -1,0 +1,320 @@
+"""Composition root: opens and ends sessions, wiring transport <-> conversation <-> state.
+
+Each session lives in this process (its owner). Its record in the store is refreshed while it lives;
+the session ends when the client goes, the peer fails, it is deleted, its record lapses, or it reaches
+its maximum age. Ending always closes the peer, cancels the session's tasks and removes the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from alice_voice.audio.frames import PcmFrame
+from alice_voice.audio.playout import FrameSource, ToneSource
+from alice_voice.audio.tone import ToneGenerator
+from alice_voice.clock import SYSTEM_CLOCK, Clock
+from alice_voice.config import Settings
+from alice_voice.conversation.events import (
+    ErrorEvent,
+    ServerEvent,
+    SessionReady,
+    StopTtsMessage,
+    TextMessage,
+    parse_client_message,
+)
+from alice_voice.errors import AliceError, AtCapacity, Forbidden, SessionNotFound, ShuttingDown, Unauthorized
+from alice_voice.logs import SessionLogger, session_logger
+from alice_voice.metrics import Metrics
+from alice_voice.state.store import SessionRecord, SessionState, SessionStore, hash_token, token_matches
+from alice_voice.transport.peer import Peer
+
+Mode = Literal["agent", "tone"]
+log = logging.getLogger("alice_voice.gateway")
+
+
+def process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class ToneConversation:
+    """Tone mode: a 440 Hz tone instead of the agent; stop-tts silences it; incoming audio is ignored."""
+
+    def __init__(self) -> None:
+        self.source: FrameSource = ToneSource(ToneGenerator().next_frame)
+
+    def deliver_audio(self, frame: PcmFrame) -> None:
+        return None
+
+    def stop_tts(self) -> bool:
+        assert isinstance(self.source, ToneSource)
+        return self.source.stop()
+
+    def handle_text(self, text: str) -> None:
+        raise AliceError("text messages need agent mode")
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+
+@dataclass
+class LiveSession:
+    record: SessionRecord
+    peer: Peer
+    conversation: Any
+    log: SessionLogger
+    answered_at: float
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.record.session_id
+
+
+ConversationFactory = Callable[[str, Callable[[ServerEvent], None], Callable[[SessionState], None],
+                                Callable[[dict[str, float]], None], SessionLogger], Awaitable[Any]]
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: SessionStore, metrics: Metrics, *,
+                 clock: Clock = SYSTEM_CLOCK, agent_factory: ConversationFactory | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.owner = process_id()
+        self.sessions: dict[str, LiveSession] = {}
+        self.store_up = True
+        self.accepting = True
+        self._agent_factory = agent_factory
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._last_refresh_ok = time.monotonic()
+        metrics.capacity.set(settings.max_sessions)
+
+    # ---------- lifecycle ----------
+    async def start(self) -> None:
+        self.store_up = await self.store.ping()
+        self.metrics.store_up.set(int(self.store_up))
+        self._housekeeping = asyncio.create_task(self._keep_house(), name="gateway-housekeeping")
+
+    async def aclose(self, reason: str = "shutdown") -> None:
+        self.accepting = False
+        await asyncio.gather(*(self.end(sid, reason) for sid in list(self.sessions)), return_exceptions=True)
+        if self._housekeeping:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        await self.store.aclose()
+
+    # ---------- opening ----------
+    async def open(self, offer_sdp: str, mode: Mode | None) -> tuple[SessionRecord, str, str]:
+        """Answer an offer: returns (record, bearer token, answer SDP)."""
+        if not self.accepting:
+            raise ShuttingDown("the gateway is shutting down")
+        if len(self.sessions) >= self.settings.max_sessions:
+            raise AtCapacity(f"at capacity ({self.settings.max_sessions} sessions)")
+        mode = mode or self.settings.default_mode
+        session_id, token = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
+        now = time.time()
+        record = SessionRecord(session_id=session_id, owner=self.owner, mode=mode, created_at=now,
+                               updated_at=now, token_hash=hash_token(token))
+        slog = session_logger("alice_voice.session", session_id)
+        live = await self._build_session(record, slog)
+        self.sessions[session_id] = live  # reserve the slot before awaiting anything else
+        try:
+            answer = await live.peer.answer(offer_sdp)
+            await self.store.create(record, self.settings.session_ttl_s)
+        except BaseException:
+            await self._dispose(live, "offer failed")
+            raise
+        live.answered_at = self.clock.now()
+        self._start_tasks(live)
+        self.metrics.sessions_total.labels(mode=mode).inc()
+        self.metrics.active_sessions.set(len(self.sessions))
+        slog.info("session opened (mode %s)", mode)
+        return record, token, answer
+
+    async def _build_session(self, record: SessionRecord, slog: SessionLogger) -> LiveSession:
+        holder: dict[str, LiveSession] = {}
+
+        def emit(event: ServerEvent) -> None:
+            if event.type == "error":
+                self.metrics.errors_total.labels(code=getattr(event, "code", "internal")).inc()
+            holder["s"].peer.events.send(event.to_dict())
+
+        def set_state(state: SessionState) -> None:
+            self._mutate(holder["s"], state=state)
+
+        def turn_done(timings: dict[str, float]) -> None:
+            live = holder["s"]
+            self._mutate(live, turn_count=live.record.turn_count + 1, last_turn=timings)
+
+        if record.mode == "tone" or self._agent_factory is None:
+            conversation: Any = ToneConversation()
+        else:
+            conversation = await self._agent_factory(record.session_id, emit, set_state, turn_done, slog)
+        peer = Peer(ice_servers=self.settings.ice_servers, jitter_mode=self.settings.jitter_buffer,
+                    clock=self.clock, source=conversation.source, deliver_audio=conversation.deliver_audio,
+                    log=slog, peer_timeout_s=self.settings.peer_timeout_s,
+                    connect_timeout_s=self.settings.ice_connect_timeout_s)
+        live = LiveSession(record, peer, conversation, slog, answered_at=self.clock.now())
+        holder["s"] = live
+        peer.events.on_message = lambda raw: self._on_client_message(live, raw)
+        peer.events.send(SessionReady(session_id=record.session_id, mode=record.mode).to_dict())
+        return live
+
+    def _start_tasks(self, live: LiveSession) -> None:
+        for coro, name in ((self._supervise(live), "supervise"), (self._write_record(live), "record"),
+                           (live.conversation.run(), "conversation"), (self._observe_ice(live), "ice")):
+            task = asyncio.create_task(coro, name=f"{name}-{live.id}")
+            live.tasks.add(task)
+            task.add_done_callback(live.tasks.discard)
+
+    # ---------- running ----------
+    async def _supervise(self, live: LiveSession) -> None:
+        try:
+            async with asyncio.timeout(self.settings.session_max_s):
+                await live.peer.ended.wait()
+            reason = live.peer.end_reason
+        except TimeoutError:
+            reason = "max duration"
+        self._end_later(live.id, reason)
+
+    async def _observe_ice(self, live: LiveSession) -> None:
+        await live.peer.connected.wait()
+        self.metrics.ice_connect_ms.observe((self.clock.now() - live.answered_at) * 1000)
+        self._mutate(live, state="listening")
+
+    def _mutate(self, live: LiveSession, **changes: Any) -> None:
+        live.record = live.record.model_copy(update={**changes, "updated_at": time.time()})
+        live.dirty.set()
+
+    async def _write_record(self, live: LiveSession) -> None:
+        """Coalesces record changes: one write per burst of changes."""
+        while True:
+            await live.dirty.wait()
+            live.dirty.clear()
+            try:
+                await self.store.update(live.record, self.settings.session_ttl_s)
+            except AliceError as exc:
+                live.log.warning("session record not written: %s", exc.message)
+
+    def _on_client_message(self, live: LiveSession, raw: str | bytes) -> None:
+        try:
+            message = parse_client_message(raw)
+            if isinstance(message, StopTtsMessage):
+                live.conversation.stop_tts()
+            elif isinstance(message, TextMessage):
+                live.conversation.handle_text(message.text)
+        except AliceError as exc:
+            live.log.info("client message rejected: %s", exc.code)
+            self.metrics.errors_total.labels(code=exc.code).inc()
+            live.peer.events.send(ErrorEvent(code=exc.code, message=exc.message).to_dict())
+
+    # ---------- ending ----------
+    async def end(self, session_id: str, reason: str) -> bool:
+        live = self.sessions.get(session_id)
+        if live is None or live.closing:
+            return False
+        await self._dispose(live, reason)
+        return True
+
+    def _end_later(self, session_id: str, reason: str) -> None:
+        """End a session from one of its own tasks (which `end` cancels), without awaiting it there."""
+        task = asyncio.create_task(self.end(session_id, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _dispose(self, live: LiveSession, reason: str) -> None:
+        live.closing = True
+        current = asyncio.current_task()
+        tasks = [t for t in live.tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        close = getattr(live.conversation, "aclose", None)
+        if close is not None:
+            await close()
+        await live.peer.close()
+        try:
+            await self.store.delete(live.id)
+        except AliceError as exc:
+            live.log.warning("session record not deleted (it will expire): %s", exc.message)
+        self.sessions.pop(live.id, None)
+        self.metrics.active_sessions.set(len(self.sessions))
+        self.metrics.sessions_ended.labels(reason=reason.split(":")[0].replace(" ", "_")).inc()
+        live.ended.set()
+        live.log.info("session ended: %s", reason)
+
+    # ---------- housekeeping: TTLs, lapsed records, store health ----------
+    async def _keep_house(self) -> None:
+        interval = max(0.05, self.settings.session_ttl_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            await self._refresh_records()
+
+    async def _refresh_records(self) -> None:
+        cut_off = time.monotonic() - self._last_refresh_ok > self.settings.session_ttl_s
+        try:
+            for live in list(self.sessions.values()):
+                if live.closing:
+                    continue
+                if not cut_off and await self.store.get(live.id) is None:
+                    self._end_later(live.id, "record lapsed")
+                    continue
+                await self.store.update(live.record, self.settings.session_ttl_s)
+            up = await self.store.ping()
+        except AliceError:
+            up = False
+        if up:
+            self._last_refresh_ok = time.monotonic()
+        if up != self.store_up:
+            log.warning("session store %s", "is back" if up else "is unreachable")
+        self.store_up = up
+        self.metrics.store_up.set(int(up))
+
+    # ---------- control ----------
+    async def authorize(self, session_id: str, token: str | None) -> SessionRecord:
+        """404 for an unknown session (looked up first), 401 without a token, 403 with a wrong one."""
+        live = self.sessions.get(session_id)
+        record = live.record if live else await self.store.get(session_id)
+        if record is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        if not token:
+            raise Unauthorized("missing bearer token")
+        admin = self.settings.admin_key
+        if admin is not None and secrets.compare_digest(token.encode(), admin.get_secret_value().encode()):
+            return record
+        if not token_matches(token, record.token_hash):
+            raise Forbidden("the token does not open this session")
+        return record
+
+    async def stop_tts(self, session_id: str) -> bool:
+        """Stop the session's speech if this process owns it; True if something was playing."""
+        live = self.sessions.get(session_id)
+        if live is None:
+            raise SessionNotFound(f"session {session_id!r} is not owned by this process")
+        return bool(live.conversation.stop_tts())
+
+    async def health(self) -> dict[str, Any]:
+        self.store_up = await self.store.ping()
+        self.metrics.store_up.set(int(self.store_up))
+        return {
+            "status": "ok" if self.store_up and self.accepting else "degraded",
+            "process": self.owner,
+            "accepting": self.accepting,
+            "store": {"kind": self.store.kind, "up": self.store_up},
+            "sessions": {"active": len(self.sessions), "capacity": self.settings.max_sessions},
+        }

@@ -1,0 +1,179 @@
+"""One aiortc peer connection: offer -> answer, the `events` DataChannel, audio in and out, and its end.
+
+The peer reports its end through `ended`: the client closed, ICE failed, it never connected, or it went
+quiet: disconnected, or its audio stopped arriving, for longer than `peer_timeout_s` (a client that
+vanishes without a goodbye; ICE consent checks alone take ~30 s to notice). The owner then calls
+`close()`, which is bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from alice_voice.audio.frames import PcmFrame
+from alice_voice.audio.playout import FrameSource
+from alice_voice.clock import Clock
+from alice_voice.errors import InvalidSdp
+from alice_voice.logs import SessionLogger
+from alice_voice.transport import jitter
+from alice_voice.transport.tracks import PacedAudioTrack, read_inbound
+
+_CLOSE_DEADLINE_S = 3.0
+
+
+class EventChannel:
+    """JSON events over the client's `events` DataChannel; events sent before it opens wait, in order."""
+
+    def __init__(self, log: SessionLogger) -> None:
+        self._log = log
+        self._channel: RTCDataChannel | None = None
+        self._pending: list[str] = []
+        self.on_message: Callable[[str | bytes], None] = lambda message: None
+
+    @property
+    def open(self) -> bool:
+        return self._channel is not None and self._channel.readyState == "open"
+
+    def attach(self, channel: RTCDataChannel) -> None:
+        self._channel = channel
+        channel.on("message", lambda message: self.on_message(message))
+        if channel.readyState == "open":
+            self._drain()
+        else:
+            channel.on("open", self._drain)
+
+    def send(self, event: dict[str, Any]) -> None:
+        text = json.dumps(event, separators=(",", ":"))
+        if not self.open:
+            self._pending.append(text)
+            return
+        self._send_now(text)
+
+    def _drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for text in pending:
+            self._send_now(text)
+
+    def _send_now(self, text: str) -> None:
+        assert self._channel is not None
+        try:
+            self._channel.send(text)
+        except Exception as exc:  # the transport closed under us; the session is ending anyway
+            self._log.debug("event not sent: %s", exc)
+
+
+class Peer:
+    """The session's RTCPeerConnection and the tasks that read from it."""
+
+    def __init__(self, *, ice_servers: list[str], jitter_mode: jitter.JitterMode, clock: Clock,
+                 source: FrameSource, deliver_audio: Callable[[PcmFrame], Awaitable[None] | None],
+                 log: SessionLogger, peer_timeout_s: float, connect_timeout_s: float) -> None:
+        config = RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
+        self.pc = RTCPeerConnection(config)
+        self.events = EventChannel(log)
+        self.outbound = PacedAudioTrack(source, clock)
+        self.connected = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self._clock = clock
+        self._deliver = deliver_audio
+        self._jitter_mode = jitter_mode
+        self._log = log
+        self._peer_timeout_s = peer_timeout_s
+        self.last_media: float | None = None
+        self._connect_timeout_s = connect_timeout_s
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the client's offer and return our answer SDP (non-trickle: candidates included)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as exc:  # aiortc raises assorted types on malformed SDP
+            raise InvalidSdp(f"malformed SDP offer: {exc or type(exc).__name__}") from None
+        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
+        if not audio:
+            raise InvalidSdp("the offer has no audio m-line")
+        for transceiver in audio:
+            jitter.install(transceiver.receiver, self._jitter_mode)
+        self.pc.addTrack(self.outbound)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._spawn(self._watch())
+        return str(self.pc.localDescription.sdp)
+
+    async def close(self) -> None:
+        """Stop the tasks and the connection, bounded in time; safe to call twice."""
+        for task in list(self._tasks):
+            task.cancel()
+        self.outbound.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLOSE_DEADLINE_S):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self.pc.close()
+        if self.pc.connectionState != "closed":
+            self._log.warning("peer connection did not close within %.1f s", _CLOSE_DEADLINE_S)
+        self._end("closed")
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("peer task failed", exc_info=task.exception())
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label == "events":
+            self.events.attach(channel)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._spawn(read_inbound(track, self._clock, self._stamp_and_deliver))
+
+    def _stamp_and_deliver(self, frame: PcmFrame) -> Awaitable[None] | None:
+        self.last_media = frame.arrival
+        return self._deliver(frame)
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        self._log.debug("connection state %s", state)
+        if state == "connected":
+            self.connected.set()
+        elif state in ("failed", "closed"):
+            self._end(f"connection {state}")
+
+    async def _watch(self) -> None:
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await self.connected.wait()
+        except TimeoutError:
+            self._end("ice connect timeout")
+            return
+        quiet_since: float | None = None
+        while not self.ended.is_set():
+            await asyncio.sleep(self._peer_timeout_s / 4)
+            now = self._clock.now()
+            media_stale = self.last_media is not None and now - self.last_media > self._peer_timeout_s
+            if self.pc.connectionState == "connected" and not media_stale:
+                quiet_since = None
+                continue
+            quiet_since = quiet_since if quiet_since is not None else now
+            if media_stale or now - quiet_since >= self._peer_timeout_s:
+                self._end("client gone" if media_stale else "disconnected")
+
+    def _end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.end_reason = reason
+            self.ended.set()
+

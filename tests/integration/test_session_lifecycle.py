@@ -1,0 +1,97 @@
+"""Sessions in numbers and in failure: ten at once, a client that vanishes, a lapsed record."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from bench.rtc_client import RtcClient
+from conftest import make_settings, serve
+
+
+def live_peer_connections() -> list[RTCPeerConnection]:
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, RTCPeerConnection) and o.connectionState != "closed"]
+
+
+@pytest.mark.asyncio
+async def test_ten_sessions_all_hear_the_tone_then_nothing_is_left() -> None:
+    async with serve(make_settings(max_sessions=10)) as running:
+        gateway = running.gateway
+        baseline_tasks = len(asyncio.all_tasks())
+        clients = [RtcClient(running.url, mode="tone") for _ in range(10)]
+        await asyncio.gather(*(c.connect() for c in clients))
+        assert len(gateway.sessions) == 10
+        await asyncio.gather(*(c.wait_heard(25) for c in clients))
+        for client in clients:
+            level = max(abs(int(x)) for x in client.heard[-1].pcm)
+            assert level > 5000
+        lives = list(gateway.sessions.values())
+        await asyncio.gather(*(c.close() for c in clients))
+        async with asyncio.timeout(15):
+            await asyncio.gather(*(live.ended.wait() for live in lives))
+        assert not gateway.sessions
+        assert len(gateway.store) == 0  # type: ignore[arg-type]
+        assert all(not live.tasks for live in lives)
+        assert live_peer_connections() == []
+        assert len(asyncio.all_tasks()) <= baseline_tasks
+        assert gateway.metrics.active_sessions._value.get() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_vanishes_is_cleaned_up_within_the_peer_timeout() -> None:
+    async with serve(make_settings(peer_timeout_s=1.0)) as running:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.client_process", running.url, stdout=subprocess.PIPE,
+            cwd=os.getcwd())
+        try:
+            assert proc.stdout is not None
+            async with asyncio.timeout(20):
+                session_id = (await proc.stdout.readline()).decode().split()[0]
+            live = running.gateway.sessions[session_id]
+            async with asyncio.timeout(10):  # media is flowing: wait until the gateway has heard it
+                while live.peer.last_media is None:
+                    await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+            loop = asyncio.get_running_loop()
+            killed_at = loop.time()
+            async with asyncio.timeout(5):
+                await live.ended.wait()
+            assert loop.time() - killed_at < 1.0 + 1.5
+            assert session_id not in running.gateway.sessions
+            assert live.peer.pc.connectionState == "closed"
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+
+@pytest.mark.asyncio
+async def test_a_session_whose_record_lapses_is_ended() -> None:
+    async with serve(make_settings(session_ttl_s=0.6)) as running:
+        client = RtcClient(running.url, mode="tone")
+        await client.connect()
+        live = running.gateway.sessions[client.session_id]
+        await running.gateway.store.delete(client.session_id)  # as if deleted by another process
+        async with asyncio.timeout(5):
+            await live.ended.wait()
+        assert client.session_id not in running.gateway.sessions
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_max_duration_ends_the_session() -> None:
+    async with serve(make_settings(session_max_s=0.5)) as running:
+        client = RtcClient(running.url, mode="tone")
+        await client.connect()
+        live = running.gateway.sessions[client.session_id]
+        async with asyncio.timeout(5):
+            await live.ended.wait()
+        await client.close()

