@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,19 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
+async def poll_until(check: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0, every: float = 0.05) -> None:
+    """For state outside this process (Redis, a server's record) that has no event to wait on."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if await result if inspect.isawaitable(result) else result:
+                return
+            await asyncio.sleep(every)
+
+
 def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"host": "127.0.0.1", "port": free_port(), "ice_host_addresses": ["127.0.0.1"],
-                            "default_mode": "tone", "log_level": "WARNING"}
+                            "default_mode": "tone", "log_level": "WARNING", "preload_models": False}
     return Settings(**{**base, **overrides})
 
 

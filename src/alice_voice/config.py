@@ -18,7 +18,6 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-
 # A list given in the environment as comma-separated text, not JSON.
 CommaList = Annotated[list[str], NoDecode]
 
@@ -47,11 +46,14 @@ class Settings(BaseSettings):
     session_max_s: float = Field(3600.0, gt=0, description="Hard cap on one session's life.")
     max_sessions: int = Field(8, ge=1, description="Capacity of this process; past it an offer gets 503.")
     ice_servers: CommaList = Field(default_factory=list, description="STUN/TURN URLs; empty: none.")
+    ice_username: str | None = Field(None, description="Username for the turn:/turns: servers.")
+    ice_credential: SecretStr | None = Field(None, description="Password for the turn:/turns: servers.")
     ice_host_addresses: CommaList = Field(default_factory=list,
                                           description="Local addresses offered as ICE host candidates; empty: all.")
     peer_timeout_s: float = Field(5.0, gt=0, description="No media, or disconnected, this long ends a session.")
     ice_connect_timeout_s: float = Field(15.0, gt=0)
-    default_mode: Literal["agent", "tone"] = "tone"
+    default_mode: Literal["agent", "tone"] = "agent"
+    preload_models: bool = Field(True, description="Load the speech models at start-up (in the background).")
 
     # --- receive path ---
     jitter_buffer: Literal["immediate", "prefetch0", "aiortc"] = "immediate"

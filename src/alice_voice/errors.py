@@ -16,6 +16,7 @@
     ├── AtCapacity (503, at_capacity)
     ├── StoreUnavailable (503, store_unavailable)
     ├── ShuttingDown (503, shutting_down)
+    ├── ModelsUnavailable (503, models_unavailable)
     └── ProviderError (502, provider_error)
         ├── ProviderTimeout (504, provider_timeout)
         └── ProviderAuthError (502, provider_auth)
@@ -91,6 +92,10 @@ class StoreUnavailable(AliceError):
 
 class ShuttingDown(AliceError):
     status, code = 503, "shutting_down"
+
+
+class ModelsUnavailable(AliceError):
+    status, code = 503, "models_unavailable"
 
 
 class ProviderError(AliceError):

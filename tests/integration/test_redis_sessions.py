@@ -10,10 +10,10 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis
+from bench.rtc_client import RtcClient
 
 from alice_voice.state.redis_store import session_key
-from bench.rtc_client import RtcClient
-from conftest import RedisServer, RunningGateway, make_settings, serve
+from conftest import RedisServer, RunningGateway, make_settings, poll_until, serve
 
 
 @pytest_asyncio.fixture
@@ -27,12 +27,6 @@ async def raw_redis(redis_server: RedisServer) -> AsyncIterator[redis.Redis]:
     client = redis.from_url(redis_server.url, decode_responses=True)
     yield client
     await client.aclose()
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.05)
 
 
 @pytest.mark.asyncio
@@ -49,7 +43,7 @@ async def test_record_has_ttl_owner_and_no_token(redis_gateway: RunningGateway, 
     async def listening() -> bool:
         return json.loads(await raw_redis.get(key))["state"] == "listening"
 
-    await wait_for(listening)
+    await poll_until(listening)
     async with httpx.AsyncClient(base_url=redis_gateway.url) as http:
         auth = {"Authorization": f"Bearer {client.token}"}
         assert (await http.delete(f"/api/voice/sessions/{client.session_id}", headers=auth)).status_code == 200
@@ -95,13 +89,13 @@ async def test_redis_down_then_back(redis_server: RedisServer) -> None:
         async def healthy() -> bool:
             return bool((await http.get("/health")).json()["status"] == "ok")
 
-        await wait_for(healthy)
+        await poll_until(healthy)
         raw = redis.from_url(redis_server.url, decode_responses=True)
 
         async def rewritten() -> bool:  # the survivor's record is written again after the outage
             return bool(await raw.exists(session_key(survivor.session_id)))
 
-        await wait_for(rewritten)
+        await poll_until(rewritten)
         assert survivor.session_id in running.gateway.sessions
         fresh = RtcClient(running.url, mode="tone")
         await fresh.connect()

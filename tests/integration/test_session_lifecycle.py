@@ -11,9 +11,9 @@ import sys
 
 import pytest
 from aiortc import RTCPeerConnection
-
 from bench.rtc_client import RtcClient
-from conftest import make_settings, serve
+
+from conftest import make_settings, poll_until, serve
 
 
 def live_peer_connections() -> list[RTCPeerConnection]:
@@ -56,9 +56,7 @@ async def test_a_client_that_vanishes_is_cleaned_up_within_the_peer_timeout() ->
             async with asyncio.timeout(20):
                 session_id = (await proc.stdout.readline()).decode().split()[0]
             live = running.gateway.sessions[session_id]
-            async with asyncio.timeout(10):  # media is flowing: wait until the gateway has heard it
-                while live.peer.last_media is None:
-                    await asyncio.sleep(0.05)
+            await poll_until(lambda: live.peer.last_media is not None, timeout=10)  # media is flowing
             proc.send_signal(signal.SIGKILL)
             loop = asyncio.get_running_loop()
             killed_at = loop.time()

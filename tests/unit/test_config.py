@@ -59,3 +59,11 @@ def test_start_up_with_a_bad_value_prints_one_line_and_exits_2() -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "ALICE_PORT" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_turn_servers_get_their_credentials_and_stun_servers_do_not() -> None:
+    from alice_voice.transport.peer import ice_servers
+
+    servers = ice_servers(["stun:s.example:3478", "turn:t.example:3478?transport=udp"], "alice", "pw")
+    assert (servers[0].username, servers[0].credential) == (None, None)
+    assert (servers[1].username, servers[1].credential) == ("alice", "pw")

@@ -20,7 +20,7 @@ from alice_voice.api.static_files import STATIC_DIR
 from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError, BadRequest, InvalidBody, MethodNotAllowed, NotFound
-from alice_voice.gateway import ConversationFactory, Gateway
+from alice_voice.gateway import AgentRuntime, ConversationFactory, Gateway
 from alice_voice.metrics import Metrics
 from alice_voice.state.redis_store import RedisStore
 from alice_voice.state.store import MemoryStore, SessionStore
@@ -41,18 +41,23 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
                agent_factory: ConversationFactory | None = None) -> FastAPI:
     pin_host_addresses(settings.ice_host_addresses)
     metrics = Metrics()
-    gateway = Gateway(settings, store or build_store(settings), metrics, clock=clock, agent_factory=agent_factory)
+    runtime = AgentRuntime(settings, metrics, clock)
+    gateway = Gateway(settings, store or build_store(settings), metrics, clock=clock,
+                      agent_factory=agent_factory or runtime.new_conversation)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.preload_models:
+            runtime.start_loading()
         await gateway.start()
         yield
         await gateway.aclose()
+        await runtime.aclose()
 
     app = FastAPI(title="Alice Voice", version=__version__, lifespan=lifespan,
                   description="Real-time voice-agent gateway: WebRTC in, VAD -> ASR -> agent -> TTS, WebRTC out.")
     app.state.gateway = gateway
-    app.state.model_status = lambda: {}
+    app.state.runtime = runtime
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)

@@ -79,7 +79,7 @@ async def stop_tts(body: StopTtsRequest, gateway: GatewayDep, credentials: Beare
 
 @router.get("/health", response_model=HealthResponse, tags=["ops"])
 async def health(gateway: GatewayDep, request: Request) -> HealthResponse:
-    return HealthResponse(**await gateway.health(), models=request.app.state.model_status())
+    return HealthResponse(**await gateway.health(), models=request.app.state.runtime.status())
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)

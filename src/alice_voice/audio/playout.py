@@ -42,10 +42,12 @@ class Reply:
     sent: int = 0
     ended: bool = False
     started: bool = False
+    held: bool = False
     segments: list[Segment] = field(default_factory=list)
 
     def heard_text(self) -> str:
-        """The text of what was sent, cut inside a segment in proportion to its samples sent."""
+        """The text of what was sent: whole segments, and a partly sent one cut at the nearest word,
+        assuming its words are evenly spread over its audio (TTS engines give no word timings here)."""
         words: list[str] = []
         for seg in self.segments:
             if self.sent >= seg.end:
@@ -53,7 +55,7 @@ class Reply:
             elif self.sent > seg.start:
                 seg_words = seg.text.split()
                 share = (self.sent - seg.start) / max(1, seg.end - seg.start)
-                words.extend(seg_words[: int(len(seg_words) * share)])
+                words.extend(seg_words[: round(len(seg_words) * share)])
         return " ".join(words)
 
 
@@ -70,16 +72,25 @@ class Playout:
         self.reply: Reply | None = None
         self.on_first_frame: Callable[[Reply], None] = lambda reply: None
         self.on_finished: Callable[[Reply], None] = lambda reply: None
+        self.on_silenced: Callable[[Reply], None] = lambda reply: None  # first silent frame after a cut
+        self._cut: Reply | None = None
 
     @property
     def playing(self) -> bool:
         return self.reply is not None and self.reply.started
 
-    def begin(self, reply_id: int) -> Reply:
-        """Start a new reply; whatever was left of the previous one is dropped."""
+    def begin(self, reply_id: int, *, held: bool = False) -> Reply:
+        """Start a new reply; whatever was left of the previous one is dropped.
+
+        A held reply queues its audio but does not play until `release()` (speculative replies).
+        """
         self.flush()
-        self.reply = Reply(reply_id)
+        self.reply = Reply(reply_id, held=held)
         return self.reply
+
+    def release(self, reply_id: int) -> None:
+        if self.reply is not None and self.reply.reply_id == reply_id:
+            self.reply.held = False
 
     def push(self, pcm48: Pcm, text: str) -> None:
         reply = self.reply
@@ -107,11 +118,16 @@ class Playout:
         reply, self.reply = self.reply, None
         self._frames.clear()
         self._partial = empty_pcm()
+        if reply is not None and reply.started:
+            self._cut = reply
         return reply
 
     def next_frame(self) -> Pcm:
+        if self._cut is not None:
+            cut, self._cut = self._cut, None
+            self.on_silenced(cut)
         reply = self.reply
-        if reply is None:
+        if reply is None or reply.held:
             return self._silence
         if not reply.started:
             ready = reply.ended or len(self._frames) * self._n >= self._min_start

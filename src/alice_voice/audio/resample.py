@@ -28,6 +28,8 @@ class InboundResampler:
 class OutboundResampler:
     """TTS audio at its native rate -> 48 kHz for playout; soxr keeps filter state across chunks."""
 
+    empty = empty_pcm()
+
     def __init__(self, rate_in: int, rate_out: int = WEBRTC_RATE) -> None:
         self.rate_in = rate_in
         self._same = rate_in == rate_out

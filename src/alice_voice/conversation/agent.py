@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from alice_voice.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +22,13 @@ class Agent(Protocol):
     name: str
 
     def respond(self, history: Sequence[Message], text: str) -> AsyncIterator[str]: ...
+
+
+_AGENTS = {"local": "local_agent", "openai": "llm_agent"}
+
+
+def load_agent(settings: Settings) -> Agent:
+    """The configured agent, built once per process (agents keep no per-session state)."""
+    module = importlib.import_module(f"alice_voice.conversation.{_AGENTS[settings.agent]}")
+    agent: Agent = module.load(settings)
+    return agent

@@ -23,6 +23,10 @@ class VadStream(Protocol):
 
     def reset(self) -> None: ...
 
+    def close(self) -> None:
+        """Give the detector back to its model; the stream is unusable afterwards."""
+        ...
+
 
 class VadModel(Protocol):
     name: str

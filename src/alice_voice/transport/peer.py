@@ -69,14 +69,23 @@ class EventChannel:
             self._log.debug("event not sent: %s", exc)
 
 
+def ice_servers(urls: list[str], username: str | None, credential: str | None) -> list[RTCIceServer]:
+    """STUN servers as given; TURN servers with their credentials."""
+    def server(url: str) -> RTCIceServer:
+        if url.startswith(("turn:", "turns:")):
+            return RTCIceServer(urls=url, username=username, credential=credential)
+        return RTCIceServer(urls=url)
+
+    return [server(url) for url in urls]
+
+
 class Peer:
     """The session's RTCPeerConnection and the tasks that read from it."""
 
-    def __init__(self, *, ice_servers: list[str], jitter_mode: jitter.JitterMode, clock: Clock,
+    def __init__(self, *, ice_servers: list[RTCIceServer], jitter_mode: jitter.JitterMode, clock: Clock,
                  source: FrameSource, deliver_audio: Callable[[PcmFrame], Awaitable[None] | None],
                  log: SessionLogger, peer_timeout_s: float, connect_timeout_s: float) -> None:
-        config = RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
-        self.pc = RTCPeerConnection(config)
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
         self.events = EventChannel(log)
         self.outbound = PacedAudioTrack(source, clock)
         self.connected = asyncio.Event()

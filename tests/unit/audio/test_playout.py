@@ -79,3 +79,16 @@ def test_tone_has_continuous_phase() -> None:
     # A phase jump would show as a step far larger than the sine's largest per-sample change.
     max_step = 2 * np.pi * 440 / 48000 * 0.3 * 32767
     assert np.abs(np.diff(joined)).max() <= max_step + 2
+
+
+def test_a_held_reply_queues_silently_until_released() -> None:
+    playout = Playout(buffer_ms=40)
+    started: list[object] = []
+    playout.on_first_frame = started.append
+    playout.begin(3, held=True)
+    playout.push(pcm(100, 9), "ready")
+    assert not playout.next_frame().any() and not started
+    playout.release(2)  # another reply's release does nothing
+    assert not playout.next_frame().any()
+    playout.release(3)
+    assert (playout.next_frame() == 9).all() and len(started) == 1

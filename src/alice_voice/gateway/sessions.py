@@ -1,4 +1,4 @@
-"""Composition root: opens and ends sessions, wiring transport <-> conversation <-> state.
+"""Sessions: opens and ends them, wiring transport <-> conversation <-> state.
 
 Each session lives in this process (its owner). Its record in the store is refreshed while it lives;
 the session ends when the client goes, the peer fails, it is deleted, its record lapses, or it reaches
@@ -18,9 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from alice_voice.audio.frames import PcmFrame
-from alice_voice.audio.playout import FrameSource, ToneSource
-from alice_voice.audio.tone import ToneGenerator
 from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.config import Settings
 from alice_voice.conversation.events import (
@@ -31,11 +28,13 @@ from alice_voice.conversation.events import (
     TextMessage,
     parse_client_message,
 )
+from alice_voice.conversation.session import Conversation
+from alice_voice.conversation.tone import ToneConversation
 from alice_voice.errors import AliceError, AtCapacity, Forbidden, SessionNotFound, ShuttingDown, Unauthorized
 from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
-from alice_voice.state.store import SessionRecord, SessionState, SessionStore, hash_token, token_matches
-from alice_voice.transport.peer import Peer
+from alice_voice.state.store import SessionRecord, SessionStore, hash_token, token_matches
+from alice_voice.transport.peer import Peer, ice_servers
 
 Mode = Literal["agent", "tone"]
 log = logging.getLogger("alice_voice.gateway")
@@ -45,31 +44,11 @@ def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-class ToneConversation:
-    """Tone mode: a 440 Hz tone instead of the agent; stop-tts silences it; incoming audio is ignored."""
-
-    def __init__(self) -> None:
-        self.source: FrameSource = ToneSource(ToneGenerator().next_frame)
-
-    def deliver_audio(self, frame: PcmFrame) -> None:
-        return None
-
-    def stop_tts(self) -> bool:
-        assert isinstance(self.source, ToneSource)
-        return self.source.stop()
-
-    def handle_text(self, text: str) -> None:
-        raise AliceError("text messages need agent mode")
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()
-
-
 @dataclass
 class LiveSession:
     record: SessionRecord
     peer: Peer
-    conversation: Any
+    conversation: Conversation
     log: SessionLogger
     answered_at: float
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -82,8 +61,8 @@ class LiveSession:
         return self.record.session_id
 
 
-ConversationFactory = Callable[[str, Callable[[ServerEvent], None], Callable[[SessionState], None],
-                                Callable[[dict[str, float]], None], SessionLogger], Awaitable[Any]]
+ConversationFactory = Callable[[str, Callable[[ServerEvent], None], Callable[[str], None],
+                                Callable[[dict[str, float]], None], SessionLogger], Awaitable[Conversation]]
 
 
 class Gateway:
@@ -154,7 +133,7 @@ class Gateway:
                 self.metrics.errors_total.labels(code=getattr(event, "code", "internal")).inc()
             holder["s"].peer.events.send(event.to_dict())
 
-        def set_state(state: SessionState) -> None:
+        def set_state(state: str) -> None:
             self._mutate(holder["s"], state=state)
 
         def turn_done(timings: dict[str, float]) -> None:
@@ -162,10 +141,13 @@ class Gateway:
             self._mutate(live, turn_count=live.record.turn_count + 1, last_turn=timings)
 
         if record.mode == "tone" or self._agent_factory is None:
-            conversation: Any = ToneConversation()
+            conversation: Conversation = ToneConversation()
         else:
             conversation = await self._agent_factory(record.session_id, emit, set_state, turn_done, slog)
-        peer = Peer(ice_servers=self.settings.ice_servers, jitter_mode=self.settings.jitter_buffer,
+        credential = self.settings.ice_credential
+        servers = ice_servers(self.settings.ice_servers, self.settings.ice_username,
+                              credential.get_secret_value() if credential else None)
+        peer = Peer(ice_servers=servers, jitter_mode=self.settings.jitter_buffer,
                     clock=self.clock, source=conversation.source, deliver_audio=conversation.deliver_audio,
                     log=slog, peer_timeout_s=self.settings.peer_timeout_s,
                     connect_timeout_s=self.settings.ice_connect_timeout_s)
@@ -244,9 +226,7 @@ class Gateway:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        close = getattr(live.conversation, "aclose", None)
-        if close is not None:
-            await close()
+        await live.conversation.aclose()
         await live.peer.close()
         try:
             await self.store.delete(live.id)
@@ -306,7 +286,7 @@ class Gateway:
         live = self.sessions.get(session_id)
         if live is None:
             raise SessionNotFound(f"session {session_id!r} is not owned by this process")
-        return bool(live.conversation.stop_tts())
+        return live.conversation.stop_tts()
 
     async def health(self) -> dict[str, Any]:
         self.store_up = await self.store.ping()

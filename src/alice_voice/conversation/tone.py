@@ -1,0 +1,32 @@
+"""Tone mode: a 440 Hz tone instead of the agent (a transport test any client can run)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alice_voice.audio.frames import PcmFrame
+from alice_voice.audio.playout import ToneSource
+from alice_voice.audio.tone import ToneGenerator
+from alice_voice.errors import InvalidMessage
+
+
+class ToneConversation:
+    """stop-tts silences the tone; incoming audio is ignored; text needs agent mode."""
+
+    def __init__(self) -> None:
+        self.source = ToneSource(ToneGenerator().next_frame)
+
+    def deliver_audio(self, frame: PcmFrame) -> None:
+        return None
+
+    def stop_tts(self) -> bool:
+        return self.source.stop()
+
+    def handle_text(self, text: str) -> None:
+        raise InvalidMessage("text messages need agent mode (this session is in tone mode)")
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,6 @@
+"""Composition root: sessions (transport <-> conversation <-> state) and the process-wide runtime."""
+
+from alice_voice.gateway.runtime import AgentRuntime
+from alice_voice.gateway.sessions import ConversationFactory, Gateway, LiveSession
+
+__all__ = ["AgentRuntime", "ConversationFactory", "Gateway", "LiveSession"]

