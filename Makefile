@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-10)
 PY_STAMP := $(VENV)/.installed-$(LOCK_HASH)
 RUN_APT := espeak-ng
-TEST_APT := $(RUN_APT) redis-server sox prometheus nginx coturn docker-compose
+TEST_APT := $(RUN_APT) redis-server sox prometheus nginx coturn docker-compose chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint unit bench install install-run install-test clean

@@ -32,6 +32,8 @@ from tests.speech_fixtures import LONG_SENTENCE, PROMPTS, VOICES, silence, synth
 from alice_voice.audio.frames import Pcm, rms
 from alice_voice.config import Settings
 from alice_voice.speech.protocols import StreamingAsr
+from alice_voice.speech.sphinx_asr import SphinxAsr
+from alice_voice.speech.whisper_asr import WhisperAsr
 
 FRAME = 320  # 20 ms at 16 kHz
 ONSET_RMS = 328.0  # -40 dBFS
@@ -102,7 +104,7 @@ async def run_clip(asr: StreamingAsr, voice: str, text: str) -> ClipResult:
                       (marks["final"] - marks["finish"]) * 1000, len(partials), lag)
 
 
-def load(provider: str, sessions: int) -> StreamingAsr:
+def load(provider: str, sessions: int) -> WhisperAsr | SphinxAsr:
     settings = Settings(max_sessions=max(sessions, 1))
     if provider == "whisper":
         from alice_voice.speech import whisper_asr
@@ -115,7 +117,7 @@ async def bench_provider(provider: str, voices: list[str], texts: list[str], ses
     started = time.perf_counter()
     asr = load(provider, sessions)
     load_s = time.perf_counter() - started
-    scheduler = asr.scheduler  # type: ignore[attr-defined]
+    scheduler = asr.scheduler
     passes: list[tuple[bool, float]] = []
     scheduler.on_pass = lambda final, seconds: passes.append((final, seconds))
     jobs = [(voice, text) for voice in voices for text in texts]

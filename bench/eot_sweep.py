@@ -1,12 +1,15 @@
 """End-of-turn sweep: Silero VAD + Endpointer + smart-turn v3.2 over synthesized speech.
 
-    .venv/bin/python -m bench.eot_sweep [--quick] [--json PATH] [--model-ms 60]
+    .venv/bin/python -m bench.eot_sweep [--quick] [--json PATH] [--model-ms 60] [--recheck-ms 200] [--costs]
+
+The full run makes ~1900 smart-turn calls: ~5-10 min on the 2-core machine (--quick: a third of the
+clips, ~1.5 min; --costs: only the per-frame and per-call costs).
 
 Clips (16 kHz, 0.5 s lead-in, 1.2 s tail, low noise under everything):
   complete  whole prompts (tests/speech_fixtures.PROMPTS): the turn should end, soon.
   prosody   one sentence with a 250-600 ms pause inside it, spoken as one sentence (espeak: an SSML
-            break; piper: a comma whose silence is stretched), so the words before the pause carry
-            the rising/level pitch of an unfinished sentence: the turn must not end in the pause.
+            break; piper: a comma whose silence is stretched), so the words before the pause are
+            spoken as the middle of a sentence, not its end: the turn must not end in the pause.
   halves    the same two halves synthesized separately and joined by the pause (what
             speech_fixtures.with_pause builds): the first half ends with a sentence-final fall.
 
@@ -57,6 +60,8 @@ EOT_SILENCE = [96, 160, 224, 320]
 EOT_THRESHOLD = [0.3, 0.5, 0.7, 0.9]
 FALLBACK = [600, 800, 1000]
 HANGOVERS = [256, 320, 416, 512, 640, 800]
+# (eot_silence_ms, eot_threshold, eot_fallback_ms): config.py's defaults and what this sweep suggests
+CURRENT, SUGGESTED, SUGGESTED_SILENCE_ONLY = (160, 0.5, 800), (224, 0.5, 800), 512
 QUIET = 200  # int16 amplitude below which synthesized audio counts as silent
 
 
@@ -266,6 +271,19 @@ def pareto(rows: list[Row]) -> list[Row]:
     return sorted(front, key=key)
 
 
+def highlights(rows: list[Row]) -> list[tuple[str, Row]]:
+    def pick(mode: str, values: tuple[float, ...]) -> Row | None:
+        keys = ("eot_silence_ms", "eot_threshold", "eot_fallback_ms") if mode == "model" else ("silence_only_ms",)
+        for row in rows:
+            if row.setting["mode"] == mode and tuple(row.setting[k] for k in keys) == values:
+                return row
+        return None
+
+    found = [("current defaults:", pick("model", CURRENT)), ("suggested:", pick("model", SUGGESTED)),
+             ("suggested without model:", pick("silence", (SUGGESTED_SILENCE_ONLY,)))]
+    return [(label, row) for label, row in found if row is not None]
+
+
 def measure_costs(vad: SileroVad, model: SmartTurn, clips: list[Clip]) -> dict[str, float]:
     """Per-frame VAD, per-stream pool and per-call smart-turn costs (wall clock; noisy on a shared machine)."""
     audio = np.concatenate([c.audio for c in clips[:6]])
@@ -335,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
     vad_lag = [(c.probs and (max(i for i, p in enumerate(c.probs) if p >= 0.5) + 1) * FRAME_SAMPLES - c.speech_end)
                for c in clips if c.kind == "complete"]
     print(f"VAD last speech frame ends {np.median(vad_lag) / 16:.0f} ms (median) after the last word")
+    for label, row in highlights(rows):
+        print(f"{label:<26}{fmt(row)}")
     print("Pareto front (pause cut-offs vs median delay; no complete turn cut):")
     for row in pareto(rows):
         print(f"  pauses cut {100 * row.pause_cut:5.1f}%  {fmt(row)}")

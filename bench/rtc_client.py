@@ -26,7 +26,11 @@ from alice_voice.transport.tracks import PacedAudioTrack
 
 
 class MicSource:
-    """Frames queued to be 'spoken' into the call; silence when the queue is empty."""
+    """Frames queued to be 'spoken' into the call; silence when the queue is empty.
+
+    With an echo path set, what the client hears comes back into its microphone after `delay` frames,
+    scaled by `gain` (a speakerphone without echo cancellation), mixed with whatever it says.
+    """
 
     def __init__(self) -> None:
         self.frames: deque[Pcm] = deque()
@@ -34,6 +38,25 @@ class MicSource:
         self.sent_speech: list[float] = []  # client time each queued frame left
         self.drained = asyncio.Event()
         self.drained.set()
+        self.echo_gain = 0.0
+        self.echo_noise_rms = 0.0
+        self._echo: deque[Pcm] = deque()
+        self._rng = np.random.default_rng(7)
+
+    def loop_back(self, delay_ms: int, gain: float, noise_rms: float = 0.0) -> None:
+        self.echo_gain, self.echo_noise_rms = gain, noise_rms
+        self._echo = deque([self.silence] * (delay_ms // 20))
+
+    def heard(self, pcm48: Pcm) -> None:
+        if self.echo_gain:
+            self._echo.append(pcm48)
+
+    def _echo_frame(self) -> np.ndarray:
+        if not self.echo_gain:
+            return np.zeros(WEBRTC_FRAME_SAMPLES)
+        frame = self._echo.popleft().astype(np.float64) if self._echo else np.zeros(WEBRTC_FRAME_SAMPLES)
+        noise = self._rng.normal(0, self.echo_noise_rms, WEBRTC_FRAME_SAMPLES) if self.echo_noise_rms else 0.0
+        return frame * self.echo_gain + noise
 
     def enqueue(self, pcm48: Pcm) -> None:
         n = WEBRTC_FRAME_SAMPLES
@@ -42,11 +65,13 @@ class MicSource:
         self.drained.clear()
 
     def next_frame(self) -> Pcm:
+        echo = self._echo_frame()
         if not self.frames:
             self.drained.set()
-            return self.silence
+            return np.clip(echo, -32768, 32767).astype(np.int16) if self.echo_gain else self.silence
         self.sent_speech.append(time.monotonic())
-        return self.frames.popleft()
+        voice = self.frames.popleft()
+        return np.clip(voice + echo, -32768, 32767).astype(np.int16) if self.echo_gain else voice
 
 
 @dataclass
@@ -92,6 +117,9 @@ class RtcClient:
         t2 = time.monotonic()
         response.raise_for_status()
         answer = response.json()
+        server_timing = response.headers.get("server-timing", "")
+        if "dur=" in server_timing:
+            self.timings["server_offer_ms"] = float(server_timing.split("dur=")[1].split(",")[0])
         self.session_id, self.token = answer["session_id"], answer["token"]
         for transceiver in self.pc.getTransceivers():
             if transceiver.kind == "audio":
@@ -173,5 +201,7 @@ class RtcClient:
             except MediaStreamError:
                 return
             stereo = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
-            self.heard.append(Heard(time.monotonic(), stereo.mean(axis=1).astype(np.int16)))
+            pcm = stereo.mean(axis=1).astype(np.int16)
+            self.heard.append(Heard(time.monotonic(), pcm))
+            self.mic.heard(pcm)
             await self._notify(self._heard_more)

@@ -67,19 +67,25 @@ class Settings(BaseSettings):
 
     # --- listening ---
     vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_exit_margin: float = Field(0.15, ge=0, lt=1, description="Speech ends below vad_threshold minus this.")
     vad_min_speech_ms: int = Field(64, ge=0, description="Speech needed to start a turn.")
     vad_preroll_ms: int = Field(256, ge=0, description="Audio kept before speech onset.")
-    eot_silence_ms: int = Field(160, ge=0, description="Silence before the end-of-turn model is asked.")
+    eot_silence_ms: int = Field(224, ge=0, description="Silence before the end-of-turn model is asked.")
     eot_threshold: float = Field(0.5, gt=0, lt=1)
     eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
     eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn whatever the model says.")
+    silence_only_ms: int = Field(512, ge=100, description="Silence that ends a turn when end_of_turn=silence.")
     asr_threads: int = Field(1, ge=1, le=8, description="Decoding threads shared by all sessions.")
     asr_partial_interval_ms: int = Field(160, ge=20)
     asr_timeout_s: float = Field(10.0, gt=0)
 
     # --- speaking ---
-    barge_in_min_speech_ms: int = Field(64, ge=0)
+    barge_in_pause: bool = Field(True, description="Pause the reply on the first speech frame; cut it once the "
+                                 "speech lasts vad_min_speech_ms, resume if it does not (a cough).")
     echo_guard: bool = True
+    echo_max_delay_ms: int = Field(400, ge=20, le=1000, description="Longest echo path the guard searches.")
+    echo_residual_ratio: float = Field(0.35, gt=0, lt=1, description="Below this share of unexplained energy, "
+                                       "an incoming frame is our own echo.")
     playout_buffer_ms: int = Field(60, ge=40, le=80)
     tts_voice: str | None = None
     tts_timeout_s: float = Field(10.0, gt=0)

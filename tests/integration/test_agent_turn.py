@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soxr
-from bench.rtc_client import RtcClient
 
 import speech_fixtures as sf
 from alice_voice.speech.whisper_asr import WhisperEngine
+from bench.rtc_client import RtcClient
 from conftest import RunningGateway, make_settings, serve
 
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
-from bench.rtc_client import RtcClient
 
+from bench.rtc_client import RtcClient
 from conftest import RunningGateway, make_settings, serve
 
 VALID_SDP_PREFIX = "v=0\r\n"

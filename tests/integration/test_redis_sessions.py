@@ -10,10 +10,11 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis
-from bench.rtc_client import RtcClient
 
 from alice_voice.state.redis_store import session_key
-from conftest import RedisServer, RunningGateway, make_settings, poll_until, serve
+from bench.local_services import RedisServer
+from bench.rtc_client import RtcClient
+from conftest import RunningGateway, make_settings, poll_until, serve
 
 
 @pytest_asyncio.fixture

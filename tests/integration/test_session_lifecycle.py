@@ -11,8 +11,8 @@ import sys
 
 import pytest
 from aiortc import RTCPeerConnection
-from bench.rtc_client import RtcClient
 
+from bench.rtc_client import RtcClient
 from conftest import make_settings, poll_until, serve
 
 

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import numpy as np
 import pytest
-from bench.rtc_client import RtcClient
 
+from bench.rtc_client import RtcClient
 from conftest import RunningGateway
 
 

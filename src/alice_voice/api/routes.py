@@ -44,11 +44,16 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
 
 
 @router.post("/api/webrtc/offer", response_model=OfferResponse, responses=_ERRORS, tags=["webrtc"])
-async def offer(body: OfferRequest, gateway: GatewayDep) -> OfferResponse:
-    """Open a session: the client's SDP offer in, the gateway's answer, session id and token out."""
+async def offer(body: OfferRequest, gateway: GatewayDep, response: Response) -> OfferResponse:
+    """Open a session: the client's SDP offer in, the gateway's answer, session id and token out.
+
+    The `Server-Timing` header carries the gateway's own offer -> answer time (`offer;dur=<ms>`).
+    """
     started = time.perf_counter()
     record, token, answer = await gateway.open(body.sdp, body.mode)
-    gateway.metrics.offer_ms.observe((time.perf_counter() - started) * 1000)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    gateway.metrics.offer_ms.observe(elapsed_ms)
+    response.headers["Server-Timing"] = f"offer;dur={elapsed_ms:.2f}"
     return OfferResponse(sdp=answer, session_id=record.session_id, token=token)
 
 

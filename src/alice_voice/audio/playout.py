@@ -72,8 +72,10 @@ class Playout:
         self.reply: Reply | None = None
         self.on_first_frame: Callable[[Reply], None] = lambda reply: None
         self.on_finished: Callable[[Reply], None] = lambda reply: None
-        self.on_silenced: Callable[[Reply], None] = lambda reply: None  # first silent frame after a cut
+        # The first silent frame after reply audio was paused or cut (once per silence).
+        self.on_silenced: Callable[[Reply], None] = lambda reply: None
         self._cut: Reply | None = None
+        self._paused = False
 
     @property
     def playing(self) -> bool:
@@ -118,16 +120,30 @@ class Playout:
         reply, self.reply = self.reply, None
         self._frames.clear()
         self._partial = empty_pcm()
-        if reply is not None and reply.started:
+        if reply is not None and reply.started and not self._paused:
             self._cut = reply
+        self._paused = False
         return reply
+
+    def pause(self) -> None:
+        """Silence at the next tick, keeping the queue (a barge-in not yet confirmed)."""
+        if self.reply is not None and self.reply.started and not self._paused:
+            self._paused = True
+            self._cut = self.reply
+
+    def resume(self) -> None:
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def next_frame(self) -> Pcm:
         if self._cut is not None:
             cut, self._cut = self._cut, None
             self.on_silenced(cut)
         reply = self.reply
-        if reply is None or reply.held:
+        if reply is None or reply.held or self._paused:
             return self._silence
         if not reply.started:
             ready = reply.ended or len(self._frames) * self._n >= self._min_start

@@ -21,7 +21,8 @@ Arrival times only stamp the events, for the latency metrics.
 Without an end-of-turn model the turn ends after `silence_only_ms` of silence (reason "silence").
 That is a separate setting rather than eot_fallback_ms: the fallback is a safety net behind a model
 (long, rarely reached), while a silence-only hangover is the one latency/cut-off trade-off the
-deployment makes (bench/eot_sweep.py measures it).
+deployment makes. bench/eot_sweep.py measures it: 512 ms kept every 250 and 400 ms pause whole and
+cut every 600 ms one, ending complete turns 512 ms after the last speech frame.
 
 Only one model question is in flight at a time, and each carries an id: an answer to an older
 question (speech resumed, or the turn already ended) is ignored.
@@ -52,7 +53,7 @@ class EndpointerConfig:
     eot_threshold: float = 0.5
     eot_recheck_ms: int = 200
     eot_fallback_ms: int = 800
-    silence_only_ms: int = 480
+    silence_only_ms: int = 512
     frame_ms: int = FRAME_MS
 
     def __post_init__(self) -> None:
@@ -64,7 +65,7 @@ class EndpointerConfig:
             raise ValueError("eot_fallback_ms must be longer than eot_silence_ms")
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, silence_only_ms: int = 480,
+    def from_settings(cls, settings: Settings, *, silence_only_ms: int = 512,
                       exit_margin: float = EXIT_MARGIN) -> EndpointerConfig:
         return cls(
             vad_threshold=settings.vad_threshold,
@@ -75,7 +76,7 @@ class EndpointerConfig:
             eot_threshold=settings.eot_threshold,
             eot_recheck_ms=settings.eot_recheck_ms,
             eot_fallback_ms=settings.eot_fallback_ms,
-            silence_only_ms=silence_only_ms,
+            silence_only_ms=settings.silence_only_ms,
         )
 
     def frames(self, ms: int) -> int:
@@ -160,6 +161,11 @@ class Endpointer:
     @property
     def in_turn(self) -> bool:
         return self._phase is not Phase.IDLE
+
+    @property
+    def onset_frames(self) -> int:
+        """Speech frames counted towards a turn that has not started yet (0 when none, or in a turn)."""
+        return self._run if self._phase is Phase.IDLE else 0
 
     def reset(self) -> None:
         """Forget any turn in progress (e.g. the session was interrupted or restarted)."""

@@ -34,6 +34,14 @@ _MAX_TURN_S = 60  # the end-of-turn model reads the last 8 s; the ASR keeps its 
 
 
 class ListenerEvents(Protocol):
+    def speech_onset(self, arrival: float) -> None:
+        """A first speech frame, before it is known to be a turn (barge-in may pause on it)."""
+        ...
+
+    def onset_lost(self) -> None:
+        """The onset did not become a turn (a cough, a click)."""
+        ...
+
     def speech_started(self, event: SpeechStarted) -> None: ...
 
     def silence_started(self, event: SilenceStarted) -> None: ...
@@ -52,7 +60,7 @@ class ListenerEvents(Protocol):
 class Listener:
     def __init__(self, *, vad: VadStream, endpointer: Endpointer, asr: StreamingAsr,
                  end_of_turn: EndOfTurnModel | None, eot_executor: Executor, sink: ListenerEvents,
-                 log: SessionLogger, hear: Callable[[PcmFrame], bool] = lambda frame: True) -> None:
+                 log: SessionLogger, hear: Callable[[PcmFrame], Pcm | None] = lambda frame: frame.samples) -> None:
         self._vad = vad
         self._endpointer = endpointer
         self._asr_model = asr
@@ -70,6 +78,7 @@ class Listener:
         self._pushed = 0
         self._finish_at: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._onset = False
 
     def push(self, chunk: PcmFrame) -> None:
         """Audio as it arrives (any chunk size); runs VAD inline (about 1 ms a 32 ms frame).
@@ -79,9 +88,11 @@ class Listener:
         end-of-turn model gets everything, trailing silence included, as it was trained.
         """
         for frame in self._framer.push(chunk.samples, chunk.arrival):
-            prob = self._vad.prob(frame.samples) if self._hear(frame) else 0.0
+            heard = self._hear(frame)  # what of it may be the user (None: nothing, it is our own echo)
+            prob = self._vad.prob(heard) if heard is not None else 0.0
             self._recent.append(frame.samples)
             opened = self._handle(self._endpointer.on_frame(prob, frame.arrival))
+            self._track_onset(frame.arrival)
             if opened or self._asr is None:
                 continue
             phase = self._endpointer.phase
@@ -94,6 +105,14 @@ class Listener:
                 self._pause.append(frame.samples)
             if phase is not Phase.IDLE:
                 self._add_turn_audio(frame.samples)
+
+    def _track_onset(self, arrival: float) -> None:
+        pending = self._endpointer.onset_frames > 0
+        if pending and not self._onset:
+            self._sink.speech_onset(arrival)
+        elif self._onset and not pending and not self._endpointer.in_turn:
+            self._sink.onset_lost()
+        self._onset = pending
 
     def cancel_turn(self) -> None:
         """Drop the utterance in progress (after a failure, or when the session ends)."""

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from alice_voice.audio.frames import PcmFrame
+from alice_voice.audio.frames import Pcm, PcmFrame
 from alice_voice.audio.playout import Playout
 from alice_voice.audio.playout import Reply as PlayedReply
 from alice_voice.clock import Clock
 from alice_voice.config import Settings
 from alice_voice.conversation import events as ev
 from alice_voice.conversation.agent import Agent, Message
+from alice_voice.conversation.echo_guard import EchoGuard, EchoGuardConfig
 from alice_voice.conversation.endpointer import (
     Endpointer,
     EndpointerConfig,
@@ -52,6 +53,19 @@ class Resources:
     clock: Clock
 
 
+class _TappedPlayout:
+    """The outbound frame source: playout, with each sent frame shown to the echo guard."""
+
+    def __init__(self, playout: Playout, echo: EchoGuard | None, clock: Clock) -> None:
+        self._playout, self._echo, self._clock = playout, echo, clock
+
+    def next_frame(self) -> Pcm:
+        frame = self._playout.next_frame()
+        if self._echo is not None:
+            self._echo.played(frame, self._clock.now())
+        return frame
+
+
 class VoicePipeline:
     def __init__(self, res: Resources, emit: Callable[[ev.ServerEvent], None],
                  set_state: Callable[[str], None], turn_done: Callable[[dict[str, float]], None],
@@ -62,14 +76,16 @@ class VoicePipeline:
         self.playout.on_first_frame = self._first_audio
         self.playout.on_finished = self._played_out
         self.playout.on_silenced = self._silenced
-        self.source = self.playout
+        self.echo = EchoGuard(EchoGuardConfig(settings.echo_max_delay_ms, settings.echo_residual_ratio)) \
+            if settings.echo_guard else None
+        self.source = _TappedPlayout(self.playout, self.echo, res.clock)
         self.machine = TurnMachine()
         self.history: list[Message] = []
         endpointer = Endpointer(EndpointerConfig.from_settings(settings),
                                 model_enabled=res.models.end_of_turn is not None)
         self.listener = Listener(vad=res.models.vad.stream(), endpointer=endpointer, asr=res.models.asr,
                                  end_of_turn=res.models.end_of_turn, eot_executor=res.eot_executor, sink=self,
-                                 log=log)
+                                 log=log, hear=self._is_user)
         self._deadlines = ReplyDeadlines(agent_s=settings.agent_timeout_s, tts_s=settings.tts_timeout_s)
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
@@ -77,6 +93,8 @@ class VoicePipeline:
         self._next_reply_id = 0
         self._turn: TurnTimings | None = None
         self._cut_turn: TurnTimings | None = None
+        self._onset: float | None = None  # first speech frame of a possible barge-in
+        self._silenced_at: float | None = None  # first frame without reply audio after a pause or cut
         self._turn_number = 0
         self._partial = ""
 
@@ -102,10 +120,24 @@ class VoicePipeline:
         await self.listener.aclose()
 
     # ---------- what the listener hears ----------
+    def _is_user(self, frame: PcmFrame) -> Pcm | None:
+        return frame.samples if self.echo is None else self.echo.user_part(frame.samples, frame.arrival)
+
+    def speech_onset(self, arrival: float) -> None:
+        if self.playout.playing and self._res.settings.barge_in_pause:
+            self._onset = arrival
+            self.playout.pause()
+
+    def onset_lost(self) -> None:
+        if self._onset is not None:
+            self._onset = self._silenced_at = None
+            self.playout.resume()
+
     def speech_started(self, event: SpeechStarted) -> None:
         self._emit(ev.SpeechStarted())
         if self.machine.reply == "committed" and self._turn is not None:
-            self._turn.barge_in_speech = event.first_speech_arrival
+            self._turn.barge_in_speech = self._onset or event.first_speech_arrival
+        self._onset = None
         self._apply(self.machine.speech_started())
         self._turn = TurnTimings(user_start=event.first_speech_arrival)
         self._partial = ""
@@ -209,6 +241,8 @@ class VoicePipeline:
             if heard:
                 self._remember(Message("assistant", heard))
             self._cut_turn = self._turn  # its metrics go out once the cut is heard as silence
+            if self._silenced_at is not None:  # already silent: the reply was paused on the onset
+                self._settle_cut()
 
     def _reply_failed(self, error: ProviderError) -> None:
         self._report(error)
@@ -247,13 +281,19 @@ class VoicePipeline:
         self._finish_turn(self._turn)
 
     def _silenced(self, played: PlayedReply) -> None:
-        """The first frame without the cut reply's audio has been handed to the sender."""
-        turn, self._cut_turn = self._cut_turn, None
-        if turn is None:
+        """The first frame without reply audio (after a pause or a cut) has been handed to the sender."""
+        self._silenced_at = self._res.clock.now()
+        self._settle_cut()
+
+    def _settle_cut(self) -> None:
+        """A cut reply's turn is reported once both the cut and its first silent frame are known."""
+        turn, silenced = self._cut_turn, self._silenced_at
+        if turn is None or silenced is None:
             return
+        self._cut_turn = self._silenced_at = None
         if turn.barge_in_speech is not None:
-            turn.barge_in_silenced = self._res.clock.now()
-            self._res.metrics.barge_in_ms.observe((turn.barge_in_silenced - turn.barge_in_speech) * 1000)
+            turn.barge_in_silenced = silenced
+            self._res.metrics.barge_in_ms.observe((silenced - turn.barge_in_speech) * 1000)
         self._finish_turn(turn)
 
     # ---------- bookkeeping ----------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,7 @@ class DecoderSlot:
         for chunk in chunks:
             for i in range(0, len(chunk), _PIECE):
                 self.decoder.process_raw(chunk[i:i + _PIECE].tobytes(), False, False)
+                time.sleep(0)  # hand the GIL to the event loop between pieces instead of after 5 ms
         hypothesis = self.decoder.hyp()
         return str(hypothesis.hypstr) if hypothesis is not None else ""
 

@@ -92,3 +92,22 @@ def test_a_held_reply_queues_silently_until_released() -> None:
     assert not playout.next_frame().any()
     playout.release(3)
     assert (playout.next_frame() == 9).all() and len(started) == 1
+
+
+def test_pause_silences_at_once_keeps_the_queue_and_reports_the_silence_once() -> None:
+    playout = Playout(buffer_ms=40)
+    silenced: list[object] = []
+    playout.on_silenced = silenced.append
+    reply = playout.begin(1)
+    playout.push(pcm(200, 4), "a long reply")
+    assert (playout.next_frame() == 4).all()
+    playout.pause()
+    assert not playout.next_frame().any() and silenced == [reply]
+    assert not playout.next_frame().any() and silenced == [reply]
+    playout.resume()  # only a cough: the reply goes on where it stopped
+    assert (playout.next_frame() == 4).all() and reply.sent == 2 * 960
+    playout.pause()
+    playout.next_frame()
+    playout.flush()  # confirmed: already silent, so no second report
+    playout.next_frame()
+    assert silenced == [reply, reply]

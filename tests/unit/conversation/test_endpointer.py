@@ -225,8 +225,9 @@ def test_reset_forgets_the_turn() -> None:
 
 
 def test_config_from_settings_and_validation() -> None:
-    settings = Settings(vad_threshold=0.6, eot_silence_ms=96, eot_fallback_ms=700, eot_threshold=0.7)
-    config = EndpointerConfig.from_settings(settings, silence_only_ms=320)
+    settings = Settings(vad_threshold=0.6, eot_silence_ms=96, eot_fallback_ms=700, eot_threshold=0.7,
+                        silence_only_ms=320)
+    config = EndpointerConfig.from_settings(settings)
     assert config.vad_threshold == 0.6 and config.vad_exit_threshold == pytest.approx(0.45)
     assert (config.eot_silence_ms, config.eot_fallback_ms, config.eot_threshold) == (96, 700, 0.7)
     assert config.silence_only_ms == 320
@@ -234,3 +235,17 @@ def test_config_from_settings_and_validation() -> None:
         EndpointerConfig(vad_threshold=0.3, vad_exit_threshold=0.4)
     with pytest.raises(ValueError, match="eot_fallback_ms"):
         EndpointerConfig(eot_silence_ms=800, eot_fallback_ms=800)
+
+
+def test_onset_frames_counts_a_candidate_onset_until_it_becomes_a_turn_or_is_lost() -> None:
+    config = EndpointerConfig(vad_min_speech_ms=96)
+    endpointer = Endpointer(config)
+    assert endpointer.onset_frames == 0
+    endpointer.on_frame(SPEECH, 0.032)
+    endpointer.on_frame(SPEECH, 0.064)
+    assert endpointer.onset_frames == 2 and not endpointer.in_turn
+    endpointer.on_frame(SILENCE, 0.096)
+    assert endpointer.onset_frames == 0, "a blip is forgotten"
+    events = [e for t in range(3) for e in endpointer.on_frame(SPEECH, 0.128 + t * 0.032)]
+    assert [type(e) for e in events] == [SpeechStarted]
+    assert endpointer.onset_frames == 0 and endpointer.in_turn

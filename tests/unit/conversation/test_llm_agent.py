@@ -16,7 +16,7 @@ from alice_voice.conversation import llm_agent
 from alice_voice.conversation.agent import Message
 from alice_voice.conversation.llm_agent import OpenAiCompatibleAgent, SseDecoder, error_message
 from alice_voice.errors import ProviderAuthError, ProviderError, ProviderTimeout
-from conftest import free_port
+from bench.local_services import free_port
 from fakes.openai_chat import DEFAULT_REPLY, INVALID_KEY, SERVER_ERROR, STREAM_ERROR, FakeOpenAiChat
 
 TIMEOUT_S = 0.5

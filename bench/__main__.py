@@ -1,0 +1,67 @@
+"""`python -m bench {transport,turns,all}`: latency numbers to stdout, JSON and a PNG plot.
+
+Numbers are never asserted in tests; they go to the README with the command that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # speech_fixtures
+
+from bench import plot, transport, turns
+from bench.stats import table
+
+
+def _print_transport(result: dict[str, Any]) -> None:
+    for label in ("sequential", *[k for k in result if k.endswith("_concurrent")]):
+        print(table(result[label], f"transport, {label.replace('_', ' ')} sessions"))
+    print(table(result["store"], "session store (Redis)"))
+
+
+def _print_turns(result: dict[str, Any]) -> None:
+    for label, level in result.items():
+        rows = {f"gateway {k}": v for k, v in level["gateway"].items()}
+        rows.update({f"client {k}": v for k, v in level["client"].items()})
+        print(table(rows, f"turns, {label.replace('_', ' ')} ({level['turns']} turns)"))
+        print(f"\nWER {level['wer']} {level['wer_by_voice']}; gateway CPU {level['gateway_cpu_cores']} cores "
+              f"({level['cpu_cores_per_session']} per session)")
+        for prompt, heard in level["misheard"]:
+            print(f"  misheard: {prompt!r} -> {heard!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("what", choices=["transport", "turns", "all"])
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+    parser.add_argument("--plot", type=Path, help="write a PNG plot here")
+    parser.add_argument("--sessions", default="1,2,4", help="concurrency levels for the turns benchmark")
+    parser.add_argument("--voices", default="piper,espeak:en-us", help="test voices (see tests/speech_fixtures.py)")
+    parser.add_argument("--prompts", type=int, default=12, help="how many of the synthesized prompts")
+    args = parser.parse_args()
+
+    out: dict[str, Any] = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if args.what in ("transport", "all"):
+        out["transport"] = asyncio.run(transport.run())
+        _print_transport(out["transport"])
+    if args.what in ("turns", "all"):
+        levels = [int(n) for n in args.sessions.split(",")]
+        out["turns"] = asyncio.run(turns.run(levels, args.voices.split(","), args.prompts))
+        _print_turns(out["turns"])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
+    if args.plot:
+        plot.write(out, args.plot)
+
+
+if __name__ == "__main__":
+    main()

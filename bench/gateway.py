@@ -1,0 +1,113 @@
+"""The gateway in this process, on 127.0.0.1, for tests and benchmarks (a real uvicorn server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from alice_voice.api.app import create_app
+from alice_voice.config import Settings
+from alice_voice.gateway import Gateway
+from bench.local_services import free_port
+
+
+def bench_settings(**overrides: Any) -> Settings:
+    """Loopback-only settings: ICE pinned to 127.0.0.1, a free port, quiet logs."""
+    base: dict[str, Any] = {"host": "127.0.0.1", "port": free_port(), "ice_host_addresses": ["127.0.0.1"],
+                            "log_level": "WARNING"}
+    return Settings(**{**base, **overrides})
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: FastAPI
+    settings: Settings
+
+    @property
+    def gateway(self) -> Gateway:
+        gateway: Gateway = self.app.state.gateway
+        return gateway
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, **app_kwargs: Any) -> AsyncIterator[RunningGateway]:
+    """A real uvicorn server in this event loop, on 127.0.0.1."""
+    app = create_app(settings, **app_kwargs)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield RunningGateway(f"http://127.0.0.1:{settings.port}", app, settings)
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(15):
+            await task
+
+
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[str]:
+    """The base URL of a gateway whose models are loaded."""
+    async with serve(settings) as running:
+        if settings.preload_models:
+            await running.app.state.runtime.resources()
+        yield running.url
+
+
+@dataclass
+class GatewayProcess:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the gateway process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(**settings: Any) -> AsyncIterator[GatewayProcess]:
+    """`python -m alice_voice` in its own process (as deployed), ready once its models are loaded."""
+    port = free_port()
+    env = {**os.environ, "ALICE_PORT": str(port), "ALICE_HOST": "127.0.0.1", "ALICE_ICE_HOST_ADDRESSES": "127.0.0.1",
+           "ALICE_LOG_LEVEL": "WARNING"}
+    env.update({f"ALICE_{name.upper()}": str(value) for name, value in settings.items()})
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "alice_voice", env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_ready(url, proc)
+        yield GatewayProcess(url, proc.pid)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            async with asyncio.timeout(15):
+                await proc.wait()
+
+
+async def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout: float = 180.0) -> None:
+    async with asyncio.timeout(timeout), httpx.AsyncClient(base_url=url) as http:
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(f"the gateway exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                health = (await http.get("/health")).json()
+                if health["models"].get("state") == "ready":
+                    return
+            await asyncio.sleep(0.1)

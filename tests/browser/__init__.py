@@ -1,0 +1,1 @@
+"""Browser tests: the client at GET / in headless Chromium."""

@@ -1,0 +1,76 @@
+"""The echo guard on synthetic signals: delayed, attenuated, noisy copies of the output are echo;
+speech over them is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+
+from alice_voice.conversation.echo_guard import EchoGuard
+
+
+def speechlike(seconds: float, seed: int) -> np.ndarray:
+    """Band-limited noise with a syllable-rate envelope: varied enough that correlation can find the lag."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 48000)
+    noise = rng.normal(0, 1, n)
+    spectrum = np.fft.rfft(noise)
+    freqs = np.fft.rfftfreq(n, 1 / 48000)
+    spectrum[(freqs < 100) | (freqs > 3500)] = 0
+    voice = np.fft.irfft(spectrum, n)
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n) / 48000)
+    out = voice * envelope
+    return (out / np.abs(out).max() * 12000).astype(np.int16)
+
+
+def play_and_hear(guard: EchoGuard, out48: np.ndarray, delay_ms: int, gain: float, extra16: np.ndarray | None,
+                  noise_rms: float = 0.0) -> list[tuple[bool, float]]:
+    """Feed 20 ms frames to `played` and the echoed 16 kHz signal (plus `extra16`) to `is_echo`, interleaved
+    in time as they would be in a call. Returns (verdict, user-to-echo energy ratio) per frame."""
+    t0 = 100.0
+    echo16 = soxr.resample(out48, 48000, 16000).astype(np.float64) * gain
+    delay = int(delay_ms * 16)
+    mic = np.concatenate([np.zeros(delay), echo16])[: len(echo16)]
+    echo_only = mic.copy()
+    user = np.zeros(len(mic))
+    if extra16 is not None:  # the user starts talking 0.8 s into the reply, as in a barge-in
+        start = int(0.8 * 16000)
+        user[start:] = extra16[: len(mic) - start]
+        mic += user
+    mic += np.random.default_rng(9).normal(0, noise_rms, len(mic)) if noise_rms else 0
+    mic16 = np.clip(mic, -32768, 32767).astype(np.int16)
+    events = [(t0 + (i + 1) * 0.02, "out", i) for i in range(len(out48) // 960)]
+    events += [(t0 + (j + 1) * 0.032, "mic", j) for j in range(len(mic16) // 512)]
+    verdicts = []
+    for t, kind, k in sorted(events):
+        if kind == "out":
+            guard.played(out48[k * 960:(k + 1) * 960], t)
+        elif t - t0 > delay_ms / 1000 + 0.1:  # once the echo has begun arriving
+            window = slice(k * 512, (k + 1) * 512)
+            ratio = float(user[window] @ user[window]) / max(float(echo_only[window] @ echo_only[window]), 1.0)
+            verdicts.append((guard.is_echo(mic16[window], t), ratio))
+    return verdicts
+
+
+@pytest.mark.parametrize(("delay_ms", "gain", "noise"), [(50, 0.5, 0), (150, 0.2, 0), (250, 0.3, 30), (250, 0.1, 0)])
+def test_delayed_attenuated_echo_is_recognized(delay_ms: int, gain: float, noise: float) -> None:
+    verdicts = play_and_hear(EchoGuard(), speechlike(2.0, 1), delay_ms, gain, None, noise)
+    assert np.mean([echo for echo, _ in verdicts]) > 0.9
+
+
+def test_speech_over_the_echo_is_not_echo() -> None:
+    user = soxr.resample(speechlike(2.0, 2), 48000, 16000).astype(np.float64)
+    verdicts = play_and_hear(EchoGuard(), speechlike(2.0, 1), 120, 0.3, user)
+    user_louder = [echo for echo, ratio in verdicts if ratio >= 10.0]  # the user 10 dB over the echo
+    assert len(user_louder) > 10
+    assert np.mean(user_louder) < 0.1  # ... is heard as the user, not as echo
+
+
+def test_nothing_played_means_nothing_is_echo() -> None:
+    guard = EchoGuard()
+    frame = (np.random.default_rng(0).normal(0, 3000, 512)).astype(np.int16)
+    assert guard.is_echo(frame, 5.0) is False
+    for i in range(50):
+        guard.played(np.zeros(960, np.int16), 5.0 + i * 0.02)
+    assert guard.is_echo(frame, 6.0) is False
