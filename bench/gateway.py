@@ -108,6 +108,6 @@ async def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout: float
                 raise RuntimeError(f"the gateway exited with {proc.returncode}")
             with contextlib.suppress(httpx.HTTPError):
                 health = (await http.get("/health")).json()
-                if health["models"].get("state") == "ready":
+                if health["models"].get("state") in ("ready", "not loaded"):  # "not loaded": no preloading
                     return
             await asyncio.sleep(0.1)

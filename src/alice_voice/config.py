@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     peer_timeout_s: float = Field(5.0, gt=0, description="No media, or disconnected, this long ends a session.")
     ice_connect_timeout_s: float = Field(15.0, gt=0)
     default_mode: Literal["agent", "tone"] = "agent"
+    control_timeout_s: float = Field(2.0, gt=0, description="Wait for another process to answer a stop/end.")
+    shutdown_grace_s: float = Field(5.0, gt=0, description="On SIGTERM, sessions are closed within this.")
     preload_models: bool = Field(True, description="Load the speech models at start-up (in the background).")
 
     # --- receive path ---
@@ -75,7 +77,8 @@ class Settings(BaseSettings):
     eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
     eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn whatever the model says.")
     silence_only_ms: int = Field(512, ge=100, description="Silence that ends a turn when end_of_turn=silence.")
-    asr_threads: int = Field(1, ge=1, le=8, description="Decoding threads shared by all sessions.")
+    asr_threads: int = Field(2, ge=1, le=8, description="Decoding threads shared by all sessions; from 2 on, "
+                             "one is kept free for finals.")
     asr_partial_interval_ms: int = Field(160, ge=20)
     asr_timeout_s: float = Field(10.0, gt=0)
 

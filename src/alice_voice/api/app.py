@@ -22,6 +22,7 @@ from alice_voice.config import Settings
 from alice_voice.errors import AliceError, BadRequest, InvalidBody, MethodNotAllowed, NotFound
 from alice_voice.gateway import AgentRuntime, ConversationFactory, Gateway
 from alice_voice.metrics import Metrics
+from alice_voice.state.control import control_bus
 from alice_voice.state.redis_store import RedisStore
 from alice_voice.state.store import MemoryStore, SessionStore
 from alice_voice.transport.ice import pin_host_addresses
@@ -43,6 +44,7 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
     metrics = Metrics()
     runtime = AgentRuntime(settings, metrics, clock)
     gateway = Gateway(settings, store or build_store(settings), metrics, clock=clock,
+                      control=control_bus(str(settings.redis_url) if settings.redis_url else None),
                       agent_factory=agent_factory or runtime.new_conversation)
 
     @asynccontextmanager

@@ -27,7 +27,7 @@ router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="The session's token, or the admin key.")
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 410, 413, 415, 422, 503)
 }
 
 
@@ -66,10 +66,9 @@ async def get_session(session_id: str, gateway: GatewayDep, credentials: Bearer)
 @router.delete("/api/voice/sessions/{session_id}", response_model=DeletedResponse, responses=_ERRORS,
                tags=["sessions"])
 async def delete_session(session_id: str, gateway: GatewayDep, credentials: Bearer) -> DeletedResponse:
-    """End a session. A session owned by another process ends there when it sees its record gone."""
+    """End a session, on whichever gateway process owns it."""
     await gateway.authorize(session_id, _token(credentials))
-    if not await gateway.end(session_id, "deleted"):
-        await gateway.store.delete(session_id)
+    await gateway.delete(session_id)
     return DeletedResponse(session_id=session_id)
 
 

@@ -235,14 +235,17 @@ class VoicePipeline:
             return
         playing = self.playout.reply
         cut = self.playout.flush() if playing is not None and playing.reply_id == reply.reply_id else None
-        if reason in ("barge_in", "stop_request") and cut is not None and cut.started:
-            heard = cut.heard_text()
-            self._emit(ev.TtsStopped(reason=reason, heard=heard))
-            if heard:
-                self._remember(Message("assistant", heard))
+        if reason not in ("barge_in", "stop_request"):
+            return  # a held reply nobody heard of, or one replaced by another: nothing to report
+        heard = cut.heard_text() if cut is not None and cut.started else ""
+        self._emit(ev.TtsStopped(reason=reason, heard=heard))
+        if heard:
+            self._remember(Message("assistant", heard))
+        if cut is not None and cut.started:
             self._cut_turn = self._turn  # its metrics go out once the cut is heard as silence
-            if self._silenced_at is not None:  # already silent: the reply was paused on the onset
-                self._settle_cut()
+            self._settle_cut()  # at once if the reply was already paused on the onset
+        else:
+            self._finish_turn(self._turn)
 
     def _reply_failed(self, error: ProviderError) -> None:
         self._report(error)

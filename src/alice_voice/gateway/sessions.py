@@ -30,9 +30,18 @@ from alice_voice.conversation.events import (
 )
 from alice_voice.conversation.session import Conversation
 from alice_voice.conversation.tone import ToneConversation
-from alice_voice.errors import AliceError, AtCapacity, Forbidden, SessionNotFound, ShuttingDown, Unauthorized
+from alice_voice.errors import (
+    AliceError,
+    AtCapacity,
+    Forbidden,
+    OwnerGone,
+    SessionNotFound,
+    ShuttingDown,
+    Unauthorized,
+)
 from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
+from alice_voice.state.control import ControlAction, ControlChannel
 from alice_voice.state.store import SessionRecord, SessionStore, hash_token, token_matches
 from alice_voice.transport.peer import Peer, ice_servers
 
@@ -66,10 +75,11 @@ ConversationFactory = Callable[[str, Callable[[ServerEvent], None], Callable[[st
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: SessionStore, metrics: Metrics, *,
+    def __init__(self, settings: Settings, store: SessionStore, metrics: Metrics, *, control: ControlChannel,
                  clock: Clock = SYSTEM_CLOCK, agent_factory: ConversationFactory | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.control = control
         self.metrics = metrics
         self.clock = clock
         self.owner = process_id()
@@ -86,15 +96,26 @@ class Gateway:
     async def start(self) -> None:
         self.store_up = await self.store.ping()
         self.metrics.store_up.set(int(self.store_up))
+        await self.control.start(self.owner, self._on_control)
         self._housekeeping = asyncio.create_task(self._keep_house(), name="gateway-housekeeping")
 
     async def aclose(self, reason: str = "shutdown") -> None:
+        """Stop taking offers, tell every session why, and end them all within `shutdown_grace_s`."""
         self.accepting = False
-        await asyncio.gather(*(self.end(sid, reason) for sid in list(self.sessions)), return_exceptions=True)
+        lives = list(self.sessions.values())
+        for live in lives:
+            live.peer.events.send(ErrorEvent(code=ShuttingDown.code, message="the gateway is shutting down").to_dict())
+        try:
+            async with asyncio.timeout(self.settings.shutdown_grace_s):
+                await asyncio.gather(*(live.peer.events.drain() for live in lives))
+                await asyncio.gather(*(self.end(live.id, reason) for live in lives), return_exceptions=True)
+        except TimeoutError:
+            log.warning("%d sessions did not close within %.1f s", len(self.sessions), self.settings.shutdown_grace_s)
         if self._housekeeping:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        await self.control.aclose()
         await self.store.aclose()
 
     # ---------- opening ----------
@@ -282,11 +303,36 @@ class Gateway:
         return record
 
     async def stop_tts(self, session_id: str) -> bool:
-        """Stop the session's speech if this process owns it; True if something was playing."""
+        """Stop the session's speech wherever its owner is; True if something was playing."""
+        live = self.sessions.get(session_id)
+        if live is not None:
+            return live.conversation.stop_tts()
+        reply = await self._ask_owner("stop_tts", session_id)
+        return bool(reply.get("stopped"))
+
+    async def delete(self, session_id: str) -> None:
+        """End the session here or on its owner; if the owner is gone, only its record is left to remove."""
+        if await self.end(session_id, "deleted"):
+            return
+        try:
+            await self._ask_owner("end", session_id)
+        except OwnerGone:
+            await self.store.delete(session_id)
+
+    async def _ask_owner(self, action: ControlAction, session_id: str) -> dict[str, Any]:
+        record = await self.store.get(session_id)
+        if record is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return await self.control.request(record.owner, action, session_id, self.settings.control_timeout_s)
+
+    async def _on_control(self, action: str, session_id: str) -> dict[str, Any]:
+        """A control request from another process for a session this one owns."""
         live = self.sessions.get(session_id)
         if live is None:
-            raise SessionNotFound(f"session {session_id!r} is not owned by this process")
-        return live.conversation.stop_tts()
+            raise SessionNotFound(f"session {session_id!r} is not here")
+        if action == "stop_tts":
+            return {"stopped": live.conversation.stop_tts()}
+        return {"ended": await self.end(session_id, "deleted")}
 
     async def health(self) -> dict[str, Any]:
         self.store_up = await self.store.ping()

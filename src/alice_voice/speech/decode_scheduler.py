@@ -1,7 +1,8 @@
 """The one process-wide queue through which every embedded ASR decode runs.
 
 A fixed number of worker threads take jobs in this order: finals first (oldest first), then partials (one
-per stream key, oldest stream first). A partial that is out of date is dropped instead of queued: per key
+per stream key, oldest stream first). With two or more workers, partials may occupy all but one of them:
+one lane is always free, so a final starts at once instead of waiting for a partial pass to finish. A partial that is out of date is dropped instead of queued: per key
 only the newest pending partial is kept, and the one it replaces resolves to None. A final also drops the
 pending partial of its key, since the final covers at least as much audio.
 """
@@ -59,6 +60,8 @@ class DecodeScheduler:
         self._cv = threading.Condition()
         self._finals: deque[_Job] = deque()
         self._partials: OrderedDict[Hashable, _Job] = OrderedDict()
+        self._partial_lanes = max(1, threads - 1)
+        self._running_partials = 0
         self._closed = False
         self._workers = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
                          for i in range(threads)]
@@ -120,13 +123,21 @@ class DecodeScheduler:
 
     def _next(self) -> _Job | None:
         with self._cv:
-            while not (self._finals or self._partials or self._closed):
+            while True:
+                if self._finals:
+                    return self._finals.popleft()
+                if self._partials and self._running_partials < self._partial_lanes:
+                    self._running_partials += 1
+                    return self._partials.popitem(last=False)[1]
+                if self._closed:
+                    return None
                 self._cv.wait()
-            if self._finals:
-                return self._finals.popleft()
-            if self._partials:
-                return self._partials.popitem(last=False)[1]
-            return None
+
+    def _done(self, job: _Job) -> None:
+        if not job.final:
+            with self._cv:
+                self._running_partials -= 1
+                self._cv.notify()
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
@@ -137,6 +148,7 @@ class DecodeScheduler:
                 result = job.fn()
             except Exception as exc:
                 error = exc
+            self._done(job)
             self._observe(job.final, time.perf_counter() - started)
             job.settle(result, error)
 

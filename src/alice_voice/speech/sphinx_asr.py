@@ -170,6 +170,8 @@ class _SphinxSource:
         with slot.lock:
             if self._released:
                 return ""  # the decoder may already serve another stream
+            # With asr_threads > 1 a newer job of this stream may take the lock first: then this one feeds
+            # nothing and its hypothesis covers a little more than `end`. With one thread jobs run in order.
             chunks: list[Pcm] = []
             while self._fed < end:
                 chunk = self._unfed.popleft()

@@ -56,6 +56,17 @@ class EventChannel:
             return
         self._send_now(text)
 
+    async def drain(self, timeout_s: float = 1.0) -> None:
+        """Wait (bounded) until what was sent has left, e.g. a last event before closing."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open" or channel.bufferedAmount == 0:
+            return
+        emptied = asyncio.Event()
+        channel.on("bufferedamountlow", emptied.set)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await emptied.wait()
+
     def _drain(self) -> None:
         pending, self._pending = self._pending, []
         for text in pending:

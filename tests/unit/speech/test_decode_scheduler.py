@@ -166,8 +166,8 @@ async def test_cancel_while_running_lets_the_job_finish_and_the_worker_go_on(
 
 
 @pytest.mark.asyncio
-async def test_no_more_jobs_run_at_once_than_threads() -> None:
-    sched = DecodeScheduler(threads=2)
+async def test_no_more_partials_run_at_once_than_their_lanes() -> None:
+    sched = DecodeScheduler(threads=3)  # two partial lanes, one kept for finals
     try:
         gates = [Gate(f"g{i}") for i in range(3)]
         futures = [sched.submit(f"k{i}", gate, final=False) for i, gate in enumerate(gates)]
@@ -217,3 +217,28 @@ def test_shared_scheduler_is_one_per_process() -> None:
     first = shared_scheduler(1)
     assert shared_scheduler(3) is first
     assert first.threads >= 1
+
+
+@pytest.mark.asyncio
+async def test_with_two_workers_a_final_does_not_wait_for_a_running_partial() -> None:
+    scheduler = DecodeScheduler(threads=2)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_partial() -> str:
+        started.set()
+        release.wait(5)
+        return "partial"
+
+    try:
+        partial = scheduler.submit("a", slow_partial, final=False)
+        await asyncio.to_thread(started.wait, 5)
+        second = scheduler.submit("b", lambda: "other partial", final=False)  # no free partial lane
+        async with asyncio.timeout(5):
+            assert await scheduler.run("a", lambda: "final", final=True) == "final"
+        assert not second.done()  # partials never take the lane kept for finals
+        release.set()
+        assert await partial == "partial" and await second == "other partial"
+    finally:
+        release.set()
+        scheduler.close()
