@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     asr_timeout_s: float = Field(10.0, gt=0)
 
     # --- speaking ---
+    turn_rejoin_ms: int = Field(1000, ge=0, description="Speech within this long after a turn ended, while its "
+                                "reply has only begun, continues that turn (undoes an end of turn read from a "
+                                "pause). 0: off.")
     barge_in_pause: bool = Field(True, description="Pause the reply on the first speech frame; cut it once the "
                                  "speech lasts vad_min_speech_ms, resume if it does not (a cough).")
     echo_guard: bool = True

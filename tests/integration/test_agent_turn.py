@@ -119,3 +119,25 @@ async def test_stop_request_cuts_a_reply_and_history_keeps_what_was_heard(agent_
         assert not client.heard[-1].pcm.any()
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("pause_s", [0.4, 0.6])
+async def test_a_pause_inside_a_sentence_does_not_split_the_turn(agent_gateway: RunningGateway,
+                                                                 pause_s: float) -> None:
+    """Whether the end-of-turn model waits out the pause or the turn rejoins after it, the agent hears one
+    question and answers it once."""
+    client = RtcClient(agent_gateway.url)
+    await client.connect()
+    try:
+        client.say(np.concatenate([sf.with_pause("What is seven", "times eight?", pause_s), sf.silence(2.5)]))
+        done = await client.wait_event("tts.stopped", timeout=30, reason="done")
+        answered = "".join(e["delta"] for e in client.events if e["type"] == "agent.text"
+                           and e["client_t"] > done["client_t"] - 10)
+        assert "fifty-six" in answered
+        history = agent_gateway.gateway.sessions[client.session_id].conversation.history  # type: ignore[attr-defined]
+        users = [m.content for m in history if m.role == "user"]
+        assert len(users) == 1 and re.search(r"(seven|7)\W+times (eight|8)", users[0].lower()), users
+        assert history[-1].content == "Seven times eight is fifty-six."
+    finally:
+        await client.close()

@@ -42,7 +42,9 @@ class ListenerEvents(Protocol):
         """The onset did not become a turn (a cough, a click)."""
         ...
 
-    def speech_started(self, event: SpeechStarted) -> None: ...
+    def speech_started(self, event: SpeechStarted) -> bool:
+        """A turn began; True if it continues the last utterance (decoded on as one), False if new."""
+        ...
 
     def silence_started(self, event: SilenceStarted) -> None: ...
 
@@ -132,9 +134,11 @@ class Listener:
         opened = False
         for event in events:
             if isinstance(event, SpeechStarted):
-                self._open_asr(event.keep_frames)
+                if self._sink.speech_started(event) and self._asr is not None:
+                    self._continue_asr(event.keep_frames)
+                else:
+                    self._open_asr(event.keep_frames)
                 opened = True
-                self._sink.speech_started(event)
             elif isinstance(event, SilenceStarted):
                 self._finish_asr()
                 self._sink.silence_started(event)
@@ -156,6 +160,13 @@ class Listener:
             self._push_asr(samples)
             self._add_turn_audio(samples)
         self._spawn(self._read_transcripts(self._asr))
+
+    def _continue_asr(self, keep_frames: int) -> None:
+        """Go on with the same utterance: its next final covers what was said before the pause too."""
+        self._finish_at, self._pause = None, []
+        for samples in list(self._recent)[-keep_frames:]:
+            self._push_asr(samples)
+            self._add_turn_audio(samples)
 
     def _push_asr(self, samples: Pcm) -> None:
         assert self._asr is not None

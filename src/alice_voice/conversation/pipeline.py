@@ -53,6 +53,12 @@ class Resources:
     clock: Clock
 
 
+@dataclass(frozen=True, slots=True)
+class _Rejoinable:
+    ended: float
+    history_len: int
+
+
 class _TappedPlayout:
     """The outbound frame source: playout, with each sent frame shown to the echo guard."""
 
@@ -94,6 +100,7 @@ class VoicePipeline:
         self._turn: TurnTimings | None = None
         self._cut_turn: TurnTimings | None = None
         self._onset: float | None = None  # first speech frame of a possible barge-in
+        self._rejoinable: _Rejoinable | None = None  # the last spoken turn, while it may still go on
         self._silenced_at: float | None = None  # first frame without reply audio after a pause or cut
         self._turn_number = 0
         self._partial = ""
@@ -133,14 +140,18 @@ class VoicePipeline:
             self._onset = self._silenced_at = None
             self.playout.resume()
 
-    def speech_started(self, event: SpeechStarted) -> None:
+    def speech_started(self, event: SpeechStarted) -> bool:
         self._emit(ev.SpeechStarted())
         if self.machine.reply == "committed" and self._turn is not None:
             self._turn.barge_in_speech = self._onset or event.first_speech_arrival
         self._onset = None
+        rejoin = self._rejoin_now(event.first_speech_arrival)
         self._apply(self.machine.speech_started())
+        if rejoin is not None:
+            del self.history[rejoin.history_len:]  # the user's cut-short turn and the reply begun to it
         self._turn = TurnTimings(user_start=event.first_speech_arrival)
         self._partial = ""
+        return rejoin is not None
 
     def silence_started(self, event: SilenceStarted) -> None:
         self._emit(ev.SpeechStopped())
@@ -182,6 +193,14 @@ class VoicePipeline:
         self.machine = TurnMachine()
         self._set_state(self.machine.state.value)
 
+    def _rejoin_now(self, speech_arrival: float) -> _Rejoinable | None:
+        """Did the user just go on with the turn that was taken as ended? (A pause read as an end.)"""
+        rejoin, self._rejoinable = self._rejoinable, None
+        window = self._res.settings.turn_rejoin_ms / 1000
+        if rejoin is None or self.machine.reply != "committed" or speech_arrival - rejoin.ended > window:
+            return None
+        return rejoin
+
     # ---------- actions ----------
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
@@ -218,8 +237,10 @@ class VoicePipeline:
         reply = self._reply
         if reply is None:
             return
-        if self._turn is not None and not self._turn.text_turn:
+        spoken = self._turn is not None and not self._turn.text_turn
+        if spoken:
             self._emit(ev.TranscriptFinal(text=text))
+        self._rejoinable = _Rejoinable(self._res.clock.now(), len(self.history)) if spoken else None
         self._remember(Message("user", text))
         self._res.metrics.turns_total.inc()
         reply.commit()

@@ -2,9 +2,11 @@
 
 A fixed number of worker threads take jobs in this order: finals first (oldest first), then partials (one
 per stream key, oldest stream first). With two or more workers, partials may occupy all but one of them:
-one lane is always free, so a final starts at once instead of waiting for a partial pass to finish. A partial that is out of date is dropped instead of queued: per key
-only the newest pending partial is kept, and the one it replaces resolves to None. A final also drops the
-pending partial of its key, since the final covers at least as much audio.
+one lane is always free, so a final starts at once instead of waiting for a partial pass to finish.
+
+A partial that is out of date is dropped instead of queued: per key only the newest pending partial is
+kept, and the one it replaces resolves to None. A final also drops the pending partial of its key, since
+the final covers at least as much audio.
 """
 
 from __future__ import annotations
