@@ -158,3 +158,15 @@ async def test_health_metrics_openapi_and_index(http: httpx.AsyncClient) -> None
     assert (response.status_code, error_code(response)) == (404, "not_found")
     response = await http.put("/health", json={})
     assert (response.status_code, error_code(response)) == (405, "method_not_allowed")
+
+
+@pytest.mark.asyncio
+async def test_webrtc_config_gives_clients_the_ice_servers() -> None:
+    async with serve(make_settings(ice_servers=["stun:stun.example:3478", "turn:turn.example:3478"],
+                                   ice_username="alice", ice_credential="pw")) as running, \
+            httpx.AsyncClient(base_url=running.url) as http:
+        config = (await http.get("/api/webrtc/config")).json()
+    assert config["ice_servers"] == [
+        {"urls": "stun:stun.example:3478", "username": None, "credential": None},
+        {"urls": "turn:turn.example:3478", "username": "alice", "credential": "pw"},
+    ]

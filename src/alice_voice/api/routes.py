@@ -14,11 +14,13 @@ from alice_voice.api.schemas import (
     DeletedResponse,
     ErrorResponse,
     HealthResponse,
+    IceServer,
     OfferRequest,
     OfferResponse,
     SessionView,
     StopTtsRequest,
     StopTtsResponse,
+    WebRtcConfig,
 )
 from alice_voice.api.static_files import INDEX_HTML
 from alice_voice.gateway import Gateway
@@ -55,6 +57,13 @@ async def offer(body: OfferRequest, gateway: GatewayDep, response: Response) -> 
     gateway.metrics.offer_ms.observe(elapsed_ms)
     response.headers["Server-Timing"] = f"offer;dur={elapsed_ms:.2f}"
     return OfferResponse(sdp=answer, session_id=record.session_id, token=token)
+
+
+@router.get("/api/webrtc/config", response_model=WebRtcConfig, tags=["webrtc"])
+async def webrtc_config(gateway: GatewayDep) -> WebRtcConfig:
+    """The ICE servers a client should use: the same STUN/TURN servers as the gateway (with TURN credentials)."""
+    return WebRtcConfig(ice_servers=[IceServer(urls=server.urls, username=server.username,
+                                               credential=server.credential) for server in gateway.ice_servers])
 
 
 @router.get("/api/voice/sessions/{session_id}", response_model=SessionView, responses=_ERRORS, tags=["sessions"])

@@ -24,6 +24,16 @@ class OfferResponse(BaseModel):
     token: str = Field(description="Bearer token for /api/voice/* calls on this session.")
 
 
+class IceServer(BaseModel):
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+
+class WebRtcConfig(BaseModel):
+    ice_servers: list[IceServer] = Field(description="For the browser's RTCPeerConnection (empty: none).")
+
+
 class StopTtsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -83,6 +83,8 @@ class Gateway:
         self.metrics = metrics
         self.clock = clock
         self.owner = process_id()
+        credential = settings.ice_credential.get_secret_value() if settings.ice_credential else None
+        self.ice_servers = ice_servers(settings.ice_servers, settings.ice_username, credential)
         self.sessions: dict[str, LiveSession] = {}
         self.store_up = True
         self.accepting = True
@@ -165,10 +167,7 @@ class Gateway:
             conversation: Conversation = ToneConversation()
         else:
             conversation = await self._agent_factory(record.session_id, emit, set_state, turn_done, slog)
-        credential = self.settings.ice_credential
-        servers = ice_servers(self.settings.ice_servers, self.settings.ice_username,
-                              credential.get_secret_value() if credential else None)
-        peer = Peer(ice_servers=servers, jitter_mode=self.settings.jitter_buffer,
+        peer = Peer(ice_servers=self.ice_servers, jitter_mode=self.settings.jitter_buffer,
                     clock=self.clock, source=conversation.source, deliver_audio=conversation.deliver_audio,
                     log=slog, peer_timeout_s=self.settings.peer_timeout_s,
                     connect_timeout_s=self.settings.ice_connect_timeout_s)

@@ -97,7 +97,7 @@ export class Call {
     this.mic = await openMic();
     this.timings.mic_ms = since(began);
 
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers: await iceServers() });
     this.pc = pc;
     this.channel = this.#openChannel(pc);  // before createOffer, so the offer carries an SCTP section
     pc.ontrack = (e) => this.listeners.onTrack(e.streams[0] ?? new MediaStream([e.track]));
@@ -193,5 +193,16 @@ export class Call {
     if (this.closing || !this.open) return;
     this.closing = true;
     this.listeners.onDrop(message);
+  }
+}
+
+// The gateway's STUN/TURN servers (none by default); without them a call still works on a LAN or loopback.
+async function iceServers() {
+  try {
+    const response = await fetch("/api/webrtc/config");
+    if (!response.ok) return [];
+    return (await response.json()).ice_servers;
+  } catch {
+    return [];
   }
 }
