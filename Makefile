@@ -10,7 +10,7 @@ RUN_APT := espeak-ng
 TEST_APT := $(RUN_APT) redis-server sox prometheus nginx coturn docker-compose chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint unit bench install install-run install-test clean
+.PHONY: run test lint unit bench soak install install-run install-test clean
 
 run: install-run
 	$(PY) -m alice_voice
@@ -28,6 +28,9 @@ unit: install-test
 
 bench: install-test
 	$(PY) -m bench all --json bench/out/results.json --plot bench/out/results.png
+
+soak: install-test
+	$(PY) -m bench.soak --json bench/out/soak.json
 
 install-run: $(PY_STAMP)
 	@scripts/apt-ensure.sh $(RUN_APT)

@@ -108,6 +108,7 @@ async def _waves(running: RunningGateway, kinds: list[str]) -> list[Ending]:
             async with asyncio.timeout(60):
                 endings += await asyncio.gather(
                     *(_killed(running) if k == "kill" else _in_process(running, http, k) for k in wave))
+            import threading; sn = Snapshot.take(); print("WAVE", start, sn, sorted(t.name for t in threading.enumerate()), flush=True)
     return endings
 
 

@@ -240,6 +240,8 @@ class VoicePipeline:
         spoken = self._turn is not None and not self._turn.text_turn
         if spoken:
             self._emit(ev.TranscriptFinal(text=text))
+        if self._res.settings.log_content:  # words stay out of logs unless asked for (privacy)
+            self._log.debug("user said: %r", text)
         self._rejoinable = _Rejoinable(self._res.clock.now(), len(self.history)) if spoken else None
         self._remember(Message("user", text))
         self._res.metrics.turns_total.inc()
@@ -299,6 +301,8 @@ class VoicePipeline:
         self._reply = self._reply_task = None
         if played.started:
             self._emit(ev.TtsStopped(reason="done"))
+        if self._res.settings.log_content:
+            self._log.debug("assistant said: %r", reply.spoken_text)
         self._remember(Message("assistant", reply.spoken_text.strip()))
         self.machine.reply_finished()
         self._set_state(self.machine.state.value)
