@@ -105,6 +105,17 @@ class RtcClient:
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
 
+    async def __aenter__(self) -> RtcClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def reply_text(self, after: int = 0) -> str:
+        """The agent's text streamed since event index `after`."""
+        return "".join(e["delta"] for e in self.events[after:] if e["type"] == "agent.text")
+
     async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
         t0 = time.monotonic()
         await self.pc.setLocalDescription(await self.pc.createOffer())

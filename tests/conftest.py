@@ -46,6 +46,14 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 @pytest_asyncio.fixture
+async def agent_gateway() -> AsyncIterator[RunningGateway]:
+    """The embedded models, loaded before the test's clock starts."""
+    async with serve(make_settings(default_mode="agent", preload_models=True)) as running:
+        await running.app.state.runtime.resources()
+        yield running
+
+
+@pytest_asyncio.fixture
 async def tone_gateway() -> AsyncIterator[RunningGateway]:
     async with serve(make_settings()) as running:
         yield running

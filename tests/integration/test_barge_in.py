@@ -3,25 +3,14 @@ and the assistant's own voice coming back into the microphone does not interrupt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import numpy as np
 import pytest
-import pytest_asyncio
 
 import speech_fixtures as sf
 from bench.gateway import RunningGateway
 from bench.rtc_client import RtcClient
-from conftest import make_settings, serve
 
 LONG_REPLY = "what can you do"  # the capabilities answer: several seconds of speech
-
-
-@pytest_asyncio.fixture
-async def agent_gateway() -> AsyncIterator[RunningGateway]:
-    async with serve(make_settings(default_mode="agent", preload_models=True)) as running:
-        await running.app.state.runtime.resources()
-        yield running
 
 
 def loud(pcm: np.ndarray) -> bool:
@@ -38,9 +27,7 @@ async def start_long_reply(client: RtcClient) -> int:
 
 @pytest.mark.asyncio
 async def test_talking_over_the_reply_stops_it_and_becomes_the_next_turn(agent_gateway: RunningGateway) -> None:
-    client = RtcClient(agent_gateway.url)
-    await client.connect()
-    try:
+    async with RtcClient(agent_gateway.url) as client:
         await start_long_reply(client)
         seen = len(client.events)
         sent_before = len(client.mic.sent_speech)
@@ -61,23 +48,17 @@ async def test_talking_over_the_reply_stops_it_and_becomes_the_next_turn(agent_g
         full = "".join(e["delta"] for e in client.events[:seen] if e["type"] == "agent.text")
         assert stopped["heard"] and len(stopped["heard"]) < len(full) and full.startswith(stopped["heard"])
         assert history[2].role == "user" and "time" in history[2].content.lower()
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
 async def test_a_short_noise_burst_does_not_cut_the_reply(agent_gateway: RunningGateway) -> None:
-    client = RtcClient(agent_gateway.url)
-    await client.connect()
-    try:
+    async with RtcClient(agent_gateway.url) as client:
         seen = await start_long_reply(client)
         rng = np.random.default_rng(3)
         click = (rng.normal(0, 6000, 480)).astype(np.int16)  # 30 ms of broadband noise
         client.say(np.concatenate([click, sf.silence(0.3)]))
         stopped = await client.wait_event("tts.stopped", timeout=30, after=seen)
         assert stopped["reason"] == "done"
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
@@ -86,25 +67,19 @@ async def test_own_voice_looping_back_does_not_interrupt(agent_gateway: RunningG
                                                          noise: float) -> None:
     client = RtcClient(agent_gateway.url)
     client.mic.loop_back(delay_ms, gain, noise)
-    await client.connect()
-    try:
+    async with client:
         seen = await start_long_reply(client)
         stopped = await client.wait_event("tts.stopped", timeout=30, after=seen)
         assert stopped["reason"] == "done"
         assert not any(e["type"] == "vad.speech_started" for e in client.events[seen:])
-    finally:
-        await client.close()
 
 
 @pytest.mark.asyncio
 async def test_a_real_utterance_over_the_echo_still_interrupts(agent_gateway: RunningGateway) -> None:
     client = RtcClient(agent_gateway.url)
     client.mic.loop_back(120, 0.4)
-    await client.connect()
-    try:
+    async with client:
         seen = await start_long_reply(client)
         client.say(np.concatenate([sf.synth("Stop, what time is it?"), sf.silence(1.5)]))
         stopped = await client.wait_event("tts.stopped", timeout=10, after=seen)
         assert stopped["reason"] == "barge_in"
-    finally:
-        await client.close()
