@@ -16,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # speech_fixtures
 
-from bench import plot, transport, turns
+from bench import barge_in, plot, transport, turns
 from bench.stats import table
 
 
@@ -37,9 +37,17 @@ def _print_turns(result: dict[str, Any]) -> None:
             print(f"  misheard: {prompt!r} -> {heard!r}")
 
 
+def _print_barge_in(result: dict[str, Any]) -> None:
+    print(table({"gateway barge_in_ms": result["gateway_barge_in_ms"],
+                 "client barge_in_ms": result["client_barge_in_ms"]}, "barge-in"))
+    echo = result["echo_loopback"]
+    print(f"\nmissed barge-ins: {result['missed']} of {result['interruptions']}; echo loop-back: "
+          f"{echo['false_barge_ins']} false barge-ins in {echo['reply_minutes']} min of reply {echo['runs']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", choices=["transport", "turns", "all"])
+    parser.add_argument("what", choices=["transport", "turns", "barge-in", "all"])
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--plot", type=Path, help="write a PNG plot here")
     parser.add_argument("--sessions", default="1,2,4", help="concurrency levels for the turns benchmark")
@@ -56,6 +64,9 @@ def main() -> None:
         levels = [int(n) for n in args.sessions.split(",")]
         out["turns"] = asyncio.run(turns.run(levels, args.voices.split(","), args.prompts))
         _print_turns(out["turns"])
+    if args.what in ("barge-in", "all"):
+        out["barge_in"] = asyncio.run(barge_in.run(args.voices.split(","), min(args.prompts, 6)))
+        _print_barge_in(out["barge_in"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))
