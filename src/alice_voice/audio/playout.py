@@ -76,6 +76,7 @@ class Playout:
         self.on_silenced: Callable[[Reply], None] = lambda reply: None
         self._cut: Reply | None = None
         self._paused = False
+        self._pending_text = ""
 
     @property
     def playing(self) -> bool:
@@ -87,6 +88,7 @@ class Playout:
         A held reply queues its audio but does not play until `release()` (speculative replies).
         """
         self.flush()
+        self._pending_text = ""
         self.reply = Reply(reply_id, held=held)
         return self.reply
 
@@ -96,8 +98,12 @@ class Playout:
 
     def push(self, pcm48: Pcm, text: str) -> None:
         reply = self.reply
-        if reply is None or reply.ended or len(pcm48) == 0:
+        if reply is None or reply.ended:
             return
+        if len(pcm48) == 0:  # (trimmed to nothing) its text belongs to the audio that comes next
+            self._pending_text = f"{self._pending_text} {text}".strip()
+            return
+        text, self._pending_text = f"{self._pending_text} {text}".strip(), ""
         reply.segments.append(Segment(reply.queued, reply.queued + len(pcm48), text))
         reply.queued += len(pcm48)
         buf = np.concatenate([self._partial, pcm48]) if len(self._partial) else pcm48

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from alice_voice.audio.playout import Playout
 from alice_voice.audio.resample import OutboundResampler
+from alice_voice.audio.trim import SilenceTrimmer
 from alice_voice.clock import Clock
 from alice_voice.conversation.agent import Agent, Message
 from alice_voice.conversation.events import AgentText, ServerEvent
@@ -115,15 +116,18 @@ class Reply:
         return _within(self.agent.respond(self.history, self.text), self.deadlines.agent_s, self.agent.name)
 
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
+        """TTS in reply order; silence trimmed and audio resampled once, as one stream per reply."""
         resampler: OutboundResampler | None = None
+        trimmer: SilenceTrimmer | None = None
         while (chunk := await chunks.get()) is not None:
             async for pcm in _within(self.tts.synthesize(chunk), self.deadlines.tts_s, self.tts.name):
                 if self.timings.tts_first_audio is None:
                     self.timings.tts_first_audio = self.clock.now()
                 resampler = resampler or OutboundResampler(pcm.rate)
-                self.playout.push(resampler.convert(pcm.samples), pcm.text)
-        if resampler is not None:
-            self.playout.push(resampler.convert(resampler.empty, last=True), "")
+                trimmer = trimmer or SilenceTrimmer(pcm.rate)
+                self.playout.push(resampler.convert(trimmer.push(pcm.samples)), pcm.text)
+        if resampler is not None and trimmer is not None:
+            self.playout.push(resampler.convert(trimmer.end(), last=True), "")
 
     def _send(self, event: ServerEvent) -> None:
         if self.held:

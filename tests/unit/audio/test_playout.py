@@ -111,3 +111,12 @@ def test_pause_silences_at_once_keeps_the_queue_and_reports_the_silence_once() -
     playout.flush()  # confirmed: already silent, so no second report
     playout.next_frame()
     assert silenced == [reply, reply]
+
+
+def test_text_of_an_empty_push_goes_with_the_next_audio() -> None:
+    playout = Playout(buffer_ms=40)
+    reply = playout.begin(1)
+    playout.push(pcm(0), "Hello")
+    playout.push(pcm(100, 1), "")
+    playout.end()
+    assert reply.segments[0].text == "Hello"
