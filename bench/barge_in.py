@@ -39,6 +39,7 @@ async def _interrupt(client: RtcClient, utt: Utterance) -> dict[str, Any]:
     if not result["missed"]:
         first, _ = utt.speech_frames()
         first_sent = client.mic.sent_speech[sent_before + first]
+        await client.wait_heard(len(client.heard) + 5)  # the silence follows the event by up to a tick
         quiet = next((h.t for h in client.heard if h.t > first_sent and _rms(h.pcm) < _QUIET_RMS), None)
         metrics = await client.wait_event("turn.metrics", after=seen)
         result["gateway_ms"] = metrics["timings"].get("barge_in_ms")

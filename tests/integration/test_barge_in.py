@@ -35,6 +35,7 @@ async def test_talking_over_the_reply_stops_it_and_becomes_the_next_turn(agent_g
         stopped = await client.wait_event("tts.stopped", timeout=10, after=seen)
         assert stopped["reason"] == "barge_in"
         first_sent = client.mic.sent_speech[sent_before]
+        await client.wait_heard(len(client.heard) + 5)  # the silence follows the event by up to a tick
         quiet_at = next(h.t for h in client.heard if h.t > first_sent + 0.02 and not loud(h.pcm))
         assert quiet_at - first_sent < 1.0  # measured from the client's clock, both loopback legs included
         cut_metrics = await client.wait_event("turn.metrics", after=seen)
