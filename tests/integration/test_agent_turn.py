@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -112,3 +113,16 @@ async def test_a_pause_inside_a_sentence_does_not_split_the_turn(agent_gateway: 
         users = [m.content for m in history if m.role == "user"]
         assert len(users) == 1 and re.search(r"(seven|7)\W+times (eight|8)", users[0].lower()), users
         assert history[-1].content == "Seven times eight is fifty-six."
+
+
+@pytest.mark.asyncio
+async def test_two_sessions_speaking_at_once_are_each_transcribed_and_answered(agent_gateway: RunningGateway) -> None:
+    prompts = {"What time is it?": r"\btime\b", "What is seven times eight?": r"(seven|7) times (eight|8)"}
+    async with RtcClient(agent_gateway.url) as first, RtcClient(agent_gateway.url) as second:
+        for client, text in zip((first, second), prompts, strict=True):
+            client.say(np.concatenate([sf.synth(text), sf.silence(2.0)]))
+        finals = await asyncio.gather(*(c.wait_event("transcript.final", timeout=30) for c in (first, second)))
+        for final, pattern in zip(finals, prompts.values(), strict=True):
+            assert re.search(pattern, final["text"].lower()), final["text"]
+        await asyncio.gather(*(c.wait_event("tts.stopped", timeout=30, reason="done") for c in (first, second)))
+        assert "fifty-six" in second.reply_text() and "fifty-six" not in first.reply_text()
