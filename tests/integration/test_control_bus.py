@@ -15,7 +15,8 @@ import pytest_asyncio
 import redis.asyncio as redis
 
 from alice_voice.errors import AliceError, OwnerGone, ProviderError, SessionNotFound, ShuttingDown, StoreUnavailable
-from alice_voice.state.control import ControlBus, LocalControlBus, RemoteError, control_channel
+from alice_voice.state.control import ControlBus, LocalControlBus, control_channel
+from alice_voice.state.control_wire import RemoteError
 from conftest import RedisServer, poll_until
 
 

@@ -20,12 +20,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 import redis.asyncio as redis
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import ValidationError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from alice_voice.errors import AliceError, OwnerGone, ShuttingDown, StoreUnavailable
+from alice_voice.state.control_wire import ControlReply, ControlRequest, ErrorInfo, rebuild_error
 
 CONTROL_PREFIX = "alice:control:"
 REPLY_PREFIX = "alice:reply:"
@@ -39,65 +40,6 @@ log = logging.getLogger("alice_voice.control")
 
 def control_channel(owner_id: str) -> str:
     return CONTROL_PREFIX + owner_id
-
-
-class ControlRequest(BaseModel):
-    """A control request as published on the owner's channel."""
-
-    v: Literal[1] = 1
-    id: str = Field(min_length=1)
-    action: str
-    session_id: str
-    # Only a reply channel: a forged request must not make the owner publish on someone's control channel.
-    reply_to: str = Field(pattern=r"^alice:reply:[0-9a-f]{32}$")
-    timeout_s: float = Field(gt=0, le=60)
-
-
-class ErrorInfo(BaseModel):
-    code: str
-    status: int
-    message: str
-
-
-class ControlReply(BaseModel):
-    """The owner's answer: exactly one of `result` and `error`."""
-
-    id: str
-    result: dict[str, Any] | None = None
-    error: ErrorInfo | None = None
-
-    @model_validator(mode="after")
-    def _one_outcome(self) -> ControlReply:
-        if (self.result is None) == (self.error is None):
-            raise ValueError("a reply carries exactly one of result and error")
-        return self
-
-
-class RemoteError(AliceError):
-    """An AliceError raised by the owner whose type cannot be rebuilt here; keeps its status and code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
-
-
-def _rebuildable() -> dict[str, type[AliceError]]:
-    """Error types by code, for those built from a message alone (ProviderError and kin are not)."""
-    found: dict[str, type[AliceError]] = {}
-    stack: list[type[AliceError]] = [AliceError]
-    while stack:
-        cls = stack.pop()
-        if cls.__init__ is AliceError.__init__:
-            found.setdefault(cls.code, cls)
-        stack.extend(cls.__subclasses__())
-    return found
-
-
-def rebuild_error(info: ErrorInfo) -> AliceError:
-    cls = _rebuildable().get(info.code)
-    if cls is not None and cls.status == info.status:
-        return cls(info.message)
-    return RemoteError(info.status, info.code, info.message)
 
 
 def _no_answer(owner_id: str, action: str, timeout_s: float) -> str:
