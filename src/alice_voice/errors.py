@@ -17,6 +17,7 @@
     ├── StoreUnavailable (503, store_unavailable)
     ├── ShuttingDown (503, shutting_down)
     ├── ModelsUnavailable (503, models_unavailable)
+    ├── TransportUnavailable (503, transport_unavailable)
     └── ProviderError (502, provider_error)
         ├── ProviderTimeout (504, provider_timeout)
         └── ProviderAuthError (502, provider_auth)
@@ -96,6 +97,10 @@ class ShuttingDown(AliceError):
 
 class ModelsUnavailable(AliceError):
     status, code = 503, "models_unavailable"
+
+
+class TransportUnavailable(AliceError):
+    status, code = 503, "transport_unavailable"
 
 
 class ProviderError(AliceError):

@@ -170,3 +170,21 @@ async def test_webrtc_config_gives_clients_the_ice_servers() -> None:
         {"urls": "stun:stun.example:3478", "username": None, "credential": None},
         {"urls": "turn:turn.example:3478", "username": "alice", "credential": "pw"},
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_transport_failure_while_answering_is_a_503_and_leaves_nothing(
+        tone_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alice_voice.transport.peer import Peer
+
+    async def broken(self: Peer, offer_sdp: str) -> str:
+        raise OSError("no UDP port available")
+
+    monkeypatch.setattr(Peer, "answer", broken)  # the gateway's side only; the client is aiortc's own
+    client = RtcClient(tone_gateway.url, mode="tone")
+    with pytest.raises(httpx.HTTPStatusError) as info:
+        await client.connect()
+    assert info.value.response.status_code == 503
+    assert error_code(info.value.response) == "transport_unavailable"
+    assert not tone_gateway.gateway.sessions
+    await client.close()

@@ -37,6 +37,7 @@ from alice_voice.errors import (
     OwnerGone,
     SessionNotFound,
     ShuttingDown,
+    TransportUnavailable,
     Unauthorized,
 )
 from alice_voice.logs import SessionLogger, session_logger
@@ -138,6 +139,13 @@ class Gateway:
         try:
             answer = await live.peer.answer(offer_sdp)
             await self.store.create(record, self.settings.session_ttl_s)
+        except AliceError:
+            await self._dispose(live, "offer failed")
+            raise
+        except Exception as exc:  # the transport failed us (sockets, ICE): a clear 503, never a 500
+            slog.exception("could not set up the peer connection")
+            await self._dispose(live, "offer failed")
+            raise TransportUnavailable(f"could not set up the connection ({type(exc).__name__})") from exc
         except BaseException:
             await self._dispose(live, "offer failed")
             raise
