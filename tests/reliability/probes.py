@@ -32,6 +32,7 @@ from bench.rtc_client import RtcClient
 
 SOAK = os.environ.get("ALICE_SOAK", "") not in ("", "0")
 FIGURES_PATH = os.environ.get("ALICE_SOAK_JSON")
+_POOL_THREADS = ("asyncio_", "AnyIO worker", "ThreadPoolExecutor-", "waitpid-")  # waitpid: ends with its child
 _RECEIVER_BUFFER_ATTR = "_RTCRtpReceiver__jitter_buffer"  # aiortc 1.16.0, as in alice_voice.transport.jitter
 
 
@@ -70,8 +71,9 @@ class Snapshot:
     fds: int
     rss_mb: float
     tasks: int
-    threads: int
-    decoder_threads: int
+    pool_threads: int  # idle workers of bounded pools (asyncio's executor, AnyIO's): they come and go
+    decoder_threads: int  # aiortc starts one per receiving track and joins it when the track stops
+    other_threads: int
     peer_connections: int
 
     @classmethod
@@ -79,9 +81,11 @@ class Snapshot:
         pcs = rtc_peer_connections()
         rss_pages = int(Path("/proc/self/statm").read_text().split()[1])
         names = [t.name for t in threading.enumerate()]
+        pooled = sum(n.startswith(_POOL_THREADS) for n in names)
+        decoders = sum(n.endswith("-decoder") for n in names)
         return cls(fds=len(os.listdir("/proc/self/fd")), rss_mb=rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20,
-                   tasks=len(asyncio.all_tasks()), threads=len(names),
-                   decoder_threads=sum(n.endswith("-decoder") for n in names), peer_connections=pcs)
+                   tasks=len(asyncio.all_tasks()), pool_threads=pooled, decoder_threads=decoders,
+                   other_threads=len(names) - pooled - decoders, peer_connections=pcs)
 
     def figures(self, prefix: str) -> dict[str, Any]:
         return {f"{prefix}_{k}": round(v, 1) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -196,20 +200,28 @@ def window(arrivals: list[tuple[float, int]], start: float, end: float) -> list[
 
 
 # ---------- in-process client that vanishes ----------
-def vanish(client: RtcClient) -> int:
-    """Close the client's ICE sockets without a goodbye (no DTLS close_notify, no SCTP ABORT, no RTCP BYE).
+def _black_hole(data: bytes, addr: Any = None) -> None:
+    return None
 
-    From the gateway's side the peer simply falls silent, like a browser tab killed or a network cut.
-    Returns how many sockets were closed.
+
+def vanish(client: RtcClient) -> int:
+    """Black-hole the client's ICE sockets: nothing more is read or sent, and no goodbye is said.
+
+    From the gateway's side the peer simply goes quiet, as when a laptop's network drops or a tab is
+    killed: no DTLS close_notify, no SCTP ABORT, no RTCP BYE (even `client.close()` afterwards sends its
+    goodbyes into the hole). The sockets stay open so the client's own aiortc tasks do not trip over
+    closed transports; `client.close()` closes them. Returns how many sockets went dark.
     """
-    closed = 0
+    dark = 0
     for transceiver in client.pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport._connection  # aioice.Connection
-        for protocol in list(connection._protocols):
-            if not protocol.transport.is_closing():
-                protocol.transport.close()
-                closed += 1
-    return closed
+        connection = transceiver.receiver.transport.transport._connection  # aioice.Connection (bundled)
+        for protocol in connection._protocols:
+            transport = protocol.transport
+            if transport.sendto is not _black_hole:
+                transport.pause_reading()
+                transport.sendto = _black_hole
+                dark += 1
+    return dark
 
 
 @contextlib.contextmanager

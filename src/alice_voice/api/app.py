@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
     pin_host_addresses(settings.ice_host_addresses)
     metrics = Metrics()
     runtime = AgentRuntime(settings, metrics, clock)
-    gateway = Gateway(settings, store or build_store(settings), metrics, clock=clock,
+    gateway = Gateway(settings, store if store is not None else build_store(settings), metrics, clock=clock,
                       control=control_bus(str(settings.redis_url) if settings.redis_url else None),
                       agent_factory=agent_factory or runtime.new_conversation)
 

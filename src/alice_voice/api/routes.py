@@ -33,7 +33,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def gateway_of(request: Request) -> Gateway:
+async def gateway_of(request: Request) -> Gateway:  # async: no hop to the thread pool
     gateway: Gateway = request.app.state.gateway
     return gateway
 

@@ -109,6 +109,8 @@ def parse_client_message(raw: str | bytes) -> StopTtsMessage | TextMessage:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidMessage("message is not JSON") from None
+    except RecursionError:
+        raise InvalidMessage("message is nested too deeply") from None
     if not isinstance(data, dict) or "type" not in data:
         raise InvalidMessage("message must be a JSON object with a 'type'")
     try:

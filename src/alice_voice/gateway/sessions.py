@@ -1,8 +1,9 @@
 """Sessions: opens and ends them, wiring transport <-> conversation <-> state.
 
 Each session lives in this process (its owner). Its record in the store is refreshed while it lives;
-the session ends when the client goes, the peer fails, it is deleted, its record lapses, or it reaches
-its maximum age. Ending always closes the peer, cancels the session's tasks and removes the record.
+the session ends when the client goes, the peer fails, it is deleted (here, or on another process that
+asks the owner over the control bus), or it reaches its maximum age. Ending always closes the peer,
+cancels the session's tasks and removes the record.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class LiveSession:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    recorded: bool = False  # its record was created (housekeeping leaves offers in flight alone)
     closing: bool = False
 
     @property
@@ -92,7 +94,6 @@ class Gateway:
         self._agent_factory = agent_factory
         self._housekeeping: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._last_refresh_ok = time.monotonic()
         metrics.capacity.set(settings.max_sessions)
 
     # ---------- lifecycle ----------
@@ -139,15 +140,19 @@ class Gateway:
         try:
             answer = await live.peer.answer(offer_sdp)
             await self.store.create(record, self.settings.session_ttl_s)
-        except AliceError:
-            await self._dispose(live, "offer failed")
-            raise
-        except Exception as exc:  # the transport failed us (sockets, ICE): a clear 503, never a 500
-            slog.exception("could not set up the peer connection")
-            await self._dispose(live, "offer failed")
+            live.recorded = True
+            if live.closing:  # ended while being opened (e.g. shutdown)
+                raise ShuttingDown("the session ended while it was being opened")
+        except Exception as exc:
+            if not live.closing:
+                await self._dispose(live, "offer failed")
+            if isinstance(exc, AliceError):
+                raise
+            slog.exception("could not set up the peer connection")  # the transport failed us: 503, not 500
             raise TransportUnavailable(f"could not set up the connection ({type(exc).__name__})") from exc
         except BaseException:
-            await self._dispose(live, "offer failed")
+            if not live.closing:
+                await self._dispose(live, "offer failed")
             raise
         live.answered_at = self.clock.now()
         self._start_tasks(live)
@@ -230,8 +235,14 @@ class Gateway:
                 live.conversation.handle_text(message.text)
         except AliceError as exc:
             live.log.info("client message rejected: %s", exc.code)
-            self.metrics.errors_total.labels(code=exc.code).inc()
-            live.peer.events.send(ErrorEvent(code=exc.code, message=exc.message).to_dict())
+            self._report(live, exc)
+        except Exception:  # never let it reach aiortc: an exception there closes the transport
+            live.log.exception("client message could not be handled")
+            self._report(live, AliceError("the message could not be handled"))
+
+    def _report(self, live: LiveSession, exc: AliceError) -> None:
+        self.metrics.errors_total.labels(code=exc.code).inc()
+        live.peer.events.send(ErrorEvent(code=exc.code, message=exc.message).to_dict())
 
     # ---------- ending ----------
     async def end(self, session_id: str, reason: str) -> bool:
@@ -266,7 +277,7 @@ class Gateway:
         live.ended.set()
         live.log.info("session ended: %s", reason)
 
-    # ---------- housekeeping: TTLs, lapsed records, store health ----------
+    # ---------- housekeeping: TTLs, lost records, store health ----------
     async def _keep_house(self) -> None:
         interval = max(0.05, self.settings.session_ttl_s / 3)
         while True:
@@ -274,20 +285,15 @@ class Gateway:
             await self._refresh_records()
 
     async def _refresh_records(self) -> None:
-        cut_off = time.monotonic() - self._last_refresh_ok > self.settings.session_ttl_s
+        """Rewrite every live session's record, refreshing its TTL; a record the store lost (Redis
+        restarted without persistence, or was unreachable past the TTL) is written again."""
         try:
             for live in list(self.sessions.values()):
-                if live.closing:
-                    continue
-                if not cut_off and await self.store.get(live.id) is None:
-                    self._end_later(live.id, "record lapsed")
-                    continue
-                await self.store.update(live.record, self.settings.session_ttl_s)
+                if live.recorded and not live.closing:
+                    await self.store.update(live.record, self.settings.session_ttl_s)
             up = await self.store.ping()
         except AliceError:
             up = False
-        if up:
-            self._last_refresh_ok = time.monotonic()
         if up != self.store_up:
             log.warning("session store %s", "is back" if up else "is unreachable")
         self.store_up = up
