@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -18,42 +17,12 @@ import pytest
 from alice_voice.audio.frames import Pcm
 from alice_voice.config import Settings
 from alice_voice.speech import sphinx_asr
-from alice_voice.speech.protocols import AsrStream, Transcript
+from asr_harness import PIECE, WAIT_S, Collected, collect, push
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
 
 pytestmark = pytest.mark.models
 
-PIECE = 320  # 20 ms at 16 kHz
-WAIT_S = 20.0
 POOL = 2
-
-
-@dataclass
-class Collected:
-    items: list[Transcript] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def finals(self) -> list[Transcript]:
-        return [t for t in self.items if t.final]
-
-    async def wait_for(self, count: int, *, final: bool) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while sum(t.final == final for t in self.items) < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-
-async def _collect(stream: AsrStream, into: Collected) -> None:
-    async for transcript in stream:
-        into.items.append(transcript)
-        into.changed.set()
-
-
-async def push(stream: AsrStream, pcm: Pcm) -> None:
-    for i in range(0, len(pcm), PIECE):
-        stream.push(pcm[i:i + PIECE])
-        await asyncio.sleep(0)  # a yield per frame, as a real receive loop has; no waiting
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +32,7 @@ def asr() -> Iterator[sphinx_asr.SphinxAsr]:
 
 async def transcribe(asr: sphinx_asr.SphinxAsr, pcm: Pcm) -> Collected:
     stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(_collect(stream, got))
+    reader = asyncio.create_task(collect(stream, got))
     try:
         await push(stream, pcm)
         stream.finish()
@@ -84,7 +53,7 @@ async def test_partials_come_before_the_final_and_stay_ordered(asr: sphinx_asr.S
     text = "What is the weather like tomorrow?"
     pcm = synth(text)
     stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(_collect(stream, got))
+    reader = asyncio.create_task(collect(stream, got))
     half = len(pcm) * 2 // 3 // PIECE * PIECE
     await push(stream, pcm[:half])
     await got.wait_for(1, final=False)
@@ -117,7 +86,7 @@ async def test_speculative_finish_then_more_audio_gives_a_final_covering_all(
     head = np.concatenate([synth(first), silence(0.3)])
     tail = synth(second)
     stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(_collect(stream, got))
+    reader = asyncio.create_task(collect(stream, got))
     await push(stream, head)
     stream.finish()
     await got.wait_for(1, final=True)
@@ -139,7 +108,7 @@ async def test_more_streams_than_decoders_wait_for_one_to_be_returned(asr: sphin
     holders = [asr.stream() for _ in range(POOL)]  # every decoder taken
     text = "Thank you very much."
     waiting, got = asr.stream(), Collected()
-    reader = asyncio.create_task(_collect(waiting, got))
+    reader = asyncio.create_task(collect(waiting, got))
     await push(waiting, synth(text))
     waiting.finish()
     for holder in holders:

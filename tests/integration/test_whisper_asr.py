@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -20,13 +19,12 @@ from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech import whisper_asr
 from alice_voice.speech.decode_scheduler import DecodeScheduler
-from alice_voice.speech.protocols import AsrStream, Transcript
+from alice_voice.speech.protocols import Transcript
+from asr_harness import PIECE, WAIT_S, Collected, collect, push
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
 
 pytestmark = pytest.mark.models
 
-PIECE = 320  # 20 ms at 16 kHz
-WAIT_S = 20.0
 _NUMBERS = {"7": "seven", "8": "eight", "10": "ten"}
 
 
@@ -40,34 +38,6 @@ def corpus_wer(pairs: list[tuple[str, str]]) -> float:
     return errors / sum(len(ref.split()) for ref, _ in pairs)
 
 
-@dataclass
-class Collected:
-    items: list[Transcript] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def finals(self) -> list[Transcript]:
-        return [t for t in self.items if t.final]
-
-    async def wait_for(self, count: int, *, final: bool) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while sum(t.final == final for t in self.items) < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-
-async def _collect(stream: AsrStream, into: Collected) -> None:
-    async for transcript in stream:
-        into.items.append(transcript)
-        into.changed.set()
-
-
-async def push(stream: AsrStream, pcm: Pcm) -> None:
-    for i in range(0, len(pcm), PIECE):
-        stream.push(pcm[i:i + PIECE])
-        await asyncio.sleep(0)  # a yield per frame, as a real receive loop has; no waiting
-
-
 @pytest.fixture(scope="module")
 def asr() -> Iterator[whisper_asr.WhisperAsr]:
     yield whisper_asr.load(Settings())
@@ -76,7 +46,7 @@ def asr() -> Iterator[whisper_asr.WhisperAsr]:
 async def transcribe(asr: whisper_asr.WhisperAsr, pcm: Pcm) -> Collected:
     """Push everything, finish, return what the stream yielded up to its final."""
     stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(_collect(stream, got))
+    reader = asyncio.create_task(collect(stream, got))
     try:
         await push(stream, pcm)
         stream.finish()
@@ -97,7 +67,7 @@ async def test_partials_come_before_the_final_and_stay_ordered(asr: whisper_asr.
     text = "Please tell me a short joke about computers."
     pcm = synth(text)
     stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(_collect(stream, got))
+    reader = asyncio.create_task(collect(stream, got))
     half = len(pcm) * 2 // 3 // PIECE * PIECE
     await push(stream, pcm[:half])
     await got.wait_for(1, final=False)  # a partial while the user is still talking
@@ -136,7 +106,7 @@ async def test_speculative_finish_then_more_audio_gives_a_final_covering_all(
     head = np.concatenate([synth(first), silence(0.3)])
     tail = synth(second)
     stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(_collect(stream, got))
+    reader = asyncio.create_task(collect(stream, got))
     await push(stream, head)
     stream.finish()
     await got.wait_for(1, final=True)
