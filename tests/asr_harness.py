@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from alice_voice.audio.frames import Pcm
-from alice_voice.speech.protocols import AsrStream, Transcript
+from alice_voice.speech.protocols import AsrStream, StreamingAsr, Transcript
 
 PIECE = 320  # 20 ms at 16 kHz
 WAIT_S = 20.0
@@ -38,3 +38,17 @@ async def push(stream: AsrStream, pcm: Pcm) -> None:
     for i in range(0, len(pcm), PIECE):
         stream.push(pcm[i:i + PIECE])
         await asyncio.sleep(0)  # a yield per frame, as a real receive loop has; no waiting
+
+
+async def transcribe(asr: StreamingAsr, pcm: Pcm) -> Collected:
+    """Push everything, finish, return what the stream yielded up to its final."""
+    stream, got = asr.stream(), Collected()
+    reader = asyncio.create_task(collect(stream, got))
+    try:
+        await push(stream, pcm)
+        stream.finish()
+        await got.wait_for(1, final=True)
+    finally:
+        await stream.aclose()
+        await reader
+    return got

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from alice_voice.audio.frames import Pcm
 from alice_voice.config import Settings
 from alice_voice.speech import sphinx_asr
-from asr_harness import PIECE, WAIT_S, Collected, collect, push
+from asr_harness import PIECE, WAIT_S, Collected, collect, push, transcribe
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
 
 pytestmark = pytest.mark.models
@@ -28,19 +27,6 @@ POOL = 2
 @pytest.fixture(scope="module")
 def asr() -> Iterator[sphinx_asr.SphinxAsr]:
     yield sphinx_asr.load(Settings(max_sessions=POOL))
-
-
-async def transcribe(asr: sphinx_asr.SphinxAsr, pcm: Pcm) -> Collected:
-    stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(collect(stream, got))
-    try:
-        await push(stream, pcm)
-        stream.finish()
-        await got.wait_for(1, final=True)
-    finally:
-        await stream.aclose()
-        await reader
-    return got
 
 
 def test_load_fills_the_pool_once(asr: sphinx_asr.SphinxAsr) -> None:

@@ -20,7 +20,7 @@ from alice_voice.errors import ProviderError
 from alice_voice.speech import whisper_asr
 from alice_voice.speech.decode_scheduler import DecodeScheduler
 from alice_voice.speech.protocols import Transcript
-from asr_harness import PIECE, WAIT_S, Collected, collect, push
+from asr_harness import PIECE, WAIT_S, Collected, collect, push, transcribe
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
 
 pytestmark = pytest.mark.models
@@ -41,20 +41,6 @@ def corpus_wer(pairs: list[tuple[str, str]]) -> float:
 @pytest.fixture(scope="module")
 def asr() -> Iterator[whisper_asr.WhisperAsr]:
     yield whisper_asr.load(Settings())
-
-
-async def transcribe(asr: whisper_asr.WhisperAsr, pcm: Pcm) -> Collected:
-    """Push everything, finish, return what the stream yielded up to its final."""
-    stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(collect(stream, got))
-    try:
-        await push(stream, pcm)
-        stream.finish()
-        await got.wait_for(1, final=True)
-    finally:
-        await stream.aclose()
-        await reader
-    return got
 
 
 def test_load_names_the_model(asr: whisper_asr.WhisperAsr) -> None:
