@@ -207,7 +207,7 @@ async def test_an_unreachable_provider_is_a_provider_error_every_time() -> None:
 @pytest.mark.asyncio
 async def test_audio_that_stops_mid_sentence_leaves_no_stuck_turn() -> None:
     peer_timeout_s = 1.5
-    speech = sf.synth(sf.LONG_SENTENCE)
+    speech = sf.synth(sf.PROMPTS[2])  # no pause inside: a comma pause could end a turn and start a reply early
     async with agent_gateway(peer_timeout_s=peer_timeout_s) as running:
         resources = await running.app.state.runtime.resources()
         before = Snapshot.take()
@@ -245,7 +245,7 @@ async def test_audio_that_stops_mid_sentence_leaves_no_stuck_turn() -> None:
 @pytest.mark.asyncio
 async def test_a_sentence_cut_mid_word_then_silence_still_ends_the_turn() -> None:
     """The other half of a client that stops mid-sentence: its audio goes on, as silence."""
-    speech = sf.synth(sf.LONG_SENTENCE)
+    speech = sf.synth(sf.PROMPTS[2])  # no pause inside: a comma pause could end a turn and start a reply early
     async with agent_gateway() as running:
         client = RtcClient(running.url)
         await client.connect()
@@ -256,7 +256,7 @@ async def test_a_sentence_cut_mid_word_then_silence_still_ends_the_turn() -> Non
             await client.wait_event("tts.started", timeout=10)
             client.send({"type": "stop_tts"})  # the reply is not the point: its turn's metrics are
             metrics = (await client.wait_event("turn.metrics", timeout=10))["timings"]
-            await client.wait_event("tts.stopped", timeout=5)
+            await client.wait_event("tts.stopped", timeout=5, reason="stop_request")
             live = running.gateway.sessions[client.session_id]
             with contextlib.suppress(TimeoutError):  # settles within a playout tick or two
                 await poll_until(lambda: live.record.state == "listening", timeout=3)
