@@ -9,14 +9,11 @@ import argparse
 import asyncio
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # speech_fixtures
-
-from bench import barge_in, plot, transport, turns
+from bench import barge_in, load, plot, transport, turns
 from bench.stats import table
 
 
@@ -45,12 +42,30 @@ def _print_barge_in(result: dict[str, Any]) -> None:
           f"{echo['false_barge_ins']} false barge-ins in {echo['reply_minutes']} min of reply {echo['runs']}")
 
 
+def _print_load(result: dict[str, Any]) -> None:
+    for label, level in result.items():
+        if not label.endswith("_callers"):
+            continue
+        rows = {f"client {k}": v for k, v in level["client"].items()}
+        rows.update({f"gateway {k}": v for k, v in level["gateway"].items()})
+        rows["client - gateway first audio"] = level["gap_ms"]
+        print(table(rows, f"load, {level['callers']} callers ({level['admitted']} admitted, {level['refused']} "
+                    f"refused, {level['turns']} turns, {level['unanswered']} unanswered)"))
+        waits = ", ".join(f"{p} {w['p50']}/{w['p95']}" for p, w in level["scheduler_wait_ms"].items())
+        print(f"\nWER {level['wer']}; frames {level['frames']}; event-loop lag p99 "
+              f"{level['event_loop_lag_p99_ms']} ms; gateway CPU {level['gateway_cpu_cores']} cores; "
+              f"RSS {level['rss_mb']}\nscheduler wait p50/p95 ms: {waits}")
+        for prompt, heard in level["misheard"]:
+            print(f"  misheard: {prompt!r} -> {heard!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", choices=["transport", "turns", "barge-in", "all"])
+    parser.add_argument("what", choices=["transport", "turns", "load", "barge-in", "all"])
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--plot", type=Path, help="write a PNG plot here")
     parser.add_argument("--sessions", default="1,2,4", help="concurrency levels for the turns benchmark")
+    parser.add_argument("--callers", default="1,2,4,6", help="callers at once, per level of the load benchmark")
     parser.add_argument("--voices", default="piper,espeak:en-us", help="test voices (see tests/speech_fixtures.py)")
     parser.add_argument("--prompts", type=int, default=12, help="how many of the synthesized prompts")
     args = parser.parse_args()
@@ -64,6 +79,10 @@ def main() -> None:
         levels = [int(n) for n in args.sessions.split(",")]
         out["turns"] = asyncio.run(turns.run(levels, args.voices.split(","), args.prompts))
         _print_turns(out["turns"])
+    if args.what in ("load", "all"):
+        callers = [int(n) for n in args.callers.split(",")]
+        out["load"] = asyncio.run(load.run(callers, args.voices.split(","), args.prompts))
+        _print_load(out["load"])
     if args.what in ("barge-in", "all"):
         out["barge_in"] = asyncio.run(barge_in.run(args.voices.split(","), min(args.prompts, 6)))
         _print_barge_in(out["barge_in"])

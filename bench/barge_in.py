@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.gateway import gateway_process
-from bench.rtc_client import RtcClient
 from bench.stats import summary
 from bench.turns import Utterance, utterances
 from speech_fixtures import PROMPTS, silence
+from support.gateway import gateway_process
+from support.rtc_client import RtcClient
 
 LONG_REPLY = "what can you do"
 _QUIET_RMS = 200.0

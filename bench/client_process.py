@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from alice_voice.transport.ice import pin_host_addresses
-from bench.rtc_client import RtcClient
+from support.rtc_client import RtcClient
 
 
 async def main(url: str, mode: str | None) -> None:

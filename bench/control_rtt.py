@@ -28,7 +28,7 @@ import numpy as np
 import redis.asyncio as redis
 
 from alice_voice.state.control import ControlBus
-from bench.local_services import RedisServer
+from support.local_services import RedisServer
 
 WARMUP = 20
 

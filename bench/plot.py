@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 
 def write(results: dict[str, Any], path: Path) -> None:
-    panels = [p for p in (_transport, _turn_stages, _concurrency) if p(results, None)]
+    panels = [p for p in (_transport, _turn_stages, _concurrency, _load_latency, _load_waits) if p(results, None)]
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
@@ -68,4 +68,52 @@ def _concurrency(results: dict[str, Any], ax: Any) -> bool:
         ax.set_xticks(xs)
         ax.set_title("gateway latency under load", fontsize=10)
         ax.legend(fontsize=8)
+    return True
+
+
+def _levels(results: dict[str, Any]) -> list[dict[str, Any]]:
+    load = results.get("load", {})
+    return sorted((v for k, v in load.items() if k.endswith("_callers")), key=lambda level: level["callers"])
+
+
+def _load_latency(results: dict[str, Any], ax: Any) -> bool:
+    levels = _levels(results)
+    if not levels:
+        return False
+    if ax is not None:
+        xs = [level["callers"] for level in levels]
+        series = (("client", "first_audio_ms", "#3d7ea6"), ("gateway", "first_audio_ms", "#9cc3db"),
+                  ("client", "first_partial_ms", "#7aa95c"))
+        for side, metric, colour in series:
+            for q, style in (("p50", "-"), ("p95", "--")):
+                ax.plot(xs, [level[side][metric].get(q) for level in levels], style, color=colour, marker="o",
+                        label=f"{side} {metric} {q}")
+        for level in levels:
+            if level["refused"]:
+                ax.annotate(f"{level['refused']} refused", (level["callers"], level["client"]["first_audio_ms"]
+                                                           .get("p95", 0)), fontsize=8)
+        ax.set_xlabel("callers at once (admitted)")
+        ax.set_ylabel("ms")
+        ax.set_xticks(xs)
+        ax.set_title("load: first reply audio and first partial", fontsize=10)
+        ax.legend(fontsize=7)
+    return True
+
+
+def _load_waits(results: dict[str, Any], ax: Any) -> bool:
+    levels = _levels(results)
+    if not levels:
+        return False
+    if ax is not None:
+        xs = [level["callers"] for level in levels]
+        priorities = sorted({p for level in levels for p in level["scheduler_wait_ms"]})
+        for priority in priorities:
+            ax.plot(xs, [level["scheduler_wait_ms"].get(priority, {}).get("p95") for level in levels], marker="o",
+                    label=priority)
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_xlabel("callers at once")
+        ax.set_ylabel("queue wait p95 (ms)")
+        ax.set_xticks(xs)
+        ax.set_title("inference scheduler: queue wait by priority", fontsize=10)
+        ax.legend(fontsize=7)
     return True

@@ -12,10 +12,10 @@ import redis.asyncio as redis
 
 from alice_voice.state.redis_store import RedisStore
 from alice_voice.state.store import SessionRecord, hash_token
-from bench.gateway import bench_settings, running_gateway
-from bench.local_services import RedisServer
-from bench.rtc_client import RtcClient
 from bench.stats import summary
+from support.gateway import bench_settings, running_gateway
+from support.local_services import RedisServer
+from support.rtc_client import RtcClient
 
 
 async def _sessions(url: str, count: int, concurrent: int) -> list[dict[str, float]]:

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.gateway import gateway_process
-from bench.rtc_client import RtcClient
 from bench.stats import summary
 from speech_fixtures import PROMPTS, silence, synth, word_error_rate
+from support.gateway import gateway_process
+from support.rtc_client import RtcClient
 
-_SPEECH_RMS = 300.0
+_SPEECH_RMS = 300.0  # where the synthesized prompt's speech starts and ends
+_REPLY_RMS = 20.0  # the first received frame with any reply sound in it (silence decodes to ~0)
 _FRAME_16K = 320  # one 20 ms frame at 16 kHz
 STAGES = ("end_of_turn_ms", "final_after_speech_ms", "reply_start_after_speech_ms", "agent_first_text_ms",
           "tts_first_audio_ms", "first_audio_ms", "first_partial_ms")
@@ -54,10 +55,10 @@ def utterances(voices: list[str], prompts: list[str]) -> list[Utterance]:
     return [Utterance(text, voice, synth(text, voice)) for voice in voices for text in prompts]
 
 
-async def speak_turn(client: RtcClient, utt: Utterance, tail_s: float = 2.5) -> TurnResult:
+async def speak_turn(client: RtcClient, utt: Utterance, tail_s: float = 2.5, timeout: float = 40.0) -> TurnResult:
     seen, sent_before = len(client.events), len(client.mic.sent_speech)
     client.say(np.concatenate([utt.pcm, silence(tail_s)]))
-    metrics = await client.wait_event("turn.metrics", timeout=40, after=seen)
+    metrics = await client.wait_event("turn.metrics", timeout=timeout, after=seen)
     await client.finish_speaking()
     first, last = utt.speech_frames()
     sent = client.mic.sent_speech[sent_before:]
@@ -65,7 +66,7 @@ async def speak_turn(client: RtcClient, utt: Utterance, tail_s: float = 2.5) -> 
     events = client.events[seen:]
     partial = next((e["client_t"] for e in events if e["type"] == "transcript.partial"), None)
     heard = next((h.t for h in client.heard if h.t > last_sent and np.sqrt(np.mean(h.pcm.astype(float) ** 2))
-                  > _SPEECH_RMS), None)
+                  > _REPLY_RMS), None)
     final = next((e["text"] for e in events if e["type"] == "transcript.final"), "")
     return TurnResult(utt.text, utt.voice, metrics["timings"],
                       (partial - first_sent) * 1000 if partial else None,

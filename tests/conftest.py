@@ -16,10 +16,18 @@ import pytest
 import pytest_asyncio
 
 from alice_voice.config import Settings
-from bench.gateway import RunningGateway, bench_settings, serve
-from bench.local_services import RedisServer
+from support.gateway import RunningGateway, bench_settings, serve
+from support.local_services import RedisServer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the agent gateway loads the models and talks to it in real time: mark it so."""
+    for item in items:
+        if "agent_gateway" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.models)
+            item.add_marker(pytest.mark.realtime)
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +49,11 @@ async def poll_until(check: Callable[[], Awaitable[bool] | bool], timeout: float
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Tone by default and no model loading, unless a test asks for the agent."""
-    return bench_settings(**{"default_mode": "tone", "preload_models": False, **overrides})
+    """Tone by default and no model loading, unless a test asks for the agent. The latency budget is out of
+    reach, so that the test machine's own load (a browser, a model loading) never gets an offer refused:
+    only tests of admission set one."""
+    return bench_settings(**{"default_mode": "tone", "preload_models": False, "latency_budget_ms": 10**6,
+                             **overrides})
 
 
 @pytest_asyncio.fixture

@@ -44,7 +44,13 @@ class Settings(BaseSettings):
     redis_url: AnyUrl | None = Field(None, description="Unset: in-process store.")
     session_ttl_s: float = Field(60.0, gt=0, description="Record TTL; refreshed while the session lives.")
     session_max_s: float = Field(3600.0, gt=0, description="Hard cap on one session's life.")
-    max_sessions: int = Field(8, ge=1, description="Capacity of this process; past it an offer gets 503.")
+    max_sessions: int = Field(8, ge=1, description="Hard ceiling on this process's sessions; past it an offer gets "
+                              "503 (admission by measured headroom usually refuses sooner).")
+    latency_budget_ms: int = Field(600, ge=100, description="Admission: refuse an offer (503 at_capacity) when "
+                                   "one more caller would push the first-audio p95 past this.")
+    retry_after_s: int = Field(5, ge=1, description="The Retry-After of a 503 for an offer refused for load.")
+    offer_timeout_s: float = Field(8.0, gt=0, description="The longest an offer is worked on, waiting for the "
+                                   "models included; a browser gives up on an answer after about 10 s.")
     ice_servers: CommaList = Field(default_factory=list, description="STUN/TURN URLs; empty: none.")
     ice_username: str | None = Field(None, description="Username for the turn:/turns: servers.")
     ice_credential: SecretStr | None = Field(None, description="Password for the turn:/turns: servers.")
@@ -77,8 +83,8 @@ class Settings(BaseSettings):
     eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
     eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn whatever the model says.")
     silence_only_ms: int = Field(512, ge=100, description="Silence that ends a turn when end_of_turn=silence.")
-    asr_threads: int = Field(2, ge=1, le=8, description="Decoding threads shared by all sessions; from 2 on, "
-                             "one is kept free for finals.")
+    compute_threads: int = Field(0, ge=0, le=64, description="Cores the inference scheduler is sized for: that "
+                                 "many foreground and background threads; 0: the CPUs this process may use.")
     asr_partial_interval_ms: int = Field(160, ge=20)
     asr_timeout_s: float = Field(10.0, gt=0)
 

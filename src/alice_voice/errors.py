@@ -18,6 +18,7 @@
     ├── ShuttingDown (503, shutting_down)
     ├── ModelsUnavailable (503, models_unavailable)
     ├── TransportUnavailable (503, transport_unavailable)
+    ├── SessionUnresponsive (503, session_unresponsive)
     └── ProviderError (502, provider_error)
         ├── ProviderTimeout (504, provider_timeout)
         └── ProviderAuthError (502, provider_auth)
@@ -27,12 +28,15 @@ from __future__ import annotations
 
 
 class AliceError(Exception):
+    """`retry_after_s`: when a client may try again (an HTTP `Retry-After`), for errors that pass."""
+
     status: int = 500
     code: str = "internal"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class BadRequest(AliceError):
@@ -101,6 +105,10 @@ class ModelsUnavailable(AliceError):
 
 class TransportUnavailable(AliceError):
     status, code = 503, "transport_unavailable"
+
+
+class SessionUnresponsive(AliceError):
+    status, code = 503, "session_unresponsive"
 
 
 class ProviderError(AliceError):

@@ -1,4 +1,5 @@
-"""The gateway's own Prometheus registry and the latency histograms of DESIGN.md section 5."""
+"""The gateway's own Prometheus registry: the latency histograms of DESIGN.md section 5, and the load
+signals the gateway admits callers by (scheduler queue waits, event-loop lag, headroom)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _MS_BUCKETS = (1, 2, 5, 10, 20, 40, 60, 80, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1500, 2000,
                3000, 5000)
+_FINE_MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 60, 100, 150, 250, 500, 1000, 2500)
 
 
 class Metrics:
@@ -22,16 +24,34 @@ class Metrics:
                                           "First speech frame's arrival to first non-empty partial sent (ms).",
                                           buckets=_MS_BUCKETS, registry=r)
         self.first_audio_ms = Histogram("voice_first_audio_ms",
-                                        "Last speech frame's arrival to first reply audio frame sent (ms).",
+                                        "Arrival of the turn's last speech sound to first reply audio frame sent (ms).",
                                         buckets=_MS_BUCKETS, registry=r)
         self.barge_in_ms = Histogram("voice_barge_in_ms",
                                      "First speech frame during playback to first frame without reply audio (ms).",
                                      buckets=_MS_BUCKETS, registry=r)
+        self.end_of_turn_ms = Histogram("voice_end_of_turn_ms",
+                                        "Arrival of the turn's last speech sound to the end of turn decided (ms).",
+                                        buckets=_MS_BUCKETS, registry=r)
+        self.scheduler_wait_ms = Histogram("voice_scheduler_wait_ms", "Time a model job waited in the inference "
+                                           "scheduler's queue before a thread took it (ms).", ["priority"],
+                                           buckets=_FINE_MS_BUCKETS, registry=r)
+        self.scheduler_run_ms = Histogram("voice_scheduler_run_ms", "Time a model job ran (ms).", ["priority"],
+                                          buckets=_FINE_MS_BUCKETS, registry=r)
+        self.loop_lag_ms = Histogram("voice_event_loop_lag_ms", "How late the event loop ran a timer (ms).",
+                                     buckets=_FINE_MS_BUCKETS, registry=r)
+        self.audio_frames = Counter("voice_audio_frames", "Incoming 20 ms audio frames: received from the "
+                                    "transport, lost on the way (sequence gaps), heard (reached the VAD).",
+                                    ["stage"], registry=r)
         self.active_sessions = Gauge("voice_active_sessions", "Sessions open in this process.", registry=r)
         self.capacity = Gauge("voice_session_capacity", "Maximum sessions this process accepts.", registry=r)
+        self.headroom_sessions = Gauge("voice_headroom_sessions", "More callers this process can admit within "
+                                       "its latency budget, from measured load (0: it refuses offers).", registry=r)
+        self.cpu_busy = Gauge("voice_cpu_busy_ratio", "Recent busy share of the CPUs this process runs on.",
+                              registry=r)
         self.sessions_total = Counter("voice_sessions", "Sessions opened, by mode.", ["mode"], registry=r)
         self.sessions_ended = Counter("voice_sessions_ended", "Sessions ended, by reason.", ["reason"],
                                       registry=r)
+        self.offers_refused = Counter("voice_offers_refused", "Offers refused, by reason.", ["reason"], registry=r)
         self.turns_total = Counter("voice_turns", "Completed user turns.", registry=r)
         self.errors_total = Counter("voice_errors", "Errors reported to clients, by code.", ["code"], registry=r)
         self.provider_failures = Counter("voice_provider_failures", "Provider failures, by provider and code.",

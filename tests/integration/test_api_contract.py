@@ -9,8 +9,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bench.rtc_client import RtcClient
 from conftest import RunningGateway, make_settings, serve
+from support.rtc_client import RtcClient
 
 VALID_SDP_PREFIX = "v=0\r\n"
 

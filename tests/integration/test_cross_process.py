@@ -11,11 +11,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bench.gateway import GatewayProcess, gateway_process
-from bench.local_services import RedisServer
-from bench.rtc_client import RtcClient
+from support.gateway import GatewayProcess, gateway_process
+from support.local_services import RedisServer
+from support.rtc_client import RtcClient
 
-TONE = {"default_mode": "tone", "preload_models": "false", "session_ttl_s": "3"}
+TONE = {"default_mode": "tone", "preload_models": "false", "session_ttl_s": "3", "latency_budget_ms": 10**6}
 
 
 @pytest_asyncio.fixture

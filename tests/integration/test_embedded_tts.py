@@ -1,21 +1,26 @@
-"""The embedded TTS engines (hibari, Piper, espeak-ng) with their real models, behind `StreamingTts`."""
+"""The embedded TTS engines (hibari, Piper, espeak-ng) with their real models, behind `StreamingTts`; and the
+sentence plumbing the in-process engines share, which runs each sentence as an inference-scheduler job."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+from alice_voice.compute import InferenceScheduler, Priority, shared_scheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech import espeak_tts, hibari_tts, piper_tts
 from alice_voice.speech.protocols import PcmChunk
+from alice_voice.speech.sentence_tts import synthesize_sentences
+from fakes.scripted import InlineCompute
 
 pytestmark = pytest.mark.models
 
@@ -30,6 +35,14 @@ def engines() -> Iterator[dict[str, Any]]:
     settings = Settings()
     yield {"hibari": hibari_tts.load(settings), "piper": piper_tts.load(settings),
            "espeak": espeak_tts.load(settings)}
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, tuple[Any, InlineCompute]]:
+    """hibari and Piper on a `JobRunner` that records the priority of every sentence job."""
+    hibari_jobs, piper_jobs = InlineCompute(), InlineCompute()
+    return {"hibari": (hibari_tts.HibariTts(hibari_jobs), hibari_jobs),
+            "piper": (piper_tts.PiperTts(piper_jobs), piper_jobs)}
 
 
 @pytest.fixture(params=list(RATES))
@@ -171,3 +184,92 @@ def test_voices_that_are_not_installed_fail_at_load() -> None:
         piper_tts.load(Settings(tts_voice="en_US-amy-medium"))
     with pytest.raises(ProviderError, match="voice does not exist"):
         espeak_tts.load(Settings(tts_voice="nosuchvoice"))  # "no-x" would be Norwegian
+
+
+async def wait_idle(scheduler: InferenceScheduler) -> None:
+    """Until no job is queued or running, e.g. a sentence a test before abandoned midway. A job's observers
+    are picked under the same lock that counts it finished, so an observer added after this returns sees
+    only jobs submitted later."""
+    idle = threading.Event()
+
+    def check(*_: object) -> None:
+        if scheduler.backlog(Priority) == 0:
+            idle.set()
+
+    scheduler.add_observer(check)
+    try:
+        check()
+        assert await asyncio.to_thread(idle.wait, 10), "the scheduler never went idle"
+    finally:
+        scheduler.remove_observer(check)
+
+
+@pytest.mark.parametrize("name", ["hibari", "piper"])
+@pytest.mark.asyncio
+async def test_loaded_engines_synthesize_on_the_shared_scheduler(name: str, engines: dict[str, Any]) -> None:
+    scheduler = shared_scheduler()
+    await wait_idle(scheduler)
+    seen: list[Priority] = []
+    all_seen = threading.Event()
+
+    def observe(priority: Priority, queued_s: float, run_s: float) -> None:  # in a worker thread
+        seen.append(priority)
+        if len(seen) == len(SENTENCES):
+            all_seen.set()
+
+    scheduler.add_observer(observe)
+    try:
+        texts = [c.text async for c in engines[name].synthesize(REPLY, lead=True)]
+        assert await asyncio.to_thread(all_seen.wait, 10)
+    finally:
+        scheduler.remove_observer(observe)
+    assert texts == SENTENCES
+    assert seen == [Priority.FIRST_TTS, Priority.TTS, Priority.TTS]
+
+
+@pytest.mark.parametrize("name", ["hibari", "piper"])
+@pytest.mark.asyncio
+async def test_the_lead_sentence_of_a_reply_runs_at_first_tts_and_the_rest_at_tts(
+        name: str, recorded: dict[str, tuple[Any, InlineCompute]]) -> None:
+    tts, jobs = recorded[name]
+    jobs.priorities.clear()
+    lead = [c.text async for c in tts.synthesize(REPLY, lead=True)]
+    assert lead == SENTENCES
+    assert jobs.priorities == [Priority.FIRST_TTS, Priority.TTS, Priority.TTS]
+    jobs.priorities.clear()
+    later = [c.text async for c in tts.synthesize(REPLY)]  # a later part of the reply: nobody waits on it
+    assert later == SENTENCES
+    assert jobs.priorities == [Priority.TTS] * 3
+
+
+def fake_synth(pieces: dict[str, list[int]]) -> Callable[[str], list[np.ndarray]]:
+    """Each sentence -> pieces of the given lengths (0: a piece with no audio), filled with the sentence's length."""
+    def synth(sentence: str) -> list[np.ndarray]:
+        return [np.full(n, len(sentence), np.int16) for n in pieces[sentence]]
+    return synth
+
+
+@pytest.mark.parametrize(("lead", "expected"), [
+    (True, [Priority.FIRST_TTS, Priority.TTS, Priority.TTS]),
+    (False, [Priority.TTS, Priority.TTS, Priority.TTS]),
+])
+@pytest.mark.asyncio
+async def test_synthesize_sentences_runs_one_job_per_sentence_at_its_priority(
+        lead: bool, expected: list[Priority]) -> None:
+    jobs = InlineCompute()
+    synth = fake_synth({"One.": [10], "Two two.": [0, 20, 5], "Three.": [0]})
+    chunks = [c async for c in synthesize_sentences(["One.", "Two two.", "Three."], synth, 8000, jobs, lead=lead)]
+    assert jobs.priorities == expected
+    # A sentence's text rides on its first non-empty piece; a sentence with no audio yields nothing.
+    assert [(len(c.samples), c.text, c.rate) for c in chunks] == [(10, "One.", 8000), (20, "Two two.", 8000),
+                                                                   (5, "", 8000)]
+
+
+@pytest.mark.asyncio
+async def test_closing_synthesize_sentences_submits_no_further_sentence() -> None:
+    jobs = InlineCompute()
+    synth = fake_synth({"One.": [10], "Two.": [10]})
+    stream = synthesize_sentences(["One.", "Two."], synth, 8000, jobs, lead=True)
+    assert (await anext(stream)).text == "One."
+    await stream.aclose()
+    assert jobs.priorities == [Priority.FIRST_TTS]

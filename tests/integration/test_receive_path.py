@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from alice_voice.audio.frames import PcmFrame
-from bench.rtc_client import RtcClient
 from conftest import make_settings, serve
+from support.rtc_client import RtcClient
 
 BOUND_MS = 30.0  # immediate buffer; measured ~2-5 ms on an idle loopback
 

@@ -12,9 +12,9 @@ import pytest_asyncio
 import redis.asyncio as redis
 
 from alice_voice.state.redis_store import session_key
-from bench.local_services import RedisServer
-from bench.rtc_client import RtcClient
 from conftest import RunningGateway, make_settings, poll_until, serve
+from support.local_services import RedisServer
+from support.rtc_client import RtcClient
 
 
 @pytest_asyncio.fixture

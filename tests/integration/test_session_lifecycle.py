@@ -12,8 +12,8 @@ import sys
 import pytest
 from aiortc import RTCPeerConnection
 
-from bench.rtc_client import RtcClient
 from conftest import make_settings, poll_until, serve
+from support.rtc_client import RtcClient
 
 
 def live_peer_connections() -> list[RTCPeerConnection]:
@@ -91,3 +91,6 @@ async def test_max_duration_ends_the_session() -> None:
         async with asyncio.timeout(5):
             await live.ended.wait()
         await client.close()
+        registry = running.gateway.metrics.registry
+        assert registry.get_sample_value("voice_sessions_ended_total", {"reason": "max_duration"}) == 1, \
+            "it ended for its age, not for another reason"

@@ -14,10 +14,19 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from alice_voice.compute import Priority, shared_scheduler
 from alice_voice.config import Settings
 from alice_voice.speech import sphinx_asr
-from asr_harness import PIECE, WAIT_S, Collected, collect, push, transcribe
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
+from support.asr_harness import (
+    WAIT_S,
+    Collected,
+    RecordingRunner,
+    collect,
+    push,
+    transcribe,
+    transcribe_after_a_partial,
+)
 
 pytestmark = pytest.mark.models
 
@@ -32,23 +41,34 @@ def asr() -> Iterator[sphinx_asr.SphinxAsr]:
 def test_load_fills_the_pool_once(asr: sphinx_asr.SphinxAsr) -> None:
     assert asr.name == "pocketsphinx"
     assert asr.pool.size == POOL
+    assert asr.compute is shared_scheduler()
+    assert asr.timing.partial_interval == Settings().asr_partial_interval_ms * 16
+    assert asr.timing.final_timeout_s == Settings().asr_timeout_s
+
+
+@pytest.mark.asyncio
+async def test_decodes_run_at_partial_priorities_then_the_final_at_final(asr: sphinx_asr.SphinxAsr) -> None:
+    runner = RecordingRunner(asr.compute)
+    recording = sphinx_asr.SphinxAsr(asr.pool, runner)
+    text = "What is the weather like tomorrow?"
+    pcm = synth(text)
+    got = await transcribe_after_a_partial(recording, pcm)
+
+    priorities = runner.priorities
+    assert priorities[0] is Priority.FIRST_PARTIAL
+    assert priorities[-1] is Priority.FINAL and priorities.count(Priority.FINAL) == 1
+    assert Priority.PARTIAL in priorities  # once a partial was yielded
+    first_partial_yielded = priorities.index(Priority.PARTIAL)
+    assert set(priorities[:first_partial_yielded]) == {Priority.FIRST_PARTIAL}
+    assert set(priorities[first_partial_yielded:-1]) == {Priority.PARTIAL}
+    assert word_error_rate(text, got.finals[0].text) <= 0.2
 
 
 @pytest.mark.asyncio
 async def test_partials_come_before_the_final_and_stay_ordered(asr: sphinx_asr.SphinxAsr) -> None:
     text = "What is the weather like tomorrow?"
     pcm = synth(text)
-    stream, got = asr.stream(), Collected()
-    reader = asyncio.create_task(collect(stream, got))
-    half = len(pcm) * 2 // 3 // PIECE * PIECE
-    await push(stream, pcm[:half])
-    await got.wait_for(1, final=False)
-    await push(stream, pcm[half:])
-    stream.finish()
-    await got.wait_for(1, final=True)
-    await stream.aclose()
-    async with asyncio.timeout(WAIT_S):
-        await reader
+    got = await transcribe_after_a_partial(asr, pcm)
 
     *partials, final = got.items
     assert partials and all(not t.final and t.text.startswith(t.stable_text) for t in partials)

@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.rtc_client import RtcClient
 from conftest import RunningGateway
+from support.rtc_client import RtcClient
 
 
 def dominant_hz(pcm: np.ndarray, rate: int = 48000) -> float:

@@ -15,13 +15,23 @@ import numpy as np
 import pytest
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import InferenceScheduler, Lane, Priority, shared_scheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech import whisper_asr
-from alice_voice.speech.decode_scheduler import DecodeScheduler
 from alice_voice.speech.protocols import Transcript
-from asr_harness import PIECE, WAIT_S, Collected, collect, push, transcribe
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
+from support.asr_harness import (
+    PIECE,
+    WAIT_S,
+    Collected,
+    RecordingRunner,
+    collect,
+    private_scheduler,
+    push,
+    transcribe,
+    transcribe_after_a_partial,
+)
 
 pytestmark = pytest.mark.models
 
@@ -39,13 +49,66 @@ def corpus_wer(pairs: list[tuple[str, str]]) -> float:
 
 
 @pytest.fixture(scope="module")
-def asr() -> Iterator[whisper_asr.WhisperAsr]:
-    yield whisper_asr.load(Settings())
+def loaded() -> whisper_asr.WhisperAsr:
+    return whisper_asr.load(Settings())
 
 
-def test_load_names_the_model(asr: whisper_asr.WhisperAsr) -> None:
-    assert asr.name == "whisper-tiny.en"
-    assert asr.timing.partial_interval == Settings().asr_partial_interval_ms * 16
+@pytest.fixture(scope="module")
+def asr(loaded: whisper_asr.WhisperAsr) -> Iterator[whisper_asr.WhisperAsr]:
+    """The loaded engines on a scheduler that is closed when the module is done (see `private_scheduler`)."""
+    settings = Settings()
+    with private_scheduler("test-whisper") as compute:
+        yield whisper_asr.WhisperAsr(loaded.engine, compute, partial_engine=loaded.partial_engine,
+                                     partial_interval_ms=settings.asr_partial_interval_ms,
+                                     timeout_s=settings.asr_timeout_s)
+
+
+def test_load_names_the_model_and_builds_an_engine_for_finals_and_one_for_partials(
+        loaded: whisper_asr.WhisperAsr) -> None:
+    assert loaded.name == "whisper-tiny.en"
+    assert loaded.timing.partial_interval == Settings().asr_partial_interval_ms * 16
+    assert loaded.timing.final_timeout_s == Settings().asr_timeout_s
+    assert loaded.compute is shared_scheduler()
+    assert isinstance(loaded.engine, whisper_asr.WhisperEngine)
+    assert isinstance(loaded.partial_engine, whisper_asr.WhisperEngine)
+    assert loaded.partial_engine is not loaded.engine
+    # Both copies of the model hear the same thing (greedy decoding of the same audio is deterministic).
+    pcm = synth("Good morning Alice.")
+    assert loaded.partial_engine.transcribe(pcm) == loaded.engine.transcribe(pcm)
+
+
+class _NamedEngine:
+    """Passes each window on to `inner`, and records that this engine decoded one."""
+
+    def __init__(self, name: str, inner: whisper_asr.WindowDecoder, log: list[str]) -> None:
+        self._name, self._inner, self._log = name, inner, log
+
+    def transcribe(self, pcm: Pcm) -> str:
+        self._log.append(self._name)
+        return self._inner.transcribe(pcm)
+
+
+@pytest.mark.asyncio
+async def test_partials_run_on_the_partial_engine_at_partial_priorities_and_the_final_at_final(
+        asr: whisper_asr.WhisperAsr) -> None:
+    decoded: list[str] = []
+    runner = RecordingRunner(asr.compute)
+    recording = whisper_asr.WhisperAsr(_NamedEngine("finals", asr.engine, decoded), runner,
+                                       partial_engine=_NamedEngine("partials", asr.partial_engine, decoded))
+    text = "Please tell me a short joke about computers."
+    pcm = synth(text)
+    got = await transcribe_after_a_partial(recording, pcm)
+
+    priorities = runner.priorities
+    assert priorities[0] is Priority.FIRST_PARTIAL and priorities[-1] is Priority.FINAL
+    assert priorities.count(Priority.FINAL) == 1  # one window: no segment was cut
+    assert Priority.PARTIAL in priorities  # once a partial was yielded
+    first_partial_yielded = priorities.index(Priority.PARTIAL)
+    assert set(priorities[:first_partial_yielded]) == {Priority.FIRST_PARTIAL}
+    assert set(priorities[first_partial_yielded:-1]) == {Priority.PARTIAL}
+    # (A partial pass already running when the final is asked for still runs, on its own engine.)
+    assert decoded.count("finals") == 1 and set(decoded) == {"finals", "partials"}
+    assert word_error_rate(text, got.finals[0].text) <= 0.15
 
 
 @pytest.mark.asyncio
@@ -135,18 +198,23 @@ class _BrokenEngine:
         raise RuntimeError("decoder crashed")
 
 
+@pytest.fixture
+def one_thread() -> Iterator[InferenceScheduler]:
+    scheduler = InferenceScheduler([Lane("all", 1, frozenset(Priority))], name="test-whisper")
+    yield scheduler
+    scheduler.close()
+
+
 @pytest.mark.asyncio
-async def test_decode_failure_surfaces_as_provider_error() -> None:
-    scheduler = DecodeScheduler(threads=1)
-    try:
-        stream = whisper_asr.WhisperAsr(_BrokenEngine(), scheduler).stream()
-        stream.push(synth("What time is it?"))
-        stream.finish()
-        items: AsyncIterator[Transcript] = aiter(stream)
-        with pytest.raises(ProviderError) as raised:
-            async with asyncio.timeout(WAIT_S):
-                await anext(items)
-        assert raised.value.provider == "whisper"
-        await stream.aclose()
-    finally:
-        scheduler.close()
+async def test_decode_failure_surfaces_as_provider_error(one_thread: InferenceScheduler) -> None:
+    stream = whisper_asr.WhisperAsr(_BrokenEngine(), one_thread).stream()
+    stream.push(synth("What time is it?"))
+    stream.finish()
+    items: AsyncIterator[Transcript] = aiter(stream)
+    with pytest.raises(ProviderError) as raised:
+        async with asyncio.timeout(WAIT_S):
+            await anext(items)
+    assert raised.value.provider == "whisper"
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    assert "decoder crashed" in raised.value.message
+    await stream.aclose()

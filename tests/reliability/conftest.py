@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.local_services import RedisServer
+from support.local_services import RedisServer
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from alice_voice.audio.frames import WEBRTC_FRAME_SAMPLES, WEBRTC_RATE
 from alice_voice.audio.tone import ToneGenerator
-from bench.rtc_client import RtcClient
+from support.rtc_client import RtcClient
 
 SOAK = os.environ.get("ALICE_SOAK", "") not in ("", "0")
 FIGURES_PATH = os.environ.get("ALICE_SOAK_JSON")

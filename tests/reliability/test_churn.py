@@ -29,11 +29,13 @@ import pytest
 import redis.asyncio as redis
 
 from alice_voice.state.store import MemoryStore, SessionRecord
-from bench.gateway import RunningGateway, serve
-from bench.local_services import RedisServer
-from bench.rtc_client import RtcClient
 from conftest import make_settings, poll_until
 from reliability.probes import Snapshot, percentile, report, size, vanish
+from support.gateway import RunningGateway, serve
+from support.local_services import RedisServer
+from support.rtc_client import RtcClient
+
+pytestmark = pytest.mark.realtime  # real sessions over loopback, in real time
 
 SESSIONS = size(40, 300)
 KILLED = size(2, 10)  # a client process each: ~1.5 s of CPU to start, so only a few

@@ -20,13 +20,16 @@ import pytest_asyncio
 import redis.asyncio as redis
 
 import speech_fixtures as sf
+from alice_voice.compute import Priority
 from alice_voice.state.redis_store import session_key
-from bench.gateway import RunningGateway, serve
-from bench.local_services import RedisServer, free_port
-from bench.rtc_client import RtcClient
 from conftest import make_settings, poll_until
 from fakes.openai_chat import DEFAULT_REPLY, FakeOpenAiChat, Mode
 from reliability.probes import LightClient, Snapshot, opus_packets, pacing, percentile, report, size, window
+from support.gateway import RunningGateway, serve
+from support.local_services import RedisServer, free_port
+from support.rtc_client import RtcClient
+
+pytestmark = pytest.mark.realtime  # real sessions over loopback, in real time
 
 REDIS_OUTAGES = size(1, 4)
 RECORD_TTL_S = 10.0  # each outage (~2-3 s) is shorter, as with the default 60 s; refreshed every TTL/3
@@ -229,7 +232,8 @@ async def test_audio_that_stops_mid_sentence_leaves_no_stuck_turn() -> None:
         await client.close()
         del client, sender, live  # so that the peer connections can be collected
         vad = resources.models.vad
-        await poll_until(lambda: resources.models.asr.scheduler.pending() == 0, timeout=5)  # a decode thread
+        every = tuple(Priority)
+        await poll_until(lambda: resources.compute.backlog(every) == 0, timeout=5)  # a decode thread
         after = Snapshot.take()
         report("faults.audio_stops", state_at_stop=state_at_stop, end_reason=end_reason,
                ended_after_s=round(ended_after, 2), turn_ended="transcript.final" in kinds,

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from alice_voice.config import SettingsError, load_settings
+import alice_voice
+from alice_voice.config import Settings, SettingsError, load_settings
 
 
 def test_defaults_are_embedded_and_local() -> None:
@@ -14,6 +16,34 @@ def test_defaults_are_embedded_and_local() -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.redis_url is None and settings.ice_servers == []
     assert settings.asr == "whisper" and settings.agent == "local"
+
+
+def test_compute_and_admission_defaults() -> None:
+    settings = load_settings()
+    assert settings.compute_threads == 0  # size the inference scheduler for the CPUs this process may use
+    assert settings.latency_budget_ms == 600
+    assert settings.retry_after_s == 5
+    assert settings.offer_timeout_s == 8.0
+
+
+def test_compute_threads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALICE_COMPUTE_THREADS", "3")
+    monkeypatch.setenv("ALICE_LATENCY_BUDGET_MS", "900")
+    monkeypatch.setenv("ALICE_RETRY_AFTER_S", "12")
+    monkeypatch.setenv("ALICE_OFFER_TIMEOUT_S", "4.5")
+    settings = load_settings()
+    assert (settings.compute_threads, settings.latency_budget_ms) == (3, 900)
+    assert (settings.retry_after_s, settings.offer_timeout_s) == (12, 4.5)
+
+
+def test_asr_threads_is_gone_and_a_config_file_that_still_sets_it_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "asr_threads" not in Settings.model_fields
+    path = tmp_path / "alice.yaml"
+    path.write_text("asr_threads: 2\n")
+    monkeypatch.setenv("ALICE_CONFIG_FILE", str(path))
+    with pytest.raises(SettingsError, match="ALICE_ASR_THREADS"):
+        load_settings()
 
 
 def test_environment_and_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,6 +70,10 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ("ALICE_MAX_SESSIONS", "zero", "ALICE_MAX_SESSIONS"),
     ("ALICE_REDIS_URL", "not a url", "ALICE_REDIS_URL"),
     ("ALICE_ASR", "martian", "ALICE_ASR"),
+    ("ALICE_COMPUTE_THREADS", "-1", "ALICE_COMPUTE_THREADS"),
+    ("ALICE_LATENCY_BUDGET_MS", "50", "ALICE_LATENCY_BUDGET_MS"),
+    ("ALICE_RETRY_AFTER_S", "0", "ALICE_RETRY_AFTER_S"),
+    ("ALICE_OFFER_TIMEOUT_S", "0", "ALICE_OFFER_TIMEOUT_S"),
     ("ALICE_NO_SUCH_THING", "1", None),
 ])
 def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str,
@@ -67,3 +101,24 @@ def test_turn_servers_get_their_credentials_and_stun_servers_do_not() -> None:
     servers = ice_servers(["stun:s.example:3478", "turn:t.example:3478?transport=udp"], "alice", "pw")
     assert (servers[0].username, servers[0].credential) == (None, None)
     assert (servers[1].username, servers[1].credential) == ("alice", "pw")
+
+
+def _attributes_read(root: Path) -> set[str]:
+    """Every `<something>.<name>` read in the package's source, outside config.py."""
+    names: set[str] = set()
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                names.add(node.attr)
+    return names
+
+
+def test_every_setting_is_read_somewhere_in_the_gateway() -> None:
+    """A setting declared but never read is a knob that does nothing (as `vad_exit_margin` once was)."""
+    root = Path(alice_voice.__file__).resolve().parent
+    read = _attributes_read(root)
+    assert len(read) > 100  # the walk did find the source
+    unread = sorted(name for name in Settings.model_fields if name not in read)
+    assert unread == [], f"settings never read outside config.py: {unread}"

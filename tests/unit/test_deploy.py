@@ -29,13 +29,28 @@ from deploy_support import (
     run,
     tool,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
+from alice_voice.compute import Priority
 from alice_voice.config import Settings, load_settings
 from alice_voice.metrics import Metrics
 
 HISTOGRAMS = ["voice_webrtc_offer_ms", "voice_ice_connect_ms", "voice_first_partial_ms", "voice_first_audio_ms",
-              "voice_barge_in_ms"]
+              "voice_barge_in_ms", "voice_end_of_turn_ms"]
 _METRIC = re.compile(r"\b(voice_[a-z0-9_]+)")
+_SELECTOR = re.compile(r"\b(voice_[a-z0-9_]+)\s*\{([^}]*)\}")
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+_GROUPING = re.compile(r"\b(by|without)\s*\(([^)]*)\)")
+# Labels Prometheus adds to every scraped series (the `replica` label of prometheus.replicas.yml too).
+TARGET_LABELS = frozenset({"instance", "job", "replica"})
+# The values the gateway sets for the labels the dashboard and alerts select on (src/alice_voice/metrics.py,
+# gateway/admission.py, compute/priority.py): a matcher on any other value would silently match nothing.
+LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
+    ("voice_audio_frames", "stage"): frozenset({"received", "lost", "heard"}),
+    ("voice_scheduler_wait_ms", "priority"): frozenset(p.label for p in Priority),
+    ("voice_scheduler_run_ms", "priority"): frozenset(p.label for p in Priority),
+    ("voice_offers_refused", "reason"): frozenset({"max_sessions", "latency_budget", "event_loop"}),
+}
 
 
 def exported_names() -> set[str]:
@@ -47,6 +62,59 @@ def exported_names() -> set[str]:
         names.update(family.name + suffix for suffix in suffixes[family.type])
         names.update(sample.name for sample in family.samples)
     return names
+
+
+def exported_labels() -> dict[str, tuple[str, frozenset[str]]]:
+    """Each series name the registry can expose -> (its family, its own label names); `le` on `_bucket` only."""
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "gauge": ("",)}
+    out: dict[str, tuple[str, frozenset[str]]] = {}
+    for collector in vars(Metrics()).values():
+        if not isinstance(collector, MetricWrapperBase):
+            continue
+        family = next(iter(collector.describe()))
+        labels = frozenset(collector._labelnames)  # fixed at construction; prometheus_client has no accessor
+        for suffix in suffixes[family.type]:
+            out[family.name + suffix] = (family.name, labels | ({"le"} if suffix == "_bucket" else set()))
+    return out
+
+
+def _parenthesized(expr: str, start: int) -> str:
+    """The text inside the parentheses that open at expr[start] (after optional blanks)."""
+    while expr[start].isspace():
+        start += 1
+    assert expr[start] == "(", f"expected '(' at {expr[start:]!r}"
+    depth = 0
+    for i in range(start, len(expr)):
+        depth += {"(": 1, ")": -1}.get(expr[i], 0)
+        if depth == 0:
+            return expr[start + 1 : i]
+    raise AssertionError(f"unbalanced parentheses in {expr!r}")
+
+
+def label_problems(expr: str) -> list[str]:
+    """Label names the selected metrics do not carry, and matcher values the gateway never sets."""
+    known = exported_labels()
+    problems: list[str] = []
+    for name, matchers in _SELECTOR.findall(expr):
+        if name not in known:
+            continue  # an unknown metric name: test_every_metric_..._is_exported_by_the_gateway says so
+        family, labels = known[name]
+        for label, op, value in _MATCHER.findall(matchers):
+            if label not in labels | TARGET_LABELS:
+                problems.append(f"{name} has no label {label!r}")
+            elif op == "=" and (family, label) in LABEL_VALUES and value not in LABEL_VALUES[family, label]:
+                problems.append(f'{name}{{{label}="{value}"}}: the gateway never sets that value')
+    for match in _GROUPING.finditer(expr):
+        grouping = {label.strip() for label in match.group(2).split(",") if label.strip()}
+        # `sum by (labels) (inner)`: every label must exist on every metric aggregated in `inner`.
+        inner = _parenthesized(expr, match.end())
+        for name in _METRIC.findall(inner):
+            if name in known:
+                missing = grouping - known[name][1] - TARGET_LABELS
+                if missing:
+                    problems.append(f"{match.group(1)} ({match.group(2)}) over {name}: no label {sorted(missing)}")
+    return problems
 
 
 def dashboard() -> dict[str, Any]:
@@ -178,6 +246,9 @@ def test_the_required_alerts_exist() -> None:
     assert "voice_errors_total" in rules["VoiceErrorRateHigh"]
     assert "voice_store_up" in rules["VoiceStoreDown"]
     assert "voice_session_capacity" in rules["VoiceAtCapacity"]
+    assert "voice_headroom_sessions" in rules["VoiceNoHeadroom"]
+    assert "voice_event_loop_lag_ms_bucket" in rules["VoiceEventLoopLagHigh"]
+    assert 'stage="lost"' in rules["VoiceAudioFramesLost"] and 'stage="received"' in rules["VoiceAudioFramesLost"]
 
 
 def test_every_metric_in_the_alerts_and_dashboard_is_exported_by_the_gateway() -> None:
@@ -185,6 +256,34 @@ def test_every_metric_in_the_alerts_and_dashboard_is_exported_by_the_gateway() -
     used = {name for expr in exprs for name in _METRIC.findall(expr)}
     assert len(used) >= 13
     assert used <= exported_names(), f"unknown metrics: {sorted(used - exported_names())}"
+
+
+def test_every_label_in_the_alerts_and_dashboard_is_one_the_gateway_sets() -> None:
+    exprs = dashboard_exprs() + [rule["expr"] for rule in alert_rules()]
+    problems = {expr: label_problems(expr) for expr in exprs}
+    assert not {e: p for e, p in problems.items() if p}
+    # The check looks where the new panels and alerts select and group: per priority, per stage.
+    assert any('stage="lost"' in e for e in exprs) and any("by (le, priority)" in e for e in exprs)
+
+
+@pytest.mark.parametrize(("expr", "problem"), [
+    ("sum by (priority) (rate(voice_turns_total[5m]))", "no label ['priority']"),
+    ("histogram_quantile(0.95, sum by (le) (rate(voice_headroom_sessions[5m])))", "no label ['le']"),
+    ("histogram_quantile(0.95, sum by (le, stage) (rate(voice_scheduler_wait_ms_bucket[5m])))", "no label ['stage']"),
+    ('rate(voice_audio_frames_total{stage="dropped"}[5m])', "never sets that value"),
+    ('rate(voice_scheduler_wait_ms_count{priority="urgent"}[5m])', "never sets that value"),
+    ('rate(voice_scheduler_wait_ms_sum{le="10"}[5m])', "has no label 'le'"),
+    ('voice_cpu_busy_ratio{stage="lost"}', "has no label 'stage'"),
+], ids=lambda v: v if len(v) < 30 else None)
+def test_the_label_check_catches_labels_the_gateway_does_not_set(expr: str, problem: str) -> None:
+    problems = label_problems(expr)
+    assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_the_label_check_passes_labels_the_gateway_sets() -> None:
+    assert label_problems('histogram_quantile(0.99, sum by (le, instance, priority) '
+                          '(rate(voice_scheduler_run_ms_bucket{priority="final", job="alice-voice"}[5m])))') == []
+    assert label_problems('sum by (instance) (rate(voice_audio_frames_total{stage=~"lost|heard"}[5m]))') == []
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
@@ -224,9 +323,32 @@ def test_dashboard_shows_p50_and_p95_of_each_latency_histogram(histogram: str) -
     ("sum by (code) (rate(voice_errors_total",),
     ("sum by (provider) (rate(voice_provider_failures_total",),
     ("voice_store_up",),
+    ("voice_headroom_sessions",),
+    ("voice_cpu_busy_ratio",),
+    ("sum by (reason) (rate(voice_offers_refused_total",),
+    ("histogram_quantile(0.95, sum by (le, priority) (rate(voice_scheduler_wait_ms_bucket",),
+    ("histogram_quantile(0.99, sum by (le, instance) (rate(voice_event_loop_lag_ms_bucket",),
+    ('sum by (instance) (rate(voice_audio_frames_total{instance=~"$instance", stage="lost"}',),
+    ('stage="lost"', '/ sum by (instance) (rate(voice_audio_frames_total{instance=~"$instance", stage="received"}'),
 ], ids=lambda f: f[0])
 def test_dashboard_has_the_operational_panels(fragments: tuple[str, ...]) -> None:
     assert _panel_with(*fragments)["title"]
+
+
+def test_load_panels_sit_in_their_row_between_latency_and_errors_and_name_their_metric() -> None:
+    panels = dashboard()["panels"]
+    rows = sorted((p["gridPos"]["y"], p["title"]) for p in panels if p["type"] == "row")
+    titles = [t for _, t in rows]
+    assert titles.index("Load and capacity") == titles.index("Errors") - 1
+    assert titles.index("Load and capacity") == next(i for i, t in enumerate(titles) if t.startswith("Latency")) + 1
+    top, bottom = rows[titles.index("Load and capacity")][0], rows[titles.index("Errors")][0]
+    load = [p for p in panels if p["type"] != "row" and top < p["gridPos"]["y"] < bottom]
+    assert {n for p in load for t in p["targets"] for n in _METRIC.findall(t["expr"])} == {
+        "voice_headroom_sessions", "voice_cpu_busy_ratio", "voice_offers_refused_total", "voice_end_of_turn_ms_bucket",
+        "voice_scheduler_wait_ms_bucket", "voice_event_loop_lag_ms_bucket", "voice_audio_frames_total"}
+    for panel in load:
+        named = {n for t in panel["targets"] for n in _METRIC.findall(t["expr"])}
+        assert any(n.removesuffix("_bucket") in panel["description"] for n in named), panel["title"]
 
 
 def test_dashboard_panels_use_the_provisioned_data_source_and_do_not_overlap() -> None:

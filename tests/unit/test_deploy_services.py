@@ -55,8 +55,18 @@ class _GatewayMetrics:
     def record(self) -> None:
         m = self.metrics
         for n, histogram in enumerate((m.offer_ms, m.ice_connect_ms, m.first_partial_ms, m.first_audio_ms,
-                                       m.barge_in_ms)):
+                                       m.barge_in_ms, m.end_of_turn_ms)):
             histogram.observe(30.0 * (n + 1) + self.scrapes)
+        for n, priority in enumerate(("hearing", "end_of_turn", "final", "partial")):
+            m.scheduler_wait_ms.labels(priority=priority).observe(0.5 * (n + 1) + self.scrapes)
+            m.scheduler_run_ms.labels(priority=priority).observe(20.0 * (n + 1))
+        m.loop_lag_ms.observe(1.0 + self.scrapes)
+        m.audio_frames.labels(stage="received").inc(50)
+        m.audio_frames.labels(stage="lost").inc(1)
+        m.audio_frames.labels(stage="heard").inc(49)
+        m.headroom_sessions.set(8 - self.scrapes % 8)
+        m.cpu_busy.set(0.1 * (self.scrapes % 10))
+        m.offers_refused.labels(reason="latency_budget").inc()
         m.active_sessions.set(self.scrapes % 8)
         m.sessions_total.labels(mode="agent").inc()
         m.sessions_total.labels(mode="tone").inc()
@@ -131,9 +141,11 @@ def test_every_dashboard_query_returns_numbers_from_the_gateway_registry(prometh
 
 
 def _grouping_labels(expr: str) -> list[str]:
-    if "sum by (" not in expr or "histogram_quantile" in expr:
+    """The labels every result series must carry: the grouping of the first `sum by`, less a quantile's `le`."""
+    if "sum by (" not in expr:
         return []
-    return [label.strip() for label in expr.split("sum by (")[1].split(")")[0].split(",")]
+    labels = [label.strip() for label in expr.split("sum by (")[1].split(")")[0].split(",")]
+    return [label for label in labels if not (label == "le" and "histogram_quantile" in expr)]
 
 
 # --- nginx in front of two replicas ---

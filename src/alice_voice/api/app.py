@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -18,6 +20,7 @@ from alice_voice.api.limits import BodyGuard, error_body
 from alice_voice.api.routes import router
 from alice_voice.api.static_files import STATIC_DIR
 from alice_voice.clock import SYSTEM_CLOCK, Clock
+from alice_voice.compute import available_cores
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError, BadRequest, InvalidBody, MethodNotAllowed, NotFound
 from alice_voice.gateway import AgentRuntime, ConversationFactory, Gateway
@@ -35,7 +38,8 @@ def build_store(settings: Settings) -> SessionStore:
 
 
 def _json_error(exc: AliceError, details: list[dict[str, str]] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=error_body(exc, details))
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return JSONResponse(status_code=exc.status, content=error_body(exc, details), headers=headers)
 
 
 def create_app(settings: Settings, *, store: SessionStore | None = None, clock: Clock = SYSTEM_CLOCK,
@@ -49,12 +53,17 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _give_media_codec_its_own_threads(asyncio.get_running_loop())
+        runtime.compute.add_observer(gateway.admission.observe_job)
         if settings.preload_models:
             runtime.start_loading()
         await gateway.start()
-        yield
-        await gateway.aclose()
-        await runtime.aclose()
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+            runtime.compute.remove_observer(gateway.admission.observe_job)
+            await runtime.aclose()
 
     app = FastAPI(title="Alice Voice", version=__version__, lifespan=lifespan,
                   description="Real-time voice-agent gateway: WebRTC in, VAD -> ASR -> agent -> TTS, WebRTC out.")
@@ -65,6 +74,18 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
     return app
+
+
+_codec_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def _give_media_codec_its_own_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """aiortc encodes every outgoing frame in the loop's default executor: give it threads of its own, which
+    nothing else of ours uses (model work goes through the inference scheduler, model loading through its
+    own thread). Once per loop; the loop shuts them down when it closes."""
+    if loop not in _codec_loops:
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=available_cores(), thread_name_prefix="media-codec"))
+        _codec_loops.add(loop)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

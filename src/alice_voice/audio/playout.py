@@ -4,6 +4,11 @@ aiortc has no send queue, so this queue is the only buffer between TTS and the w
 the reply at the next tick. A reply starts once `buffer_ms` of it is queued (or its producer is done),
 so a TTS that dribbles audio does not underrun at once. What has actually been sent is tracked per
 reply, with the text of each segment, so a barge-in knows what the user heard.
+
+The outbound track only takes frames from here (`next_frame`, which cannot fail). What the conversation
+needs to know of it, the first frame of a reply sent, the first silent frame after a pause or cut, a
+reply played out, goes to `on_mark` as a `Mark`, which the session queues: nothing of the turn runs in
+the track's tick. Every frame handed out is also kept for a second in `sent`, for the echo guard.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -19,9 +24,23 @@ from alice_voice.audio.frames import WEBRTC_FRAME_SAMPLES, WEBRTC_RATE, Pcm, emp
 
 
 class FrameSource(Protocol):
-    """What the outbound track pulls from, once per 20 ms tick."""
+    """What the outbound track pulls from, once per 20 ms tick; `sent_at`: when the frame leaves."""
 
-    def next_frame(self) -> Pcm: ...
+    def next_frame(self, sent_at: float) -> Pcm: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A point the outbound audio reached: a reply's first frame sent, the first silent frame after a
+    pause or a cut, or the reply played out (`started`: whether any of it was sent)."""
+
+    reply_id: int
+    kind: Literal["first_frame", "silenced", "finished"]
+    started: bool
+    at: float
+
+
+SENT_KEPT = 50  # frames (1 s) of what was sent, for the echo guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +89,8 @@ class Playout:
         self._partial = empty_pcm()
         self._silence = np.zeros(frame_samples, dtype=np.int16)
         self.reply: Reply | None = None
-        self.on_first_frame: Callable[[Reply], None] = lambda reply: None
-        self.on_finished: Callable[[Reply], None] = lambda reply: None
-        # The first silent frame after reply audio was paused or cut (once per silence).
-        self.on_silenced: Callable[[Reply], None] = lambda reply: None
+        self.on_mark: Callable[[Mark], None] = lambda mark: None
+        self.sent: deque[tuple[float, Pcm]] = deque(maxlen=SENT_KEPT)
         self._cut: Reply | None = None
         self._paused = False
         self._pending_text = ""
@@ -96,9 +113,10 @@ class Playout:
         if self.reply is not None and self.reply.reply_id == reply_id:
             self.reply.held = False
 
-    def push(self, pcm48: Pcm, text: str) -> None:
+    def push(self, reply_id: int, pcm48: Pcm, text: str) -> None:
+        """Queue audio of reply `reply_id` (dropped if that reply is no longer the one playing)."""
         reply = self.reply
-        if reply is None or reply.ended:
+        if reply is None or reply.reply_id != reply_id or reply.ended:
             return
         if len(pcm48) == 0:  # (trimmed to nothing) its text belongs to the audio that comes next
             self._pending_text = f"{self._pending_text} {text}".strip()
@@ -111,10 +129,10 @@ class Playout:
         self._frames.extend(buf[i * self._n:(i + 1) * self._n] for i in range(whole))
         self._partial = buf[whole * self._n:].copy()
 
-    def end(self) -> None:
-        """The producer is done: pad and release the last partial frame."""
+    def end(self, reply_id: int) -> None:
+        """The producer of reply `reply_id` is done: pad and release the last partial frame."""
         reply = self.reply
-        if reply is None or reply.ended:
+        if reply is None or reply.reply_id != reply_id or reply.ended:
             return
         if len(self._partial):
             self._frames.append(np.pad(self._partial, (0, self._n - len(self._partial))))
@@ -144,34 +162,38 @@ class Playout:
     def paused(self) -> bool:
         return self._paused
 
-    def next_frame(self) -> Pcm:
+    def next_frame(self, sent_at: float) -> Pcm:
+        frame = self._next(sent_at)
+        self.sent.append((sent_at, frame))
+        return frame
+
+    def _next(self, sent_at: float) -> Pcm:
         if self._cut is not None:
             cut, self._cut = self._cut, None
-            self.on_silenced(cut)
+            self.on_mark(Mark(cut.reply_id, "silenced", cut.started, sent_at))
         reply = self.reply
         if reply is None or reply.held or self._paused:
             return self._silence
         if not reply.started:
             ready = reply.ended or len(self._frames) * self._n >= self._min_start
             if not ready or not self._frames:
-                return self._finish_if_done(reply)
+                return self._finish_if_done(reply, sent_at)
             reply.started = True
-            frame = self._take(reply)
-            self.on_first_frame(reply)
-            return frame
+            self.on_mark(Mark(reply.reply_id, "first_frame", True, sent_at))
+            return self._take(reply)
         if self._frames:
             return self._take(reply)
-        return self._finish_if_done(reply)
+        return self._finish_if_done(reply, sent_at)
 
     def _take(self, reply: Reply) -> Pcm:
         frame = self._frames.popleft()
         reply.sent = min(reply.queued, reply.sent + self._n)
         return frame
 
-    def _finish_if_done(self, reply: Reply) -> Pcm:
+    def _finish_if_done(self, reply: Reply, sent_at: float) -> Pcm:
         if reply.ended and not self._frames:
             self.reply = None
-            self.on_finished(reply)
+            self.on_mark(Mark(reply.reply_id, "finished", reply.started, sent_at))
         return self._silence
 
 
@@ -187,5 +209,5 @@ class ToneSource:
         was, self.playing = self.playing, False
         return was
 
-    def next_frame(self) -> Pcm:
+    def next_frame(self, sent_at: float) -> Pcm:
         return self._next() if self.playing else self._silence

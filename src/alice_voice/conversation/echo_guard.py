@@ -15,7 +15,8 @@ the residual, a crude echo subtraction. Real speech over the echo is louder than
 and survives the subtraction almost whole, so it still interrupts.
 
 Costs one FFT correlation of ~9k samples and ~50 short FFTs per 32 ms frame while the assistant is
-speaking, nothing while it is silent.
+speaking, nothing while it is silent. It runs in the session's hearing job, off the event loop; `played`
+and `user_part` are called from that job only, one batch at a time.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def _best_lag(x: np.ndarray, reference: np.ndarray) -> int:
     n, m = len(x), len(reference)
     size = 1 << (n + m - 1).bit_length()
     corr = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(x, size)), size)[: m - n + 1]
-    windowed = np.convolve(reference ** 2, np.ones(n), mode="valid")
+    energy = np.concatenate(([0.0], np.cumsum(reference ** 2)))
+    windowed = energy[n:] - energy[:-n]  # each slice's energy, by a running sum: O(m), not O(n*m)
     score = corr / np.sqrt(np.maximum(windowed, 1e-9))
     return int(np.argmax(np.abs(score)))
 

@@ -1,12 +1,13 @@
 """DataChannel `events` (DESIGN.md section 4): one class per server event type; client messages parsed.
 
-Server events serialize as {"type": ..., "t": <server wall-clock ms>, ...fields}.
+Server events serialize as {"type": ..., "t": <server wall-clock ms>, ...fields}; `t` is stamped when the
+event is serialized for sending, so building an event reads no clock.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -20,10 +21,9 @@ MAX_CLIENT_MESSAGE_BYTES = 4096
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerEvent:
     type: ClassVar[str]
-    t: float = field(default_factory=wall_ms)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        return {"type": self.type, "t": wall_ms(), **asdict(self)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

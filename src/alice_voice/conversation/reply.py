@@ -1,46 +1,51 @@
-"""Speaking one reply: agent text -> speakable chunks -> TTS -> 48 kHz -> playout.
+"""Producing one reply: agent text -> speakable chunks -> TTS -> trimmed, 48 kHz -> playout.
 
-The agent and the TTS run as two tasks joined by a queue, so the agent keeps streaming while a
-sentence is synthesized. A held (speculative) reply prepares its audio but does not play, and keeps
-its `agent.text` events, until `commit()`. Every wait on a provider has a deadline: a provider that
-stalls ends the reply with `ProviderTimeout`.
+The agent and the TTS run as two tasks joined by a queue, so the agent keeps streaming while a sentence
+is synthesized. A held (speculative) reply prepares its audio but does not play, and keeps its
+`agent.text` events, until `commit()`. Every wait on a provider has a deadline: a provider that stalls
+ends the reply with `ProviderTimeout`. The audio's trimming and resampling run through the scheduler,
+at the priority of the sentence they belong to: the first sentence is what the caller is waiting for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Literal, TypeVar
 
+from alice_voice.audio.frames import Pcm
 from alice_voice.audio.playout import Playout
 from alice_voice.audio.resample import OutboundResampler
 from alice_voice.audio.trim import SilenceTrimmer
-from alice_voice.clock import Clock
+from alice_voice.compute import JobRunner, Priority
 from alice_voice.conversation.agent import Agent, Message
 from alice_voice.conversation.events import AgentText, ServerEvent
 from alice_voice.conversation.sentences import SentenceChunker
-from alice_voice.errors import ProviderTimeout
-from alice_voice.speech.protocols import StreamingTts
+from alice_voice.errors import ProviderError, ProviderTimeout
+from alice_voice.speech.protocols import PcmChunk, StreamingTts
 
 NOT_HEARD = "Sorry, I didn't catch that."
 T = TypeVar("T")
-
-
-@dataclass
-class ReplyTimings:
-    """Clock times (s) of the reply's stages; None until reached."""
-
-    started: float
-    agent_first_text: float | None = None
-    tts_first_audio: float | None = None
-    first_frame_sent: float | None = None
+Stage = Literal["agent_first_text", "tts_first_audio", "written"]
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyDeadlines:
     agent_s: float
     tts_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTools:
+    """What every reply of a session uses."""
+
+    agent: Agent
+    tts: StreamingTts
+    playout: Playout
+    compute: JobRunner
+    deadlines: ReplyDeadlines
 
 
 async def _within(iterator: AsyncIterator[T], deadline_s: float, provider: str) -> AsyncIterator[T]:
@@ -58,34 +63,31 @@ async def _within(iterator: AsyncIterator[T], deadline_s: float, provider: str) 
 
 @dataclass
 class Reply:
+    """One reply. `progress(stage, text)` reports its stages; `emit` its client events."""
+
     reply_id: int
     text: str
     history: Sequence[Message]
-    agent: Agent
-    tts: StreamingTts
-    playout: Playout
-    clock: Clock
+    tools: ReplyTools
     emit: Callable[[ServerEvent], None]
-    deadlines: ReplyDeadlines
+    progress: Callable[[Stage, str], None]
     held: bool
     spoken_text: str = ""
-    timings: ReplyTimings = field(init=False)
     _held_events: list[ServerEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.timings = ReplyTimings(started=self.clock.now())
-        self.playout.begin(self.reply_id, held=self.held)
+        self.tools.playout.begin(self.reply_id, held=self.held)
 
     def commit(self) -> None:
         """Let the reply play and its text reach the client."""
         self.held = False
-        self.playout.release(self.reply_id)
+        self.tools.playout.release(self.reply_id)
         events, self._held_events = self._held_events, []
         for event in events:
             self.emit(event)
 
     async def run(self) -> None:
-        """Produce the whole reply into playout; raises the first failure (ProviderError for a provider)."""
+        """Produce the whole reply into playout; raises the first failure."""
         chunks: asyncio.Queue[str | None] = asyncio.Queue()
         try:
             async with asyncio.TaskGroup() as group:
@@ -93,41 +95,48 @@ class Reply:
                 group.create_task(self._speak(chunks))
         except BaseExceptionGroup as group:
             raise group.exceptions[0] from None  # the first failure is the one to report
-        self.playout.end()
+        self.tools.playout.end(self.reply_id)
 
     async def _write(self, chunks: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker()
         try:
             async for delta in self._agent_text():
-                if self.timings.agent_first_text is None:
-                    self.timings.agent_first_text = self.clock.now()
+                if not self.spoken_text:
+                    self.progress("agent_first_text", "")
                 self.spoken_text += delta
                 self._send(AgentText(delta=delta))
                 for chunk in chunker.push(delta):
                     chunks.put_nowait(chunk)
             for chunk in chunker.flush():
                 chunks.put_nowait(chunk)
+            self.progress("written", self.spoken_text)
         finally:
             chunks.put_nowait(None)
 
     def _agent_text(self) -> AsyncIterator[str]:
         if not self.text.strip():
             return _one(NOT_HEARD)
-        return _within(self.agent.respond(self.history, self.text), self.deadlines.agent_s, self.agent.name)
+        agent = self.tools.agent
+        return _within(_blamed(agent.respond(self.history, self.text), agent.name), self.tools.deadlines.agent_s,
+                       agent.name)
 
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
         """TTS in reply order; silence trimmed and audio resampled once, as one stream per reply."""
-        resampler: OutboundResampler | None = None
-        trimmer: SilenceTrimmer | None = None
+        tts, playout = self.tools.tts, self.tools.playout
+        shaper: _Shaper | None = None
+        lead = True
         while (chunk := await chunks.get()) is not None:
-            async for pcm in _within(self.tts.synthesize(chunk), self.deadlines.tts_s, self.tts.name):
-                if self.timings.tts_first_audio is None:
-                    self.timings.tts_first_audio = self.clock.now()
-                resampler = resampler or OutboundResampler(pcm.rate)
-                trimmer = trimmer or SilenceTrimmer(pcm.rate)
-                self.playout.push(resampler.convert(trimmer.push(pcm.samples)), pcm.text)
-        if resampler is not None and trimmer is not None:
-            self.playout.push(resampler.convert(trimmer.end(), last=True), "")
+            synthesis = _blamed(tts.synthesize(chunk, lead=lead), tts.name)
+            async for pcm in _within(synthesis, self.tools.deadlines.tts_s, tts.name):
+                shaper = shaper or _Shaper(pcm.rate)
+                audio = await self.tools.compute.run(_priority(lead), functools.partial(shaper.shape, pcm))
+                if lead:
+                    self.progress("tts_first_audio", "")
+                    lead = False
+                playout.push(self.reply_id, audio, pcm.text)
+        if shaper is not None:
+            playout.push(self.reply_id, await self.tools.compute.run(Priority.TTS, shaper.last), "")
+
 
     def _send(self, event: ServerEvent) -> None:
         if self.held:
@@ -136,6 +145,37 @@ class Reply:
             self.emit(event)
 
 
+class _Shaper:
+    """Trims a reply's TTS silence and resamples it to 48 kHz, keeping state across its chunks."""
+
+    def __init__(self, rate: int) -> None:
+        self._resampler = OutboundResampler(rate)
+        # No lead-in: the reply's first frame sent is its first with sound, so the moment the gateway
+        # counts as first audio is the moment the caller starts to hear it.
+        self._trimmer = SilenceTrimmer(rate, lead_ms=0)
+
+    def shape(self, chunk: PcmChunk) -> Pcm:
+        return self._resampler.convert(self._trimmer.push(chunk.samples))
+
+    def last(self) -> Pcm:
+        return self._resampler.convert(self._trimmer.end(), last=True)
+
+
+def _priority(lead: bool) -> Priority:
+    return Priority.FIRST_TTS if lead else Priority.TTS
+
+
+async def _blamed(iterator: AsyncIterator[T], provider: str) -> AsyncIterator[T]:
+    """`iterator`, with any failure that is not already a ProviderError (an ONNX or engine error, a bug in
+    a plug-in) turned into one that names the provider."""
+    try:
+        async for item in iterator:
+            yield item
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise ProviderError(provider, f"{type(exc).__name__}: {exc}") from exc
+
+
 async def _one(text: str) -> AsyncIterator[str]:
     yield text
-

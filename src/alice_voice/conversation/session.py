@@ -1,27 +1,67 @@
-"""What a session runs: the interface the gateway wires between the peer and the store."""
+"""What a session is to the gateway (`Conversation`), what the conversation needs of the gateway
+(`SessionPort`), and what every session of a process shares (`Resources`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from alice_voice.audio.frames import PcmFrame
 from alice_voice.audio.playout import FrameSource
+from alice_voice.clock import Clock
+from alice_voice.compute import JobRunner
+from alice_voice.config import Settings
+from alice_voice.conversation.agent import Agent
+from alice_voice.conversation.events import ServerEvent
+from alice_voice.metrics import Metrics
+from alice_voice.speech.registry import SpeechModels
 
 
 class Conversation(Protocol):
-    """Tone or agent. `source` feeds the outbound track; `deliver_audio` takes the inbound audio."""
+    """Tone or agent. The transport pulls `source` each tick and hands in audio with `deliver_audio`;
+    both only move data, so they are safe to call from a library's callback."""
 
     @property
     def source(self) -> FrameSource: ...
 
     def deliver_audio(self, frame: PcmFrame) -> None: ...
 
-    def stop_tts(self) -> bool:
+    def handle_text(self, text: str) -> None: ...
+
+    def request_stop(self) -> None:
+        """Stop speaking, without waiting to hear whether anything was playing (a client message)."""
+        ...
+
+    async def stop_tts(self) -> bool:
         """Stop speaking; True if something was playing."""
         ...
 
-    def handle_text(self, text: str) -> None: ...
+    async def run(self) -> None:
+        """The session's work, until cancelled; it cleans up after itself when cancelled."""
+        ...
 
-    async def run(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release what `run` would have (for a session that never ran)."""
+        ...
 
-    async def aclose(self) -> None: ...
+
+class SessionPort(Protocol):
+    """The gateway's side of one session: the client's events and the session record."""
+
+    def emit(self, event: ServerEvent) -> None: ...
+
+    def set_state(self, state: str) -> None: ...
+
+    def turn_done(self, timings: dict[str, float]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What every session shares: loaded once per process."""
+
+    settings: Settings
+    models: SpeechModels
+    agent: Agent
+    compute: JobRunner
+    metrics: Metrics
+    clock: Clock

@@ -19,7 +19,10 @@ class ToneConversation:
     def deliver_audio(self, frame: PcmFrame) -> None:
         return None
 
-    def stop_tts(self) -> bool:
+    def request_stop(self) -> None:
+        self.source.stop()
+
+    async def stop_tts(self) -> bool:
         return self.source.stop()
 
     def handle_text(self, text: str) -> None:

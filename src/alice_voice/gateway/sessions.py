@@ -9,7 +9,6 @@ cancels the session's tasks and removes the record.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from alice_voice.clock import SYSTEM_CLOCK, Clock
+from alice_voice.compute import available_cores
+from alice_voice.compute.load import CpuMeter, LoopLagMonitor
 from alice_voice.config import Settings
 from alice_voice.conversation.events import (
     ErrorEvent,
@@ -29,7 +30,7 @@ from alice_voice.conversation.events import (
     TextMessage,
     parse_client_message,
 )
-from alice_voice.conversation.session import Conversation
+from alice_voice.conversation.session import Conversation, SessionPort
 from alice_voice.conversation.tone import ToneConversation
 from alice_voice.errors import (
     AliceError,
@@ -41,11 +42,12 @@ from alice_voice.errors import (
     TransportUnavailable,
     Unauthorized,
 )
+from alice_voice.gateway.admission import Admission
 from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.state.control import ControlAction, ControlChannel
 from alice_voice.state.store import SessionRecord, SessionStore, hash_token, token_matches
-from alice_voice.transport.peer import Peer, ice_servers
+from alice_voice.transport.peer import EventChannel, Peer, ice_servers
 
 Mode = Literal["agent", "tone"]
 log = logging.getLogger("alice_voice.gateway")
@@ -55,26 +57,61 @@ def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+class RecordWriter:
+    """A session's record as its owner sees it; changes are coalesced into one store write per burst."""
+
+    def __init__(self, record: SessionRecord) -> None:
+        self.record = record
+        self.dirty = asyncio.Event()
+
+    def update(self, **changes: Any) -> None:
+        self.record = self.record.model_copy(update={**changes, "updated_at": time.time()})
+        self.dirty.set()
+
+
+class _Port:
+    """The conversation's side of its session (`SessionPort`): events to the client, state to the record."""
+
+    def __init__(self, events: EventChannel, writer: RecordWriter, metrics: Metrics,
+                 on_turn: Callable[[dict[str, float]], None]) -> None:
+        self._events, self._writer, self._metrics, self._on_turn = events, writer, metrics, on_turn
+
+    def emit(self, event: ServerEvent) -> None:
+        if isinstance(event, ErrorEvent):
+            self._metrics.errors_total.labels(code=event.code).inc()
+        self._events.send(event.to_dict())
+
+    def set_state(self, state: str) -> None:
+        self._writer.update(state=state)
+
+    def turn_done(self, timings: dict[str, float]) -> None:
+        self._writer.update(turn_count=self._writer.record.turn_count + 1, last_turn=timings)
+        self._on_turn(timings)
+
+
 @dataclass
 class LiveSession:
-    record: SessionRecord
+    writer: RecordWriter
     peer: Peer
     conversation: Conversation
     log: SessionLogger
     answered_at: float
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    dirty: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     recorded: bool = False  # its record was created (housekeeping leaves offers in flight alone)
     closing: bool = False
+
+    @property
+    def record(self) -> SessionRecord:
+        return self.writer.record
 
     @property
     def id(self) -> str:
         return self.record.session_id
 
 
-ConversationFactory = Callable[[str, Callable[[ServerEvent], None], Callable[[str], None],
-                                Callable[[dict[str, float]], None], SessionLogger], Awaitable[Conversation]]
+ConversationFactory = Callable[[SessionPort, SessionLogger, float], Awaitable[Conversation]]
+"""(port, log, seconds it may wait for the models) -> the session's conversation."""
 
 
 class Gateway:
@@ -91,8 +128,12 @@ class Gateway:
         self.sessions: dict[str, LiveSession] = {}
         self.store_up = True
         self.accepting = True
+        self.admission = Admission(budget_ms=settings.latency_budget_ms, eot_silence_ms=settings.eot_silence_ms,
+                                   max_sessions=settings.max_sessions, cores=available_cores())
+        self.loop_lag = LoopLagMonitor()
+        self.loop_lag.on_lag = metrics.loop_lag_ms.observe
         self._agent_factory = agent_factory
-        self._housekeeping: asyncio.Task[None] | None = None
+        self._housekeeping: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         metrics.capacity.set(settings.max_sessions)
 
@@ -101,7 +142,9 @@ class Gateway:
         self.store_up = await self.store.ping()
         self.metrics.store_up.set(int(self.store_up))
         await self.control.start(self.owner, self._on_control)
-        self._housekeeping = asyncio.create_task(self._keep_house(), name="gateway-housekeeping")
+        self._housekeeping = [asyncio.create_task(self._keep_house(), name="gateway-housekeeping"),
+                              asyncio.create_task(self._measure_load(), name="gateway-load"),
+                              asyncio.create_task(self.loop_lag.run(), name="gateway-loop-lag")]
 
     async def aclose(self, reason: str = "shutdown") -> None:
         """Stop taking offers, tell every session why, and end them all within `shutdown_grace_s`."""
@@ -115,31 +158,29 @@ class Gateway:
                 await asyncio.gather(*(self.end(live.id, reason) for live in lives), return_exceptions=True)
         except TimeoutError:
             log.warning("%d sessions did not close within %.1f s", len(self.sessions), self.settings.shutdown_grace_s)
-        if self._housekeeping:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+        for task in self._housekeeping:
+            task.cancel()
+        await asyncio.gather(*self._housekeeping, return_exceptions=True)
         await self.control.aclose()
         await self.store.aclose()
 
     # ---------- opening ----------
     async def open(self, offer_sdp: str, mode: Mode | None) -> tuple[SessionRecord, str, str]:
-        """Answer an offer: returns (record, bearer token, answer SDP)."""
-        if not self.accepting:
-            raise ShuttingDown("the gateway is shutting down")
-        if len(self.sessions) >= self.settings.max_sessions:
-            raise AtCapacity(f"at capacity ({self.settings.max_sessions} sessions)")
+        """Answer an offer: returns (record, bearer token, answer SDP), within `offer_timeout_s`."""
+        self._admit()
+        deadline = self.clock.now() + self.settings.offer_timeout_s
         mode = mode or self.settings.default_mode
         session_id, token = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
         now = time.time()
         record = SessionRecord(session_id=session_id, owner=self.owner, mode=mode, created_at=now,
                                updated_at=now, token_hash=hash_token(token))
         slog = session_logger("alice_voice.session", session_id)
-        live = await self._build_session(record, slog)
+        live = await self._build_session(record, slog, deadline)
         self.sessions[session_id] = live  # reserve the slot before awaiting anything else
         try:
-            answer = await live.peer.answer(offer_sdp)
-            await self.store.create(record, self.settings.session_ttl_s)
+            async with asyncio.timeout(max(0.0, deadline - self.clock.now())):
+                answer = await live.peer.answer(offer_sdp)
+                await self.store.create(record, self.settings.session_ttl_s)
             live.recorded = True
             if live.closing:  # ended while being opened (e.g. shutdown)
                 raise ShuttingDown("the session ended while it was being opened")
@@ -148,6 +189,8 @@ class Gateway:
                 await self._dispose(live, "offer failed")
             if isinstance(exc, AliceError):
                 raise
+            if isinstance(exc, TimeoutError):
+                raise TransportUnavailable("the connection could not be set up in time") from None
             slog.exception("could not set up the peer connection")  # the transport failed us: 503, not 500
             raise TransportUnavailable(f"could not set up the connection ({type(exc).__name__})") from exc
         except BaseException:
@@ -161,38 +204,43 @@ class Gateway:
         slog.info("session opened (mode %s)", mode)
         return record, token, answer
 
-    async def _build_session(self, record: SessionRecord, slog: SessionLogger) -> LiveSession:
-        holder: dict[str, LiveSession] = {}
+    def _admit(self) -> None:
+        if not self.accepting:
+            raise ShuttingDown("the gateway is shutting down")
+        verdict = self.admission.verdict(len(self.sessions))
+        if verdict.admit:
+            return
+        self.metrics.offers_refused.labels(reason=verdict.reason).inc()
+        log.warning("offer refused: %s (%d sessions, predicted first audio %.0f ms)", verdict.reason,
+                    len(self.sessions), verdict.predicted_ttfa_ms)
+        raise AtCapacity(f"at capacity ({verdict.reason.replace('_', ' ')}, {len(self.sessions)} sessions)",
+                         retry_after_s=self.settings.retry_after_s)
 
-        def emit(event: ServerEvent) -> None:
-            if event.type == "error":
-                self.metrics.errors_total.labels(code=getattr(event, "code", "internal")).inc()
-            holder["s"].peer.events.send(event.to_dict())
-
-        def set_state(state: str) -> None:
-            self._mutate(holder["s"], state=state)
-
-        def turn_done(timings: dict[str, float]) -> None:
-            live = holder["s"]
-            self._mutate(live, turn_count=live.record.turn_count + 1, last_turn=timings)
-
+    async def _build_session(self, record: SessionRecord, slog: SessionLogger, deadline: float) -> LiveSession:
+        writer = RecordWriter(record)
+        events = EventChannel(slog)
+        port = _Port(events, writer, self.metrics, self._turn_done)
         if record.mode == "tone" or self._agent_factory is None:
             conversation: Conversation = ToneConversation()
         else:
-            conversation = await self._agent_factory(record.session_id, emit, set_state, turn_done, slog)
-        peer = Peer(ice_servers=self.ice_servers, jitter_mode=self.settings.jitter_buffer,
-                    clock=self.clock, source=conversation.source, deliver_audio=conversation.deliver_audio,
-                    log=slog, peer_timeout_s=self.settings.peer_timeout_s,
+            wait_s = max(0.0, deadline - self.clock.now())
+            conversation = await self._agent_factory(port, slog, wait_s)
+        peer = Peer(ice_servers=self.ice_servers, jitter_mode=self.settings.jitter_buffer, clock=self.clock,
+                    events=events, source=conversation.source, deliver_audio=conversation.deliver_audio,
+                    log=slog, metrics=self.metrics, peer_timeout_s=self.settings.peer_timeout_s,
                     connect_timeout_s=self.settings.ice_connect_timeout_s)
-        live = LiveSession(record, peer, conversation, slog, answered_at=self.clock.now())
-        holder["s"] = live
-        peer.events.on_message = lambda raw: self._on_client_message(live, raw)
-        peer.events.send(SessionReady(session_id=record.session_id, mode=record.mode).to_dict())
+        live = LiveSession(writer, peer, conversation, slog, answered_at=self.clock.now())
+        events.on_message = lambda raw: self._on_client_message(live, raw)
+        events.send(SessionReady(session_id=record.session_id, mode=record.mode).to_dict())
         return live
+
+    def _turn_done(self, timings: dict[str, float]) -> None:
+        if "first_audio_ms" in timings:
+            self.admission.observe_turn(timings["first_audio_ms"])
 
     def _start_tasks(self, live: LiveSession) -> None:
         for coro, name in ((self._supervise(live), "supervise"), (self._write_record(live), "record"),
-                           (live.conversation.run(), "conversation"), (self._observe_ice(live), "ice")):
+                           (self._converse(live), "conversation"), (self._observe_ice(live), "ice")):
             task = asyncio.create_task(coro, name=f"{name}-{live.id}")
             live.tasks.add(task)
             task.add_done_callback(live.tasks.discard)
@@ -207,20 +255,25 @@ class Gateway:
             reason = "max duration"
         self._end_later(live.id, reason)
 
+    async def _converse(self, live: LiveSession) -> None:
+        """The conversation runs until the session ends; if it stops by itself, a defect ended it."""
+        try:
+            await live.conversation.run()
+        except Exception:
+            live.log.exception("the conversation failed")
+        self._report(live, AliceError("the session failed and is closing"))
+        self._end_later(live.id, "conversation failed")
+
     async def _observe_ice(self, live: LiveSession) -> None:
         await live.peer.connected.wait()
         self.metrics.ice_connect_ms.observe((self.clock.now() - live.answered_at) * 1000)
-        self._mutate(live, state="listening")
-
-    def _mutate(self, live: LiveSession, **changes: Any) -> None:
-        live.record = live.record.model_copy(update={**changes, "updated_at": time.time()})
-        live.dirty.set()
+        live.writer.update(state="listening")
 
     async def _write_record(self, live: LiveSession) -> None:
         """Coalesces record changes: one write per burst of changes."""
         while True:
-            await live.dirty.wait()
-            live.dirty.clear()
+            await live.writer.dirty.wait()
+            live.writer.dirty.clear()
             try:
                 await self.store.update(live.record, self.settings.session_ttl_s)
             except AliceError as exc:
@@ -230,7 +283,7 @@ class Gateway:
         try:
             message = parse_client_message(raw)
             if isinstance(message, StopTtsMessage):
-                live.conversation.stop_tts()
+                live.conversation.request_stop()
             elif isinstance(message, TextMessage):
                 live.conversation.handle_text(message.text)
         except AliceError as exc:
@@ -265,7 +318,7 @@ class Gateway:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await live.conversation.aclose()
+        await live.conversation.aclose()  # its run() cleaned up already, unless it never ran
         await live.peer.close()
         try:
             await self.store.delete(live.id)
@@ -277,7 +330,18 @@ class Gateway:
         live.ended.set()
         live.log.info("session ended: %s", reason)
 
-    # ---------- housekeeping: TTLs, lost records, store health ----------
+    # ---------- housekeeping: load, TTLs, lost records, store health ----------
+    async def _measure_load(self) -> None:
+        cpu = CpuMeter()  # created here, on the event loop's thread, which it watches
+        while True:
+            await asyncio.sleep(1.0)
+            sample = cpu.sample()
+            if sample is not None:
+                self.admission.observe_cpu(sample, len(self.sessions))
+                self.metrics.cpu_busy.set(self.admission.busy)
+            self.admission.settle()
+            self.metrics.headroom_sessions.set(self.admission.verdict(len(self.sessions)).headroom)
+
     async def _keep_house(self) -> None:
         interval = max(0.05, self.settings.session_ttl_s / 3)
         while True:
@@ -319,7 +383,7 @@ class Gateway:
         """Stop the session's speech wherever its owner is; True if something was playing."""
         live = self.sessions.get(session_id)
         if live is not None:
-            return live.conversation.stop_tts()
+            return await live.conversation.stop_tts()
         reply = await self._ask_owner("stop_tts", session_id)
         return bool(reply.get("stopped"))
 
@@ -344,16 +408,23 @@ class Gateway:
         if live is None:
             raise SessionNotFound(f"session {session_id!r} is not here")
         if action == "stop_tts":
-            return {"stopped": live.conversation.stop_tts()}
+            return {"stopped": await live.conversation.stop_tts()}
         return {"ended": await self.end(session_id, "deleted")}
 
     async def health(self) -> dict[str, Any]:
         self.store_up = await self.store.ping()
         self.metrics.store_up.set(int(self.store_up))
+        verdict = self.admission.verdict(len(self.sessions))
         return {
             "status": "ok" if self.store_up and self.accepting else "degraded",
             "process": self.owner,
             "accepting": self.accepting,
             "store": {"kind": self.store.kind, "up": self.store_up},
             "sessions": {"active": len(self.sessions), "capacity": self.settings.max_sessions},
+            "load": {"admitting": verdict.admit, "reason": verdict.reason, "headroom": verdict.headroom,
+                     "predicted_first_audio_ms": round(min(verdict.predicted_ttfa_ms, 1e6), 1),
+                     "budget_ms": self.settings.latency_budget_ms, "cpu_busy": round(self.admission.busy, 3),
+                     "cpu_per_session": round(self.admission.session_cpu, 3),
+                     "event_loop_busy": round(self.admission.loop_busy, 3),
+                     "event_loop_lag_p99_ms": round(self.loop_lag.p99_ms(), 2)},
         }

@@ -1,9 +1,15 @@
 """One utterance of an embedded re-decoding recognizer, as an `AsrStream`.
 
-Shared by the Whisper and pocketsphinx providers: it decides when to ask for a partial (every
-`partial_interval` samples of new audio) and a final (at `finish()`), keeps the yielded transcripts in
-order, applies the stable prefix, owns the decode tasks and turns failures into `ProviderError`. The
-provider supplies a `DecodeSource` that snapshots the audio and runs the decode through the scheduler.
+Shared by the Whisper and pocketsphinx providers: it decides when to ask for a partial and a final (at
+`finish()`), and at which priority, keeps the yielded transcripts in order, applies the stable prefix,
+owns the decode tasks and turns failures into `ProviderError`. The provider supplies a `DecodeSource`
+that snapshots the audio and runs the decode through the inference scheduler.
+
+Partials adapt to load: one is asked for every `partial_interval` samples of new audio times the
+`pressure` (how many partials already wait per thread that runs them), so a busy box decodes each
+utterance less often instead of queueing passes that would be out of date before they ran. An
+utterance's first partial goes at a higher priority than later ones: the caller sees their words appear.
+A final withdraws the partials still queued: it covers their audio.
 
 Ordering: a yielded transcript never covers fewer samples than the one before it. A partial that covers
 more audio than a final still being decoded is not yielded (the final comes first, newer partials follow);
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import InferenceScheduler, JobRunner, Priority
 from alice_voice.errors import ProviderError, ProviderTimeout
 from alice_voice.speech.protocols import Transcript
 from alice_voice.speech.stable_prefix import StablePrefix
@@ -34,8 +41,9 @@ class DecodeSource(Protocol):
         """`pcm` was appended; `end` samples have been pushed in all."""
         ...
 
-    def request(self, end: int, final: bool) -> Decode | None:
-        """Snapshot what a decode of the first `end` samples needs, now; the decode runs when awaited.
+    def request(self, end: int, priority: Priority) -> Decode | None:
+        """Snapshot what a decode of the first `end` samples needs, now; the decode runs when awaited, at
+        `priority` (FINAL, FIRST_PARTIAL or PARTIAL).
 
         None (partials only): nothing worth decoding was pushed since the last partial request.
         """
@@ -44,12 +52,29 @@ class DecodeSource(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _no_pressure() -> float:
+    return 1.0
+
+
+_PARTIALS = (Priority.FIRST_PARTIAL, Priority.PARTIAL)
+
+
+def partial_pressure(compute: JobRunner) -> Callable[[], float]:
+    """Partial decodes queued or running per thread that runs them (>= 1 stretches the cadence); none
+    for a runner that is not the inference scheduler (a test's)."""
+    if not isinstance(compute, InferenceScheduler):
+        return _no_pressure
+    threads = compute.lane_threads(Priority.PARTIAL)
+    return lambda: compute.backlog(_PARTIALS) / threads
+
+
 @dataclass(frozen=True, slots=True)
 class StreamTiming:
     """How often to decode a partial, and how long a final may take."""
 
-    partial_interval: int  # samples of new audio between partial requests
+    partial_interval: int  # samples of new audio between partial requests, on an idle machine
     final_timeout_s: float
+    pressure: Callable[[], float] = _no_pressure  # >= 1: stretches the interval under load
 
 
 _Item = Transcript | ProviderError | None
@@ -65,8 +90,10 @@ class DecodeStream:
         self._pushed = 0
         self._next_partial = timing.partial_interval
         self._emitted = -1  # samples covered by the last yielded transcript
+        self._partial_tasks: set[asyncio.Task[None]] = set()
         self._finals_pending: list[int] = []
         self._last_partial: tuple[str, str] | None = None
+        self._partial_yielded = False
         self._stable = StablePrefix()
         self._out: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,18 +109,24 @@ class DecodeStream:
         self._pushed += len(pcm16k)
         self._source.push(pcm16k, self._pushed)
         if self._pushed >= self._next_partial:
-            self._next_partial = self._pushed + self._timing.partial_interval
-            decode = self._source.request(self._pushed, final=False)
+            stretch = max(1.0, self._timing.pressure())
+            self._next_partial = self._pushed + int(self._timing.partial_interval * stretch)
+            priority = Priority.PARTIAL if self._partial_yielded else Priority.FIRST_PARTIAL
+            decode = self._source.request(self._pushed, priority)
             if decode is not None:
-                self._spawn(functools.partial(self._partial, decode, self._pushed))
+                task = self._spawn(functools.partial(self._partial, decode, self._pushed))
+                self._partial_tasks.add(task)
+                task.add_done_callback(self._partial_tasks.discard)
 
     def finish(self) -> None:
         if self._closed:
             return
         end = self._pushed
-        decode = self._source.request(end, final=True)
+        decode = self._source.request(end, Priority.FINAL)
         if decode is None:
             raise RuntimeError("a decode source must always answer a final request")
+        for task in self._partial_tasks:
+            task.cancel()  # the final covers their audio; those not started yet are withdrawn
         self._finals_pending.append(end)
         self._spawn(functools.partial(self._final, decode, end))
 
@@ -121,11 +154,12 @@ class DecodeStream:
                 raise item
             yield item
 
-    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
         # A callable, not a coroutine: a task cancelled before it starts leaves no un-awaited coroutine.
         task = asyncio.get_running_loop().create_task(self._guard(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _guard(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         try:
@@ -151,6 +185,7 @@ class DecodeStream:
         if (text, stable) == self._last_partial:
             return
         self._last_partial = (text, stable)
+        self._partial_yielded = True
         self._emitted = end
         self._out.put_nowait(Transcript(text=text, stable_text=stable, final=False, samples=end))
 

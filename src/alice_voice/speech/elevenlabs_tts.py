@@ -45,7 +45,7 @@ class ElevenLabsTts:
         self._endpoint = PcmEndpoint(NAME, RATE, timeout_s, _error_message)
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s))
 
-    async def synthesize(self, text: str) -> AsyncIterator[PcmChunk]:
+    async def synthesize(self, text: str, *, lead: bool = False) -> AsyncIterator[PcmChunk]:
         if self._api_key is None:
             raise ProviderAuthError(NAME, _MISSING_KEY)
         if not text.strip():

@@ -45,7 +45,7 @@ class EspeakTts:
         if done.returncode != 0 or len(done.stdout) <= _WAV_HEADER_BYTES:
             raise ProviderError(NAME, _failure(done.returncode, done.stderr))
 
-    async def synthesize(self, text: str) -> AsyncIterator[PcmChunk]:
+    async def synthesize(self, text: str, *, lead: bool = False) -> AsyncIterator[PcmChunk]:
         for sentence in split_sentences(text):
             samples = await self._run(sentence)
             if len(samples):

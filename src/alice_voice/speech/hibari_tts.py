@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from alice_voice.audio.frames import Pcm, to_int16
+from alice_voice.compute import JobRunner, shared_scheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech.protocols import PcmChunk
@@ -34,7 +35,7 @@ class HibariTts:
 
     name = NAME
 
-    def __init__(self, *, threads: int = 1, speed: float = 1.0, seed: int | None = 0) -> None:
+    def __init__(self, compute: JobRunner, *, threads: int = 1, speed: float = 1.0, seed: int | None = 0) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from hibari import SAMPLE_RATE, Hibari
         from hibari.voices import voice_path
@@ -43,15 +44,16 @@ class HibariTts:
         model = voice_path(VOICE, download_missing=False)
         self._engine: Any = Hibari(voice=VOICE, model=model, threads=threads)
         self.rate: int = int(SAMPLE_RATE)
+        self._compute = compute
         self._speed = speed
         self._seed = seed
 
     def warm(self) -> None:
         self._synth_sentence(_WARM_UP_TEXT)
 
-    def synthesize(self, text: str) -> AsyncIterator[PcmChunk]:
+    def synthesize(self, text: str, *, lead: bool = False) -> AsyncIterator[PcmChunk]:
         sentences: list[str] = list(self._engine.split_sentences(text))
-        return synthesize_sentences(sentences, self._synth_sentence, self.rate)
+        return synthesize_sentences(sentences, self._synth_sentence, self.rate, self._compute, lead=lead)
 
     def _synth_sentence(self, sentence: str) -> list[Pcm]:
         """Blocking. hibari cuts a sentence longer than its phoneme limit into several pieces."""
@@ -66,6 +68,6 @@ class HibariTts:
 def load(settings: Settings) -> HibariTts:
     if settings.tts_voice not in (None, VOICE):
         raise ProviderError(NAME, f"voice {settings.tts_voice!r} is not bundled; only {VOICE!r} is offline")
-    tts = HibariTts()
+    tts = HibariTts(shared_scheduler(settings.compute_threads or None))
     tts.warm()
     return tts

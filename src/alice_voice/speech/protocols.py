@@ -15,7 +15,8 @@ from alice_voice.audio.frames import Pcm
 
 # ---------- VAD ----------
 class VadStream(Protocol):
-    """Stateful per-session detector over fixed 16 kHz frames of `frame_samples` samples."""
+    """Stateful per-session detector over fixed 16 kHz frames of `frame_samples` samples. Blocking; the
+    session calls it from its hearing job, one frame at a time."""
 
     frame_samples: int
 
@@ -36,7 +37,7 @@ class VadModel(Protocol):
 
 # ---------- end of turn ----------
 class EndOfTurnModel(Protocol):
-    """Blocking CPU call; the caller runs it off the event loop."""
+    """Blocking CPU call; the caller runs it through the inference scheduler."""
 
     name: str
 
@@ -95,6 +96,10 @@ class PcmChunk:
 class StreamingTts(Protocol):
     name: str
 
-    def synthesize(self, text: str) -> AsyncIterator[PcmChunk]:
-        """Audio for `text`, first chunk as early as possible. Cancel by closing the iterator."""
+    def synthesize(self, text: str, *, lead: bool = False) -> AsyncIterator[PcmChunk]:
+        """Audio for `text`, first chunk as early as possible. Cancel by closing the iterator.
+
+        `lead`: this is the start of a reply, which the caller is waiting to hear (an engine that runs on
+        this machine's CPU synthesizes its first sentence at a higher priority; a remote one ignores it).
+        """
         ...

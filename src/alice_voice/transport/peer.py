@@ -22,6 +22,7 @@ from alice_voice.audio.playout import FrameSource
 from alice_voice.clock import Clock
 from alice_voice.errors import InvalidSdp
 from alice_voice.logs import SessionLogger
+from alice_voice.metrics import Metrics
 from alice_voice.transport import jitter
 from alice_voice.transport.tracks import PacedAudioTrack, read_inbound
 
@@ -94,16 +95,17 @@ class Peer:
     """The session's RTCPeerConnection and the tasks that read from it."""
 
     def __init__(self, *, ice_servers: list[RTCIceServer], jitter_mode: jitter.JitterMode, clock: Clock,
-                 source: FrameSource, deliver_audio: Callable[[PcmFrame], Awaitable[None] | None],
-                 log: SessionLogger, peer_timeout_s: float, connect_timeout_s: float) -> None:
+                 events: EventChannel, source: FrameSource, deliver_audio: Callable[[PcmFrame], None],
+                 log: SessionLogger, metrics: Metrics, peer_timeout_s: float, connect_timeout_s: float) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
-        self.events = EventChannel(log)
+        self.events = events
         self.outbound = PacedAudioTrack(source, clock)
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_reason = ""
         self._clock = clock
         self._deliver = deliver_audio
+        self._metrics = metrics
         self._jitter_mode = jitter_mode
         self._log = log
         self._peer_timeout_s = peer_timeout_s
@@ -124,7 +126,7 @@ class Peer:
         if not audio:
             raise InvalidSdp("the offer has no audio m-line")
         for transceiver in audio:
-            jitter.install(transceiver.receiver, self._jitter_mode)
+            jitter.install(transceiver.receiver, self._jitter_mode, on_lost=self._count_lost)
         self.pc.addTrack(self.outbound)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._watch())
@@ -161,9 +163,13 @@ class Peer:
         if track.kind == "audio":
             self._spawn(read_inbound(track, self._clock, self._stamp_and_deliver))
 
-    def _stamp_and_deliver(self, frame: PcmFrame) -> Awaitable[None] | None:
+    def _stamp_and_deliver(self, frame: PcmFrame) -> None:
         self.last_media = frame.arrival
-        return self._deliver(frame)
+        self._metrics.audio_frames.labels(stage="received").inc(round(frame.duration_s * 50))
+        self._deliver(frame)
+
+    def _count_lost(self, frames: int) -> None:
+        self._metrics.audio_frames.labels(stage="lost").inc(frames)
 
     def _on_state(self) -> None:
         state = self.pc.connectionState

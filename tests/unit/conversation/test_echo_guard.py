@@ -1,5 +1,9 @@
 """The echo guard on synthetic signals: delayed, attenuated, noisy copies of the output are echo;
-speech over them is not."""
+speech over them is not.
+
+The output goes through a real `Playout` and the guard is fed as the session's hearing job feeds it: in
+batches, first every frame the playout handed out since the last batch (`playout.sent`, with the send times
+the track passed in), then the batch's incoming frames."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import numpy as np
 import pytest
 import soxr
 
+from alice_voice.audio.playout import Playout
 from alice_voice.conversation.echo_guard import EchoGuard
 
 
@@ -25,10 +30,15 @@ def speechlike(seconds: float, seed: int) -> np.ndarray:
 
 
 def play_and_hear(guard: EchoGuard, out48: np.ndarray, delay_ms: int, gain: float, extra16: np.ndarray | None,
-                  noise_rms: float = 0.0) -> list[tuple[bool, float]]:
-    """Feed 20 ms frames to `played` and the echoed 16 kHz signal (plus `extra16`) to `is_echo`, interleaved
-    in time as they would be in a call. Returns (verdict, user-to-echo energy ratio) per frame."""
+                  noise_rms: float = 0.0, batch: int = 1) -> list[tuple[bool, float]]:
+    """Play `out48` through a playout ticked every 20 ms and hear the echoed 16 kHz signal (plus `extra16`) in
+    32 ms frames, in time order as in a call; every `batch` incoming frames, the guard gets what the playout
+    sent since the last batch, then judges those frames. Returns (verdict, user-to-echo energy ratio) per frame."""
     t0 = 100.0
+    playout = Playout(buffer_ms=40)
+    playout.begin(1)
+    playout.push(1, out48, "reply")
+    playout.end(1)
     echo16 = soxr.resample(out48, 48000, 16000).astype(np.float64) * gain
     delay = int(delay_ms * 16)
     mic = np.concatenate([np.zeros(delay), echo16])[: len(echo16)]
@@ -43,25 +53,38 @@ def play_and_hear(guard: EchoGuard, out48: np.ndarray, delay_ms: int, gain: floa
     events = [(t0 + (i + 1) * 0.02, "out", i) for i in range(len(out48) // 960)]
     events += [(t0 + (j + 1) * 0.032, "mic", j) for j in range(len(mic16) // 512)]
     verdicts = []
+    waiting: list[tuple[float, int]] = []
     for t, kind, k in sorted(events):
         if kind == "out":
-            guard.played(out48[k * 960:(k + 1) * 960], t)
-        elif t - t0 > delay_ms / 1000 + 0.1:  # once the echo has begun arriving
-            window = slice(k * 512, (k + 1) * 512)
-            ratio = float(user[window] @ user[window]) / max(float(echo_only[window] @ echo_only[window]), 1.0)
-            verdicts.append((guard.is_echo(mic16[window], t), ratio))
+            np.testing.assert_array_equal(playout.next_frame(t), out48[k * 960:(k + 1) * 960])
+            continue
+        waiting.append((t, k))
+        if len(waiting) < batch:
+            continue
+        for sent_at, frame in playout.sent:  # what the session hands the hearing job
+            guard.played(frame, sent_at)
+        playout.sent.clear()
+        for arrival, j in waiting:
+            if arrival - t0 > delay_ms / 1000 + 0.1:  # once the echo has begun arriving
+                window = slice(j * 512, (j + 1) * 512)
+                ratio = float(user[window] @ user[window]) / max(float(echo_only[window] @ echo_only[window]), 1.0)
+                verdicts.append((guard.is_echo(mic16[window], arrival), ratio))
+        waiting = []
     return verdicts
 
 
 @pytest.mark.parametrize(("delay_ms", "gain", "noise"), [(50, 0.5, 0), (150, 0.2, 0), (250, 0.3, 30), (250, 0.1, 0)])
-def test_delayed_attenuated_echo_is_recognized(delay_ms: int, gain: float, noise: float) -> None:
-    verdicts = play_and_hear(EchoGuard(), speechlike(2.0, 1), delay_ms, gain, None, noise)
+@pytest.mark.parametrize("batch", [1, 8])
+def test_delayed_attenuated_echo_is_recognized(delay_ms: int, gain: float, noise: float, batch: int) -> None:
+    verdicts = play_and_hear(EchoGuard(), speechlike(2.0, 1), delay_ms, gain, None, noise, batch)
+    assert len(verdicts) > 40
     assert np.mean([echo for echo, _ in verdicts]) > 0.9
 
 
-def test_speech_over_the_echo_is_not_echo() -> None:
+@pytest.mark.parametrize("batch", [1, 8])
+def test_speech_over_the_echo_is_not_echo(batch: int) -> None:
     user = soxr.resample(speechlike(2.0, 2), 48000, 16000).astype(np.float64)
-    verdicts = play_and_hear(EchoGuard(), speechlike(2.0, 1), 120, 0.3, user)
+    verdicts = play_and_hear(EchoGuard(), speechlike(2.0, 1), 120, 0.3, user, batch=batch)
     user_louder = [echo for echo, ratio in verdicts if ratio >= 10.0]  # the user 10 dB over the echo
     assert len(user_louder) > 10
     assert np.mean(user_louder) < 0.1  # ... is heard as the user, not as echo
@@ -74,3 +97,4 @@ def test_nothing_played_means_nothing_is_echo() -> None:
     for i in range(50):
         guard.played(np.zeros(960, np.int16), 5.0 + i * 0.02)
     assert guard.is_echo(frame, 6.0) is False
+

@@ -16,8 +16,8 @@ from alice_voice.conversation import llm_agent
 from alice_voice.conversation.agent import Message
 from alice_voice.conversation.llm_agent import OpenAiCompatibleAgent, SseDecoder, error_message
 from alice_voice.errors import ProviderAuthError, ProviderError, ProviderTimeout
-from bench.local_services import free_port
 from fakes.openai_chat import DEFAULT_REPLY, INVALID_KEY, SERVER_ERROR, STREAM_ERROR, FakeOpenAiChat
+from support.local_services import free_port
 
 TIMEOUT_S = 0.5
 # Upper bound for "raised within the timeout": the timeout plus slack for a loaded 2-core machine.

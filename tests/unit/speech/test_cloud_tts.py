@@ -93,6 +93,18 @@ async def test_streams_all_the_audio_in_several_chunks_at_24_khz(tts: Any) -> No
 
 
 @pytest.mark.asyncio
+async def test_a_reply_s_lead_text_is_synthesized_exactly_like_any_other(provider: Provider, tts: Any) -> None:
+    """`lead` only ranks work on this machine's CPU; a remote provider sends the same request either way."""
+    lead = [chunk async for chunk in tts.synthesize(TEXT, lead=True)]
+    rest = [chunk async for chunk in tts.synthesize(TEXT, lead=False)]
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in lead]), expected_samples())
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in rest]), expected_samples())
+    assert lead[0].text == rest[0].text == TEXT
+    first, second = provider.fake.requests
+    assert (first.path, first.query, first.body) == (second.path, second.query, second.body)
+
+
+@pytest.mark.asyncio
 async def test_sends_the_request_the_real_api_expects(provider: Provider) -> None:
     voice = "nova" if provider.name == "openai-tts" else "JBFqnCBsd6RMkjVDRZzb"
     adapter = provider.load(provider.settings(tts_voice=voice))

@@ -7,38 +7,61 @@ what each decode completes, so every ordering below is forced, not timed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
 
+from alice_voice.compute import InferenceScheduler, Lane, Priority
 from alice_voice.errors import ProviderError, ProviderTimeout
-from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming
+from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming, partial_pressure
 from alice_voice.speech.protocols import Transcript
+from fakes.scripted import InlineCompute
 
 INTERVAL = 320
 WAIT_S = 5.0
+PARTIALS = {Priority.FIRST_PARTIAL, Priority.PARTIAL}
+
+Key = tuple[int, bool]  # (end, final)
 
 
 class ScriptedSource:
+    """Every request becomes a future the test answers; records each request's priority and what became
+    of each decode (started awaiting its answer, or cancelled while it waited)."""
+
     def __init__(self) -> None:
         self.pushed: list[int] = []
-        self.decodes: dict[tuple[int, bool], asyncio.Future[str | None]] = {}
+        self.requests: list[tuple[int, Priority]] = []
+        self.decodes: dict[Key, asyncio.Future[str | None]] = {}
+        self.started: set[Key] = set()
+        self.cancelled: set[Key] = set()
         self.closed = False
 
     def push(self, pcm: np.ndarray, end: int) -> None:
         self.pushed.append(end)
 
-    def request(self, end: int, final: bool) -> Decode | None:
+    def request(self, end: int, priority: Priority) -> Decode | None:
+        assert priority in PARTIALS | {Priority.FINAL}
+        self.requests.append((end, priority))
+        key = (end, priority is Priority.FINAL)
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.decodes[(end, final)] = future
+        self.decodes[key] = future
 
         async def decode() -> str | None:
-            return await future
+            self.started.add(key)
+            try:
+                return await future
+            except asyncio.CancelledError:
+                self.cancelled.add(key)
+                raise
         return decode
 
     def answer(self, end: int, final: bool, text: str | None) -> None:
         self.decodes[(end, final)].set_result(text)
+
+    def priorities(self) -> list[Priority]:
+        return [priority for _, priority in self.requests]
 
     async def aclose(self) -> None:
         self.closed = True
@@ -91,9 +114,9 @@ def pcm(samples: int) -> np.ndarray:
     return np.ones(samples, np.int16)
 
 
-def make(timeout_s: float = WAIT_S) -> tuple[DecodeStream, ScriptedSource]:
+def make(timeout_s: float = WAIT_S, pressure: Callable[[], float] = lambda: 1.0) -> tuple[DecodeStream, ScriptedSource]:
     source = ScriptedSource()
-    return DecodeStream("fake", source, StreamTiming(INTERVAL, timeout_s)), source
+    return DecodeStream("fake", source, StreamTiming(INTERVAL, timeout_s, pressure)), source
 
 
 @pytest.mark.asyncio
@@ -104,11 +127,14 @@ async def test_partials_every_interval_then_a_final() -> None:
         stream.push(pcm(160))
     assert source.pushed == [160, 320, 480, 640]
     assert sorted(source.decodes) == [(320, False), (640, False)]
+    # Both asked before any partial was yielded: both are the utterance's first words to show.
+    assert source.priorities() == [Priority.FIRST_PARTIAL, Priority.FIRST_PARTIAL]
     source.answer(320, False, "what")
     assert await reader.next() == Transcript("what", "", False, 320)
     source.answer(640, False, "What time")
     assert await reader.next() == Transcript("What time", "What", False, 640)
     stream.finish()
+    assert source.requests[-1] == (640, Priority.FINAL)
     source.answer(640, True, "What time is it?")
     assert await reader.next() == Transcript("What time is it?", "What time is it?", True, 640)
     await stream.aclose()
@@ -141,6 +167,8 @@ async def test_a_partial_older_than_the_last_yield_is_dropped() -> None:
     source.answer(640, False, "hello there")
     assert (await reader.next()).samples == 640
     source.answer(320, False, "hello")  # finished late (another worker thread): already covered
+    await settle_tasks()
+    assert (320, False) not in source.cancelled  # it completed, and was dropped as out of date
     stream.finish()
     source.answer(640, True, "Hello there.")
     assert await reader.next() == Transcript("Hello there.", "Hello there.", True, 640)
@@ -232,7 +260,8 @@ async def test_aclose_cancels_pending_decodes_and_ends_iteration() -> None:
     async with asyncio.timeout(WAIT_S):
         await reader.task
     assert reader.items == []
-    assert all(f.cancelled() for f in source.decodes.values())
+    assert source.cancelled == {(320, True)}  # the final was waiting for its answer: cancelled
+    assert (320, False) not in source.started  # the partial was withdrawn by finish() before it ran
     stream.push(pcm(320))
     stream.finish()
     assert len(source.decodes) == 2  # a closed stream ignores more audio
@@ -242,8 +271,8 @@ async def test_aclose_cancels_pending_decodes_and_ends_iteration() -> None:
 class QuietSource(ScriptedSource):
     """Answers no partial request: nothing new worth decoding was pushed."""
 
-    def request(self, end: int, final: bool) -> Decode | None:
-        return super().request(end, final) if final else None
+    def request(self, end: int, priority: Priority) -> Decode | None:
+        return super().request(end, priority) if priority is Priority.FINAL else None
 
 
 @pytest.mark.asyncio
@@ -257,3 +286,108 @@ async def test_source_may_decline_a_partial_but_not_a_final() -> None:
     source.answer(INTERVAL * 3, True, "")
     assert await reader.next() == Transcript("", "", True, INTERVAL * 3)
     await stream.aclose()
+
+
+@pytest.mark.asyncio
+async def test_first_partial_priority_until_a_partial_is_yielded_then_partial() -> None:
+    stream, source = make()
+    reader = Reader(stream)
+    stream.push(pcm(320))
+    stream.push(pcm(320))
+    source.answer(320, False, "   ")  # nothing heard yet: no partial yielded
+    await settle_tasks()
+    stream.push(pcm(320))
+    assert source.priorities() == [Priority.FIRST_PARTIAL] * 3
+    source.answer(960, False, "hello")
+    assert (await reader.next()).samples == 960
+    stream.push(pcm(320))
+    stream.push(pcm(320))
+    assert source.requests[3:] == [(1280, Priority.PARTIAL), (1600, Priority.PARTIAL)]
+    stream.finish()
+    assert source.requests[-1] == (1600, Priority.FINAL)
+    await stream.aclose()
+
+
+@pytest.mark.asyncio
+async def test_finish_cancels_a_partial_decode_already_waiting() -> None:
+    stream, source = make()
+    reader = Reader(stream)
+    stream.push(pcm(320))
+    await settle_tasks()
+    assert (320, False) in source.started  # the partial's decode is in flight
+    stream.finish()
+    await settle_tasks()
+    assert source.cancelled == {(320, False)}  # the final covers its audio
+    assert source.decodes[(320, False)].cancelled()
+    source.answer(320, True, "Hello.")
+    assert await reader.next() == Transcript("Hello.", "Hello.", True, 320)
+    await stream.aclose()
+    assert [t.final for t in reader.items] == [True]
+
+
+@pytest.mark.asyncio
+async def test_finish_withdraws_a_partial_decode_not_started_yet() -> None:
+    stream, source = make()
+    reader = Reader(stream)
+    stream.push(pcm(320))
+    stream.finish()  # before the partial's task got to run
+    source.answer(320, True, "Hello.")
+    assert await reader.next() == Transcript("Hello.", "Hello.", True, 320)
+    assert (320, False) not in source.started  # its decode never ran
+    await stream.aclose()
+    assert len(reader.items) == 1
+
+
+@pytest.mark.asyncio
+async def test_partials_requested_after_a_finish_are_not_cancelled() -> None:
+    stream, source = make()
+    reader = Reader(stream)
+    stream.push(pcm(320))
+    stream.finish()
+    source.answer(320, True, "Set a timer")
+    assert (await reader.next()).final
+    stream.push(pcm(320))  # the user went on: this partial covers audio the final did not
+    source.answer(640, False, "Set a timer for")
+    assert await reader.next() == Transcript("Set a timer for", "Set a timer", False, 640)
+    assert (640, False) not in source.cancelled
+    await stream.aclose()
+
+
+async def partial_requests(pressure: float, samples: int) -> list[int]:
+    stream, source = make(pressure=lambda: pressure)
+    for _ in range(samples // 160):
+        stream.push(pcm(160))
+    await stream.aclose()
+    return [end for end, priority in source.requests if priority in PARTIALS]
+
+
+@pytest.mark.asyncio
+async def test_pressure_stretches_the_partial_interval() -> None:
+    audio = INTERVAL * 8
+    idle = await partial_requests(1.0, audio)
+    busy = await partial_requests(2.0, audio)
+    assert idle == [INTERVAL * k for k in range(1, 9)]
+    assert busy == [INTERVAL, INTERVAL * 3, INTERVAL * 5, INTERVAL * 7]  # each gap twice as long
+    assert len(busy) * 2 == len(idle)
+    # Less than one partial waiting per thread never asks for partials more often than the interval.
+    assert await partial_requests(0.25, audio) == idle
+
+
+def test_partial_pressure_is_partials_waiting_per_thread_that_runs_them() -> None:
+    assert partial_pressure(InlineCompute())() == 1.0  # not the scheduler: no pressure
+    scheduler = InferenceScheduler([Lane("finals", 1, frozenset(Priority) - PARTIALS),
+                                    Lane("partials", 2, frozenset(PARTIALS))], name="test-pressure")
+    release = threading.Event()
+    try:
+        pressure = partial_pressure(scheduler)
+        assert pressure() == 0.0
+        jobs = [scheduler.submit(priority, lambda: release.wait(WAIT_S))
+                for priority in (Priority.FIRST_PARTIAL, Priority.PARTIAL, Priority.PARTIAL, Priority.PARTIAL,
+                                 Priority.FINAL)]
+        assert pressure() == 2.0  # four partials queued or running, over two threads; the final is not one
+        release.set()
+        for job in jobs:
+            assert job.result(WAIT_S) is True
+    finally:
+        release.set()
+        scheduler.close()

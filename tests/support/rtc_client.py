@@ -36,6 +36,7 @@ class MicSource:
         self.frames: deque[Pcm] = deque()
         self.silence = np.zeros(WEBRTC_FRAME_SAMPLES, dtype=np.int16)
         self.sent_speech: list[float] = []  # client time each queued frame left
+        self.frames_sent = 0  # every 20 ms frame, silence included
         self.drained = asyncio.Event()
         self.drained.set()
         self.echo_gain = 0.0
@@ -64,12 +65,13 @@ class MicSource:
         self.frames.extend(padded[i:i + n] for i in range(0, len(padded), n))
         self.drained.clear()
 
-    def next_frame(self) -> Pcm:
+    def next_frame(self, sent_at: float) -> Pcm:
+        self.frames_sent += 1
         echo = self._echo_frame()
         if not self.frames:
             self.drained.set()
             return np.clip(echo, -32768, 32767).astype(np.int16) if self.echo_gain else self.silence
-        self.sent_speech.append(time.monotonic())
+        self.sent_speech.append(sent_at)
         voice = self.frames.popleft()
         return np.clip(voice + echo, -32768, 32767).astype(np.int16) if self.echo_gain else voice
 

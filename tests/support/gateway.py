@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from alice_voice.api.app import create_app
 from alice_voice.config import Settings
 from alice_voice.gateway import Gateway
-from bench.local_services import free_port
+from support.local_services import free_port
 
 
 def bench_settings(**overrides: Any) -> Settings:
@@ -75,6 +75,13 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
 class GatewayProcess:
     url: str
     pid: int
+
+    def rss_mb(self) -> float:
+        """The gateway process's resident memory (MB)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the gateway process has used so far."""

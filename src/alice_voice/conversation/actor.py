@@ -1,0 +1,164 @@
+"""A session is one actor: one task drains one inbox into the turn policy, and the executor acts.
+
+Library callbacks (the transport's audio reader, the outbound track's tick, a DataChannel message) only
+put items in the inbox. The actor's task is the only one that changes the conversation's state, so the
+conversation needs no locks and its order is the inbox's order. Every other task of the session (hearing
+batches, the ASR reader, end-of-turn questions, replies) runs in the actor's TaskGroup: cancelling the
+actor cancels and awaits them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+from alice_voice.audio.frames import SPEECH_RATE, PcmFrame
+from alice_voice.audio.playout import Mark, Playout
+from alice_voice.conversation import events as ev
+from alice_voice.conversation.agent import Message
+from alice_voice.conversation.echo_guard import EchoGuard, EchoGuardConfig
+from alice_voice.conversation.executor import Executor
+from alice_voice.conversation.hearing import FrameVerdict, Hearing
+from alice_voice.conversation.policy import PolicyConfig, TurnPolicy
+from alice_voice.conversation.policy import inputs as inp
+from alice_voice.conversation.session import Resources, SessionPort
+from alice_voice.errors import SessionUnresponsive
+from alice_voice.logs import SessionLogger
+
+_STOP_ANSWER_S = 2.0
+_FRAME_20MS = SPEECH_RATE // 50
+
+
+@dataclass(frozen=True, slots=True)
+class _AudioIn:
+    frame: PcmFrame
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdicts:
+    verdicts: list[FrameVerdict]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _HearingFailed:
+    error: Exception
+
+
+_Item = inp.Input | Mark | _AudioIn | _Verdicts | _HearingFailed
+
+
+class SessionActor:
+    """One agent session's conversation (a `Conversation`)."""
+
+    def __init__(self, res: Resources, port: SessionPort, log: SessionLogger) -> None:
+        settings = res.settings
+        self._res, self._port, self._log = res, port, log
+        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self.playout = Playout(buffer_ms=settings.playout_buffer_ms)
+        self.playout.on_mark = self._inbox.put_nowait
+        echo = EchoGuard(EchoGuardConfig(settings.echo_max_delay_ms, settings.echo_residual_ratio)) \
+            if settings.echo_guard else None
+        self.hearing = Hearing(res.models.vad.stream(), echo, res.compute)
+        self._echo = echo is not None
+        self.policy = TurnPolicy(PolicyConfig.from_settings(settings, model_enabled=res.models.end_of_turn is not None))
+        self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log)
+        self._requests = itertools.count(1)
+        self._closed = False
+
+    # ---------- the Conversation interface ----------
+    @property
+    def source(self) -> Playout:
+        return self.playout
+
+    @property
+    def pending(self) -> int:
+        """Items waiting in the inbox."""
+        return self._inbox.qsize()
+
+    @property
+    def history(self) -> list[Message]:
+        return list(self.policy.history)
+
+    def deliver_audio(self, frame: PcmFrame) -> None:
+        self._inbox.put_nowait(_AudioIn(frame))
+
+    def handle_text(self, text: str) -> None:
+        self._inbox.put_nowait(inp.TextIn(text, self._res.clock.now()))
+
+    def request_stop(self) -> None:
+        self._inbox.put_nowait(inp.StopRequested(None, self._res.clock.now()))
+
+    async def stop_tts(self) -> bool:
+        request = next(self._requests)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.executor.stops[request] = answer
+        self._inbox.put_nowait(inp.StopRequested(request, self._res.clock.now()))
+        try:
+            async with asyncio.timeout(_STOP_ANSWER_S):
+                return await answer
+        except TimeoutError:
+            raise SessionUnresponsive("the session did not answer the stop request") from None
+        finally:
+            self.executor.stops.pop(request, None)
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self.executor.attach(group)
+                while True:
+                    self._take(await self._inbox.get(), group)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.executor.aclose()
+        await self.hearing.aclose()
+
+    # ---------- the inbox ----------
+    def _take(self, item: _Item, group: asyncio.TaskGroup) -> None:
+        try:
+            match item:
+                case _AudioIn():
+                    self.hearing.push(item.frame)
+                case _Verdicts():
+                    for v in item.verdicts:
+                        self._decide(inp.Heard(v.index, v.arrival, v.prob, v.loudness, item.at))
+                case _HearingFailed():
+                    self._log.error("hearing failed: %s: %s", type(item.error).__name__, item.error)
+                    self._port.emit(ev.ErrorEvent(code="hearing_failed", message="incoming audio could not be "
+                                                  "analysed; the session goes on"))
+                case _:
+                    self._decide(item)
+        except Exception:  # a defect must not end the call: say so, log it, and take the next item
+            self._log.exception("session could not handle %s", type(item).__name__)
+            self._port.emit(ev.ErrorEvent(code="internal", message="internal error; the session goes on"))
+        if self.hearing.ready:
+            group.create_task(self._hear())
+
+    def _decide(self, item: inp.Input) -> None:
+        pending: deque[inp.Input] = deque([item])
+        while pending:
+            pending.extend(self.executor.carry_out(self.policy.handle(pending.popleft())))
+
+    async def _hear(self) -> None:
+        played = list(self.playout.sent) if self._echo else []
+        self.playout.sent.clear()
+        heard_before = self.hearing.samples_heard
+        try:
+            verdicts = await self.hearing.hear(played)
+        except Exception as exc:
+            self._inbox.put_nowait(_HearingFailed(exc))
+            return
+        frames = (self.hearing.samples_heard - heard_before) // _FRAME_20MS
+        self._res.metrics.audio_frames.labels(stage="heard").inc(frames)
+        self._inbox.put_nowait(_Verdicts(verdicts, self._res.clock.now()))
+
+
+def open_conversation(res: Resources, port: SessionPort, log: SessionLogger) -> SessionActor:
+    return SessionActor(res, port, log)

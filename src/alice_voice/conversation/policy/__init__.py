@@ -1,0 +1,6 @@
+"""The conversation's rules: a pure turn policy (inputs in, actions out) and the endpointing it drives."""
+
+from alice_voice.conversation.policy.endpointing import EndpointingConfig
+from alice_voice.conversation.policy.turn_policy import PolicyConfig, TurnPolicy, TurnState
+
+__all__ = ["EndpointingConfig", "PolicyConfig", "TurnPolicy", "TurnState"]

@@ -1,0 +1,102 @@
+"""What the turn policy is told: one typed input per thing that happened, each stamped with `at`, when it
+happened on the session's clock (the policy never reads a clock). `PlayoutMark` is the playout's `Mark`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from alice_voice.audio.playout import Mark as PlayoutMark
+from alice_voice.errors import AliceError
+
+__all__ = ["AsrFailed", "EndOfTurnAnswer", "Heard", "Input", "PlayoutMark", "ReplyCut", "ReplyFailed",
+           "ReplyProgress", "StopRequested", "TextIn", "TranscriptIn"]
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """The VAD's verdict on frame `index` (counted from the session's start), which arrived at `arrival`.
+
+    `loudness`: the RMS of each equal sub-block of what the VAD heard (the frame less any echo).
+    """
+
+    index: int
+    arrival: float
+    prob: float
+    loudness: tuple[float, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptIn:
+    """A hypothesis from ASR stream `stream`, covering its first `samples` pushed samples."""
+
+    stream: int
+    text: str
+    stable: str
+    final: bool
+    samples: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AsrFailed:
+    stream: int
+    error: AliceError
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfTurnAnswer:
+    """The end-of-turn model's answer; `prob` is None when it failed to answer."""
+
+    ask_id: int
+    prob: float | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyProgress:
+    """A reply reached a stage: its agent's first text, its TTS's first audio, or all its text written."""
+
+    reply_id: int
+    stage: Literal["agent_first_text", "tts_first_audio", "written"]
+    at: float
+    text: str = ""  # for "written": everything the agent said
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFailed:
+    reply_id: int
+    error: AliceError
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyCut:
+    """A cut was carried out: whether the reply had started playing, and what of it was heard."""
+
+    reply_id: int
+    started: bool
+    heard: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TextIn:
+    """A typed turn from the client."""
+
+    text: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """Stop speaking (the client's `stop_tts`, or a control request); `request` is answered if given."""
+
+    request: int | None
+    at: float
+
+
+Input = (Heard | TranscriptIn | AsrFailed | EndOfTurnAnswer | ReplyProgress | ReplyFailed | ReplyCut | PlayoutMark
+         | TextIn | StopRequested)

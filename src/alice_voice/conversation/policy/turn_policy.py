@@ -1,0 +1,476 @@
+"""The conversation's rules, in one pure policy: typed inputs in, actions out. No I/O, clock or asyncio.
+
+    listening ──speech──▶ user_speaking ──turn ended──▶ thinking ──first audio──▶ speaking ──done──▶ listening
+                             ▲    │ silence: finish the ASR (a speculative final)                │
+                             │    │ final: start the reply, held (speculative)                   │
+                             │    │ speech resumed: cut the held reply                           │
+                             └────┴──────────── speech while thinking or speaking: barge-in ◀────┘
+
+- Speculation: the reply is prepared while the end of turn is being confirmed and plays only once the
+  turn has ended; speech resuming first cuts it unheard.
+- Barge-in: the first voiced frame over a playing reply pauses it; speech confirmed (vad_min_speech_ms)
+  cuts it, and the history keeps only what was heard; an onset that never becomes speech (a cough)
+  resumes it where it paused.
+- Turn repair: speech within `turn_rejoin_ms` of an end of turn, while the reply to it has only begun,
+  continues that turn: the reply is cut, the user's half-turn leaves the history, and the ASR decodes both
+  halves as one utterance.
+- A provider that fails ends the turn with an `error` event; the session listens again.
+
+Replies are numbered, and every input about a reply names it, so news of a reply already replaced is
+ignored. When and how speech starts and ends is `Endpointing`'s concern, driven from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from alice_voice.config import Settings
+from alice_voice.conversation import events as ev
+from alice_voice.conversation.agent import Message
+from alice_voice.conversation.policy import actions as act
+from alice_voice.conversation.policy import inputs as inp
+from alice_voice.conversation.policy.endpointing import (
+    AskEndOfTurn,
+    Endpointing,
+    EndpointingConfig,
+    Event,
+    Onset,
+    OnsetLost,
+    Phase,
+    SilenceStarted,
+    SpeechResumed,
+    SpeechStarted,
+    TurnEnded,
+)
+from alice_voice.conversation.timings import TurnTimings
+from alice_voice.errors import AliceError
+
+
+class TurnState(StrEnum):
+    LISTENING = "listening"
+    USER_SPEAKING = "user_speaking"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
+    turn_rejoin_ms: int = 1000
+    barge_in_pause: bool = True
+    max_history: int = 40
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, model_enabled: bool) -> PolicyConfig:
+        return cls(
+            endpointing=EndpointingConfig(
+                vad_threshold=settings.vad_threshold,
+                vad_exit_threshold=min(settings.vad_threshold, max(0.01, settings.vad_threshold
+                                                                    - settings.vad_exit_margin)),
+                vad_min_speech_ms=settings.vad_min_speech_ms,
+                vad_preroll_ms=settings.vad_preroll_ms,
+                eot_silence_ms=settings.eot_silence_ms,
+                eot_threshold=settings.eot_threshold,
+                eot_recheck_ms=settings.eot_recheck_ms,
+                eot_fallback_ms=settings.eot_fallback_ms,
+                silence_only_ms=settings.silence_only_ms,
+                model_enabled=model_enabled,
+            ),
+            turn_rejoin_ms=settings.turn_rejoin_ms,
+            barge_in_pause=settings.barge_in_pause,
+        )
+
+
+@dataclass
+class _Reply:
+    reply_id: int
+    held: bool
+    turn: TurnTimings | None
+    audio_started: bool = False
+    text: str = ""
+    error: AliceError | None = None
+    agent_first_text: float | None = None
+    tts_first_audio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    reason: act.CutReason
+    turn: TurnTimings | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejoinable:
+    ended: float
+    history_len: int
+
+
+class TurnPolicy:
+    """One session's conversation state; `handle()` each input, carry out the returned actions in order."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.state = TurnState.LISTENING
+        self.history: list[Message] = []
+        self._endpointing = Endpointing(config.endpointing)
+        self._frame = config.endpointing.frame_samples
+        self._out: list[act.Action] = []
+        # the utterance's ASR stream: its id (0: none), frames fed, samples pushed, the final awaited
+        self._stream = 0
+        self._streams_opened = 0
+        self._fed = 0
+        self._pushed = 0
+        self._finish_at: int | None = None
+        self._turn_start = 0
+        # the user's turn
+        self._turn: TurnTimings | None = None
+        self._final: str | None = None
+        self._turn_ended = False
+        self._partial = ""
+        self._turns_reported = 0
+        self._rejoinable: _Rejoinable | None = None
+        # the reply, and replies being cut
+        self._reply: _Reply | None = None
+        self._replies_started = 0
+        self._cuts: dict[int, _Cut] = {}
+        self._onset: float | None = None  # first voiced frame of a possible barge-in (the reply is paused)
+        self._cut_turn: TurnTimings | None = None  # a cut turn waiting for its first silent frame
+        self._silenced_at: float | None = None
+
+    def handle(self, item: inp.Input) -> list[act.Action]:
+        self._out = []
+        before = self.state
+        match item:
+            case inp.Heard():
+                self._heard(item)
+            case inp.TranscriptIn():
+                self._transcript(item)
+            case inp.EndOfTurnAnswer():
+                self._end_of_turn_answer(item)
+            case inp.ReplyProgress():
+                self._progress(item)
+            case inp.ReplyFailed():
+                self._reply_failed(item)
+            case inp.ReplyCut():
+                self._reply_cut(item)
+            case inp.PlayoutMark():
+                self._playout_mark(item)
+            case inp.TextIn():
+                self._text(item)
+            case inp.StopRequested():
+                self._stop(item)
+            case inp.AsrFailed():
+                self._asr_failed(item)
+        if self.state is not before:
+            self._out.append(act.SetState(self.state.value))
+        return self._out
+
+    # ---------- hearing ----------
+    def _heard(self, heard: inp.Heard) -> None:
+        for event in self._endpointing.on_frame(heard.index, heard.arrival, heard.prob, heard.loudness):
+            self._endpoint(event, heard)
+        if self._endpointing.phase is Phase.SPEAKING and self._stream:
+            self._feed(self._fed, heard.index + 1)  # this frame, and a pause that turned out not to end it
+
+    def _endpoint(self, event: Event, heard: inp.Heard) -> None:
+        match event:
+            case Onset():
+                if self.config.barge_in_pause and self._audible():
+                    self._onset = event.arrival
+                    self._out.append(act.PausePlayout())
+            case OnsetLost():
+                if self._onset is not None:
+                    self._onset = self._silenced_at = None
+                    self._out.append(act.ResumePlayout())
+            case SpeechStarted():
+                self._speech_started(event, heard.index + 1)
+            case SilenceStarted():
+                self._emit(ev.SpeechStopped())
+                if self._turn is not None:
+                    self._turn.user_end = event.last_speech_arrival
+                self._finish_asr()
+            case SpeechResumed():
+                self._speech_resumed()
+            case AskEndOfTurn():
+                self._out.append(act.AskEndOfTurn(event.ask_id, self._turn_start, heard.index + 1))
+            case TurnEnded():
+                self._turn_over(event, heard.at)
+
+    def _speech_started(self, event: SpeechStarted, end: int) -> None:
+        self._emit(ev.SpeechStarted())
+        reply = self._reply
+        if reply is not None and not reply.held and self._turn is not None:
+            self._turn.barge_in_speech = self._onset or event.first_arrival
+        self._onset = None
+        rejoin = self._rejoin_now(event.first_arrival)
+        if reply is not None:
+            self._cut(reply, "rejoin" if rejoin else "superseded" if reply.held else "barge_in")
+        if rejoin is not None:
+            del self.history[rejoin.history_len:]  # the user's cut-short turn goes on: it is not over yet
+        self.state, self._final, self._turn_ended = TurnState.USER_SPEAKING, None, False
+        self._turn = TurnTimings(user_start=event.first_arrival)
+        self._partial = ""
+        if rejoin is not None and self._stream:
+            self._finish_at = None
+            self._feed(max(self._fed, event.keep_from), end)
+        else:
+            self._open_stream(event.keep_from, end)
+
+    def _speech_resumed(self) -> None:
+        self._emit(ev.SpeechStarted())
+        self._finish_at = None
+        self._out.append(act.WithdrawEndOfTurn())
+        if self.state is TurnState.USER_SPEAKING:
+            self._final = None
+            if self._reply is not None and self._reply.held:
+                self._cut(self._reply, "speech_resumed")
+
+    def _end_of_turn_answer(self, answer: inp.EndOfTurnAnswer) -> None:
+        if answer.prob is None:  # the model failed (the executor logged why): ask again, or the fallback ends it
+            self._endpointing.on_failed_answer(answer.ask_id)
+            return
+        for event in self._endpointing.on_answer(answer.ask_id, answer.prob):
+            if isinstance(event, TurnEnded):
+                self._turn_over(event, answer.at)
+
+    def _turn_over(self, event: TurnEnded, at: float) -> None:
+        self._finish_asr()  # already asked when silence began, unless speech resumed since
+        if self._turn is not None:
+            self._turn.user_end, self._turn.turn_ended = event.last_speech_arrival, at
+            self._out.append(act.Measure("end_of_turn_ms", (at - event.last_speech_arrival) * 1000))
+        if self.state is not TurnState.USER_SPEAKING:
+            return
+        self.state, self._turn_ended = TurnState.THINKING, True
+        if self._final is None:
+            return  # the final decode is not back yet
+        if self._reply is not None and self._reply.held:
+            self._commit(self._final, at)
+        else:
+            self._commit_new(self._final, at)
+
+    def _rejoin_now(self, speech_arrival: float) -> _Rejoinable | None:
+        """Did the user just go on with the turn that was taken as ended? (A pause read as an end.)"""
+        rejoin, self._rejoinable = self._rejoinable, None
+        window = self.config.turn_rejoin_ms / 1000
+        if rejoin is None or self._reply is None or self._reply.held or speech_arrival - rejoin.ended > window:
+            return None
+        return rejoin
+
+    # ---------- the utterance's ASR stream ----------
+    def _open_stream(self, start: int, end: int) -> None:
+        self._streams_opened += 1
+        self._stream = self._streams_opened
+        self._out.append(act.OpenAsr(self._stream, start, end))
+        self._fed, self._pushed, self._finish_at, self._turn_start = end, (end - start) * self._frame, None, start
+
+    def _feed(self, start: int, end: int) -> None:
+        if end > start:
+            self._out.append(act.FeedAsr(self._stream, start, end))
+            self._pushed += (end - start) * self._frame
+            self._fed = end
+
+    def _finish_asr(self) -> None:
+        if self._stream and self._finish_at != self._pushed:
+            self._finish_at = self._pushed
+            self._out.append(act.FinishAsr(self._stream))
+
+    def _transcript(self, t: inp.TranscriptIn) -> None:
+        if t.stream != self._stream:
+            return  # from an utterance already closed
+        if t.final:
+            if t.samples == self._finish_at:  # else a speculative final that speech has since overtaken
+                self._final_ready(" ".join(t.text.split()), t.at)
+            return
+        text = t.text.strip()
+        if not text or text == self._partial:
+            return
+        self._partial = text
+        turn = self._turn
+        if turn is not None and turn.first_partial is None:
+            turn.first_partial = t.at
+            self._out.append(act.Measure("first_partial_ms", (t.at - turn.user_start) * 1000))
+        self._emit(ev.TranscriptPartial(text=text, stable=t.stable.strip()))
+
+    def _final_ready(self, text: str, at: float) -> None:
+        if self._turn is not None:
+            self._turn.final_ready = at
+        waiting = self.state is TurnState.THINKING and self._reply is None
+        if self.state is not TurnState.USER_SPEAKING and not waiting:
+            return
+        self._final = text
+        if self._turn_ended:
+            self._commit_new(text, at)
+        elif self._reply is None:
+            self._start_reply(text, held=True, at=at)
+
+    def _asr_failed(self, failure: inp.AsrFailed) -> None:
+        if failure.stream != self._stream:
+            return
+        self._out.append(act.Report(failure.error))
+        if self._reply is not None:
+            self._cut(self._reply, "superseded")
+        self._out.append(act.CloseAsr(self._stream))
+        self._stream, self._finish_at = 0, None
+        self._endpointing.reset()
+        self.state, self._final, self._turn_ended = TurnState.LISTENING, None, False
+
+    # ---------- replies ----------
+    def _audible(self) -> bool:
+        return self._reply is not None and not self._reply.held and self._reply.audio_started
+
+    def _start_reply(self, text: str, *, held: bool, at: float) -> None:
+        if self._reply is not None:
+            self._cut(self._reply, "superseded")
+        self._replies_started += 1
+        self._reply = _Reply(self._replies_started, held, self._turn)
+        if self._turn is not None:
+            self._turn.reply_started = at
+        self._out.append(act.StartReply(self._replies_started, text, tuple(self.history), held))
+
+    def _commit_new(self, text: str, at: float) -> None:
+        self._start_reply(text, held=False, at=at)
+        self._commit(text, at)
+
+    def _commit(self, text: str, at: float) -> None:
+        reply = self._reply
+        if reply is None:
+            return
+        spoken = self._turn is not None and not self._turn.text_turn
+        if spoken:
+            self._emit(ev.TranscriptFinal(text=text))
+        self._rejoinable = _Rejoinable(at, len(self.history)) if spoken else None
+        self._remember(Message("user", text))
+        self._out.append(act.Measure("turns", 1))
+        if reply.held:
+            reply.held = False
+            self._out.append(act.CommitReply(reply.reply_id))
+        if reply.error is not None:
+            self._fail(reply, reply.error)
+
+    def _cut(self, reply: _Reply, reason: act.CutReason) -> None:
+        if reply is self._reply:
+            self._reply = None
+        self._cuts[reply.reply_id] = _Cut(reason, reply.turn)
+        self._out.append(act.CutReply(reply.reply_id, reason))
+
+    def _fail(self, reply: _Reply, error: AliceError) -> None:
+        self._out.append(act.Report(error))
+        self._cut(reply, "error")
+        if self.state in (TurnState.THINKING, TurnState.SPEAKING):
+            self.state = TurnState.LISTENING
+
+    def _progress(self, progress: inp.ReplyProgress) -> None:
+        reply = self._reply
+        if reply is None or reply.reply_id != progress.reply_id:
+            return
+        if progress.stage == "agent_first_text":
+            reply.agent_first_text = progress.at
+        elif progress.stage == "tts_first_audio":
+            reply.tts_first_audio = progress.at
+        else:
+            reply.text = progress.text
+
+    def _reply_failed(self, failure: inp.ReplyFailed) -> None:
+        reply = self._reply
+        if reply is None or reply.reply_id != failure.reply_id:
+            return
+        if reply.held:
+            reply.error = failure.error  # reported if the turn is confirmed, dropped if it is not
+        else:
+            self._fail(reply, failure.error)
+
+    def _reply_cut(self, cut: inp.ReplyCut) -> None:
+        why = self._cuts.pop(cut.reply_id, None)
+        if why is None:
+            return
+        if why.reason == "error":
+            if cut.started:
+                self._emit(ev.TtsStopped(reason="error", heard=cut.heard))
+            self._finish_turn(why.turn)
+            return
+        if why.reason not in ("barge_in", "stop_request", "rejoin"):
+            return  # a held reply nobody heard of, or one replaced by another: nothing to report
+        self._emit(ev.TtsStopped(reason="stop_request" if why.reason == "stop_request" else "barge_in",
+                                 heard=cut.heard))
+        if cut.heard and why.reason != "rejoin":
+            self._remember(Message("assistant", cut.heard))
+        if cut.started:
+            self._cut_turn = why.turn  # its metrics go out once the cut is heard as silence
+            self._settle_cut()  # at once if the reply was already paused on the onset
+        else:
+            self._finish_turn(why.turn)
+
+    def _playout_mark(self, mark: inp.PlayoutMark) -> None:
+        if mark.kind == "silenced":
+            self._silenced_at = mark.at
+            self._settle_cut()
+            return
+        reply = self._reply
+        if reply is None or reply.reply_id != mark.reply_id:
+            return
+        if mark.kind == "first_frame":
+            self._first_audio(reply, mark.at)
+            return
+        self._reply = None
+        if mark.started:
+            self._emit(ev.TtsStopped(reason="done"))
+        self._remember(Message("assistant", reply.text.strip()))
+        if self.state in (TurnState.THINKING, TurnState.SPEAKING):
+            self.state = TurnState.LISTENING
+        self._finish_turn(reply.turn)
+
+    def _first_audio(self, reply: _Reply, at: float) -> None:
+        reply.audio_started = True
+        turn = reply.turn
+        if turn is not None:
+            turn.first_audio_sent = at
+            turn.agent_first_text, turn.tts_first_audio = reply.agent_first_text, reply.tts_first_audio
+            if turn.user_end is not None:
+                self._out.append(act.Measure("first_audio_ms", (at - turn.user_end) * 1000))
+        self._emit(ev.TtsStarted())
+        if self.state is TurnState.THINKING:
+            self.state = TurnState.SPEAKING
+
+    def _settle_cut(self) -> None:
+        """A cut reply's turn is reported once both the cut and its first silent frame are known."""
+        turn, silenced = self._cut_turn, self._silenced_at
+        if turn is None or silenced is None:
+            return
+        self._cut_turn = self._silenced_at = None
+        if turn.barge_in_speech is not None:
+            turn.barge_in_silenced = silenced
+            self._out.append(act.Measure("barge_in_ms", (silenced - turn.barge_in_speech) * 1000))
+        self._finish_turn(turn)
+
+    # ---------- the client ----------
+    def _text(self, text: inp.TextIn) -> None:
+        if self._reply is not None:
+            self._cut(self._reply, "superseded" if self._reply.held else "barge_in")
+        self._turn = TurnTimings(user_start=text.at, user_end=text.at, turn_ended=text.at, text_turn=True)
+        self.state, self._turn_ended, self._final = TurnState.THINKING, True, text.text
+        self._commit_new(text.text, text.at)
+
+    def _stop(self, stop: inp.StopRequested) -> None:
+        reply = self._reply
+        stopped = reply is not None and not reply.held
+        if reply is not None and stopped:
+            self._cut(reply, "stop_request")
+            if self.state in (TurnState.THINKING, TurnState.SPEAKING):
+                self.state = TurnState.LISTENING
+        if stop.request is not None:
+            self._out.append(act.AnswerStop(stop.request, stopped))
+
+    # ---------- bookkeeping ----------
+    def _finish_turn(self, turn: TurnTimings | None) -> None:
+        if turn is None:
+            return
+        self._turns_reported += 1
+        self._out.append(act.FinishTurn(self._turns_reported, turn.report()))
+
+    def _remember(self, message: Message) -> None:
+        self.history.append(message)
+        del self.history[:-self.config.max_history]
+
+    def _emit(self, event: ev.ServerEvent) -> None:
+        self._out.append(act.Emit(event))

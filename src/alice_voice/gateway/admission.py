@@ -1,0 +1,122 @@
+"""Admission by measured headroom: take a caller only while the box can still answer everyone in time.
+
+A reply's first audio (TTFA) waits for the end-of-turn silence, then for the end-of-turn model, and on a
+busy box for the foreground jobs queued ahead of it. So, with S the mean foreground job time and rho the
+busy share of the CPUs at normal priority (partial decodes run below it and give way):
+
+    predicted TTFA  =  eot_silence_ms + S  +  S * rho / (1 - rho)
+
+(the last term is the M/M/1 queueing delay: it stays small until rho nears 1, then grows without bound).
+One more caller adds c, the normal-priority CPU share one session has been measured to use. An offer is
+refused with 503 `at_capacity` and `Retry-After` when
+
+- the sessions reach `max_sessions` (a hard ceiling);
+- the first-audio p95 of recent turns is already past the budget (measured, not predicted);
+- the event loop's thread is busy more than `_LOOP_BUSY_LIMIT` of the time: one thread carries every
+  session's packets, and it saturates on its own, before the CPUs do;
+- the predicted TTFA with rho + c is past the budget.
+
+Only the ceiling applies to a process with no session: it has no caller to protect, and turning its first
+caller away would turn a slow answer into none (a load balancer reading `/health` sends callers to the
+replica with the most headroom first).
+
+`headroom` (shown in /health and as `voice_headroom_sessions`) is how many more callers fit now.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from alice_voice.compute import Priority
+from alice_voice.compute.load import CpuSample
+
+_LOOP_BUSY_LIMIT = 0.8
+_RECENT_TURNS_S = 30.0
+_MIN_TURNS = 5
+_CPU_SMOOTHING = 0.3  # EWMA weight of a new 1 s sample (~3 s horizon)
+_JOB_SMOOTHING = 0.05
+_PRIOR_SESSION_CPU = 0.06  # a speaking session's normal-priority share of 2 cores, from the load benchmark
+_PRIOR_JOB_MS = 60.0
+_CRITICAL = frozenset({Priority.END_OF_TURN, Priority.FINAL, Priority.FIRST_TTS})
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    admit: bool
+    reason: str  # "ok", "max_sessions", "latency_budget", "event_loop"
+    headroom: int
+    predicted_ttfa_ms: float
+
+
+class Admission:
+    def __init__(self, *, budget_ms: float, eot_silence_ms: float, max_sessions: int, cores: int) -> None:
+        self.budget_ms = budget_ms
+        self.eot_silence_ms = eot_silence_ms
+        self.max_sessions = max_sessions
+        self.cores = cores
+        self.busy = 0.0
+        self.session_cpu = _PRIOR_SESSION_CPU
+        self.job_ms = _PRIOR_JOB_MS
+        self.loop_busy = 0.0
+        self._turns: deque[tuple[float, float]] = deque(maxlen=200)  # (monotonic time, first audio ms)
+        self._job_runs: deque[float] = deque(maxlen=1000)  # appended from scheduler threads, drained on the loop
+
+    # ---------- measurements ----------
+    def observe_cpu(self, sample: CpuSample, sessions: int) -> None:
+        own = sample.process_cores / self.cores
+        self.busy += _CPU_SMOOTHING * (max(sample.machine_busy, own) - self.busy)
+        self.loop_busy += _CPU_SMOOTHING * (sample.loop_busy - self.loop_busy)
+        if sessions > 0:
+            self.session_cpu += _CPU_SMOOTHING * (own / sessions - self.session_cpu)
+
+    def observe_job(self, priority: Priority, waited_s: float, ran_s: float) -> None:
+        """A scheduler observer (called in its threads): keeps the run times of a reply's critical jobs."""
+        if priority in _CRITICAL:
+            self._job_runs.append(ran_s * 1000)  # deque.append is atomic; `settle` folds them in
+
+    def settle(self) -> None:
+        """Fold the job times observed since the last call into the mean (on the event loop)."""
+        while self._job_runs:
+            self.job_ms += _JOB_SMOOTHING * (self._job_runs.popleft() - self.job_ms)
+
+    def observe_turn(self, first_audio_ms: float, at: float | None = None) -> None:
+        self._turns.append((time.monotonic() if at is None else at, first_audio_ms))
+
+    # ---------- the decision ----------
+    def predicted_ttfa_ms(self, busy: float) -> float:
+        if busy >= 1.0:
+            return math.inf
+        return self.eot_silence_ms + self.job_ms + self.job_ms * busy / (1.0 - busy)
+
+    def recent_p95_ms(self, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        recent = [ms for at, ms in self._turns if now - at <= _RECENT_TURNS_S]
+        return float(np.percentile(recent, 95)) if len(recent) >= _MIN_TURNS else None
+
+    def verdict(self, sessions: int, now: float | None = None) -> Verdict:
+        per_session = max(self.session_cpu, 1e-3)
+        predicted = self.predicted_ttfa_ms(self.busy + per_session)
+        fits = min(self.max_sessions - sessions, self._callers_within_budget(per_session))
+        if sessions >= self.max_sessions:
+            return Verdict(False, "max_sessions", 0, predicted)
+        if sessions == 0:
+            return Verdict(True, "ok", max(1, fits), predicted)
+        if self.loop_busy > _LOOP_BUSY_LIMIT:
+            return Verdict(False, "event_loop", 0, predicted)
+        measured = self.recent_p95_ms(now)
+        if (measured is not None and measured > self.budget_ms) or fits < 1:
+            return Verdict(False, "latency_budget", 0, predicted)
+        return Verdict(True, "ok", fits, predicted)
+
+    def _callers_within_budget(self, per_session: float) -> int:
+        """How many more callers keep the predicted TTFA inside the budget."""
+        slack = (self.budget_ms - self.eot_silence_ms - self.job_ms) / self.job_ms
+        if slack <= 0:
+            return 0
+        busiest = slack / (1.0 + slack)  # solves S*rho/(1-rho) = budget - eot_silence - S
+        return max(0, math.floor((busiest - self.busy) / per_session + 1e-9))  # (exactly on the budget fits)

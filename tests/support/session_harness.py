@@ -1,0 +1,180 @@
+"""The virtual-clock session harness: one real session actor (turn policy, executor, hearing, replies,
+playout) driven by scripted providers on a virtual clock, with no model, thread, network or sleep.
+
+The harness is the transport: every 20 ms of virtual time it hands the session one microphone frame and
+takes one frame from its playout, as the paced outbound track would. Between ticks it lets the event loop
+run until the session is idle. Tests script what the user says (`say`, `pause`, `noise`) and what the
+providers do, then assert the ordered events, actions and audio. A whole conversation runs in a few
+hundred milliseconds of real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alice_voice.audio.frames import Pcm, PcmFrame
+from alice_voice.config import Settings
+from alice_voice.conversation.actor import SessionActor
+from alice_voice.conversation.events import ServerEvent
+from alice_voice.conversation.policy import actions as act
+from alice_voice.conversation.session import Resources
+from alice_voice.logs import session_logger
+from alice_voice.metrics import Metrics
+from alice_voice.speech.registry import SpeechModels
+from fakes.scripted import (
+    FRAME,
+    InlineCompute,
+    ScriptedAgent,
+    ScriptedAsr,
+    ScriptedEndOfTurn,
+    ScriptedTts,
+    ScriptedVad,
+    ScriptedVoice,
+)
+
+TICK_S = 0.02
+
+
+class VirtualClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+
+@dataclass
+class RecordingPort:
+    """The gateway's side of the session: records every event, state and finished turn."""
+
+    clock: VirtualClock
+    events: list[dict[str, Any]] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    turns: list[dict[str, float]] = field(default_factory=list)
+
+    def emit(self, event: ServerEvent) -> None:
+        self.events.append({**event.to_dict(), "at": self.clock.now()})
+
+    def set_state(self, state: str) -> None:
+        self.states.append(state)
+
+    def turn_done(self, timings: dict[str, float]) -> None:
+        self.turns.append(timings)
+
+
+class SessionHarness:
+    def __init__(self, *, agent: ScriptedAgent | None = None, tts: ScriptedTts | None = None,
+                 end_of_turn: ScriptedEndOfTurn | None = None, **settings: Any) -> None:
+        self.clock = VirtualClock()
+        self.voice = ScriptedVoice()
+        self.asr = ScriptedAsr(self.voice)
+        self.vad = ScriptedVad()
+        self.agent = agent or ScriptedAgent()
+        self.tts = tts or ScriptedTts()
+        self.end_of_turn = end_of_turn or ScriptedEndOfTurn()
+        self.compute = InlineCompute()
+        self.metrics = Metrics()
+        self.settings = Settings(**{"echo_guard": False, **settings})
+        models = SpeechModels(vad=self.vad, asr=self.asr, tts=self.tts, end_of_turn=self.end_of_turn)
+        resources = Resources(self.settings, models, self.agent, self.compute, self.metrics, self.clock)
+        self.port = RecordingPort(self.clock)
+        self.actor = SessionActor(resources, self.port, session_logger("alice_voice.test", "harness"))
+        self.actions: list[tuple[float, act.Action]] = []
+        self.sent: list[tuple[float, Pcm]] = []  # what the outbound track took, with the virtual time
+        self._mic: deque[Pcm] = deque()
+        self._task: asyncio.Task[None] | None = None
+        carry_out = self.actor.executor.carry_out
+
+        def recording(actions: list[act.Action]) -> list[Any]:
+            self.actions += [(self.clock.now(), action) for action in actions]
+            return carry_out(actions)
+
+        self.actor.executor.carry_out = recording  # type: ignore[method-assign]
+
+    async def __aenter__(self) -> SessionHarness:
+        self._task = asyncio.create_task(self.actor.run())
+        await self.settle()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    # ---------- the user ----------
+    def say(self, text: str, ms: int) -> None:
+        self._queue(self.voice.speak(text, ms))
+
+    def pause(self, ms: int) -> None:
+        self._queue(np.zeros(ms * 16, np.int16))
+
+    def noise(self, ms: int, level: int = 5000) -> None:
+        self._queue(np.full(ms * 16, level, np.int16))
+
+    def _queue(self, pcm: Pcm) -> None:
+        padded = np.pad(pcm, (0, -len(pcm) % FRAME))
+        self._mic.extend(padded[i:i + FRAME] for i in range(0, len(padded), FRAME))
+
+    # ---------- time ----------
+    async def run(self, ms: int) -> None:
+        for _ in range(round(ms / 20)):
+            await self.tick()
+
+    async def run_until(self, done: Callable[[], bool], max_ms: int = 10_000) -> None:
+        for _ in range(round(max_ms / 20)):
+            if done():
+                return
+            await self.tick()
+        raise AssertionError(f"not reached within {max_ms} ms of virtual time")
+
+    async def run_until_event(self, type_: str, max_ms: int = 10_000, **match: Any) -> dict[str, Any]:
+        seen = len(self.port.events)
+        await self.run_until(lambda: self._find(type_, seen, match) is not None, max_ms)
+        found = self._find(type_, seen, match)
+        assert found is not None
+        return found
+
+    async def tick(self) -> None:
+        self.clock.t += TICK_S
+        frame = self._mic.popleft() if self._mic else np.zeros(FRAME, np.int16)
+        self.actor.deliver_audio(PcmFrame(frame, 16_000, self.clock.now()))
+        self.sent.append((self.clock.now(), self.actor.playout.next_frame(self.clock.now())))
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Let the loop run until the session has nothing left to do at this instant."""
+        quiet = 0
+        for _ in range(500):
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if self.actor.pending == 0 else 0
+            if quiet >= 10:
+                return
+        raise AssertionError("the session never went idle")
+
+    # ---------- what happened ----------
+    def events(self, *types: str) -> list[dict[str, Any]]:
+        return [e for e in self.port.events if not types or e["type"] in types]
+
+    def types(self, *types: str) -> list[str]:
+        return [e["type"] for e in self.events(*types)]
+
+    def done(self, *kinds: type) -> list[act.Action]:
+        return [a for _, a in self.actions if not kinds or isinstance(a, kinds)]
+
+    def audible_ms(self, since: float = 0.0) -> int:
+        """Reply audio sent since `since` (virtual time), in ms."""
+        return 20 * sum(1 for t, frame in self.sent if t >= since and frame.any())
+
+    def _find(self, type_: str, after: int, match: dict[str, Any]) -> dict[str, Any] | None:
+        for event in self.port.events[after:]:
+            if event["type"] == type_ and all(event.get(k) == v for k, v in match.items()):
+                return event
+        return None

@@ -1,0 +1,212 @@
+"""The session's orchestration on a virtual clock: the real actor, policy, executor, hearing, replies and
+playout, with scripted providers (tests/support/session_harness.py). No model, network or real time."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from alice_voice.compute import Priority
+from alice_voice.conversation.agent import Message
+from alice_voice.conversation.policy import actions as act
+from fakes.scripted import ScriptedAgent, ScriptedEndOfTurn, ScriptedTts, provider_error
+from support.session_harness import SessionHarness
+
+pytestmark = pytest.mark.asyncio
+LONG = "Here is a long answer with many words so that it plays for several seconds on end"
+
+
+async def test_a_turn_from_speech_to_a_spoken_reply() -> None:
+    async with SessionHarness() as s:
+        s.say("what time is it", 800)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert s.types("vad.speech_started", "vad.speech_stopped", "transcript.final", "tts.started", "tts.stopped",
+                       "turn.metrics") == ["vad.speech_started", "vad.speech_stopped", "transcript.final",
+                                           "tts.started", "tts.stopped", "turn.metrics"]
+        final_at = s.events("transcript.final")[0]["at"]
+        deltas = s.events("agent.text")
+        assert "".join(e["delta"] for e in deltas) == "You said what time is it."
+        assert all(e["at"] == final_at for e in deltas), "a held reply's text goes out when the turn is confirmed"
+        assert [e["text"] for e in s.events("transcript.partial")][-1] == "what time is it"
+        assert s.events("transcript.final")[0]["text"] == "what time is it"
+        kinds = [type(a).__name__ for a in s.done(act.OpenAsr, act.FinishAsr, act.StartReply, act.AskEndOfTurn,
+                                                  act.CommitReply)]
+        assert kinds == ["OpenAsr", "FinishAsr", "StartReply", "AskEndOfTurn", "CommitReply"]
+        start = s.done(act.StartReply)[0]
+        assert isinstance(start, act.StartReply) and start.held and start.text == "what time is it"
+        assert s.agent.calls == [("what time is it", [])]
+        assert s.actor.history == [Message("user", "what time is it"),
+                                   Message("assistant", "You said what time is it.")]
+        assert s.port.states == ["user_speaking", "thinking", "speaking", "listening"]
+        timings = s.events("turn.metrics")[0]["timings"]
+        # The sound ended at 1000.02 + 0.8 s; the model is asked after 224 ms of silence measured from
+        # there (the frame that ends it arrives up to 32 ms later), answers at once, and the reply's
+        # first frame goes out on the next 20 ms tick.
+        assert 224 <= timings["end_of_turn_ms"] <= 224 + 32 + 20
+        assert timings["end_of_turn_ms"] <= timings["first_audio_ms"] <= timings["end_of_turn_ms"] + 40
+        assert s.audible_ms() == 6 * 200  # six words of 200 ms each, all of it sent
+
+
+async def test_the_model_work_goes_through_the_scheduler_at_its_priority() -> None:
+    async with SessionHarness() as s:
+        s.say("what time is it", 800)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        used = set(s.compute.priorities)
+        assert {Priority.HEARING, Priority.END_OF_TURN, Priority.FIRST_TTS} <= used
+        first_tts = s.compute.priorities.index(Priority.FIRST_TTS)
+        assert s.compute.priorities.index(Priority.END_OF_TURN) > first_tts, "the reply is prepared speculatively"
+        assert s.tts.calls == [("You said what time is it.", True)]
+
+
+async def test_speech_resuming_drops_the_speculative_reply_unheard() -> None:
+    async with SessionHarness(end_of_turn=ScriptedEndOfTurn(0.1, 1.0)) as s:
+        s.say("what is", 500)
+        s.pause(300)  # the model is asked once (incomplete) and the speculative reply is ready, held
+        s.say("seven times eight", 900)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        starts = s.done(act.StartReply)
+        assert [a.text for a in starts if isinstance(a, act.StartReply)] == ["what is",
+                                                                              "what is seven times eight"]
+        cuts = s.done(act.CutReply)
+        assert [(c.reply_id, c.reason) for c in cuts if isinstance(c, act.CutReply)] == [(1, "speech_resumed")]
+        assert "".join(e["delta"] for e in s.events("agent.text")) == "You said what is seven times eight."
+        assert s.types("tts.started", "tts.stopped") == ["tts.started", "tts.stopped"]
+        assert s.events("transcript.final")[0]["text"] == "what is seven times eight"
+
+
+async def test_talking_over_the_reply_pauses_it_at_once_then_cuts_it() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:
+        s.say("tell me more", 600)
+        s.pause(600)
+        await s.run_until_event("tts.started")
+        await s.run(1000)
+        heard_before = s.audible_ms()
+        s.say("stop", 400)
+        s.pause(1200)
+        stopped = await s.run_until_event("tts.stopped")
+        assert stopped["reason"] == "barge_in"
+        assert stopped["heard"] and LONG.startswith(stopped["heard"]) and stopped["heard"] != LONG
+        kinds = [type(a).__name__ for a in s.done(act.PausePlayout, act.CutReply)]
+        assert kinds == ["PausePlayout", "CutReply"]
+        pause_at = next(t for t, a in s.actions if isinstance(a, act.PausePlayout))
+        silent_from = next(t for t, frame in s.sent if t > pause_at and not frame.any())
+        assert silent_from - pause_at <= 0.02 + 1e-9, "the very next tick is silent"
+        assert heard_before <= s.audible_ms() <= heard_before + 80  # nothing more played after the pause
+        cut_turn = s.events("turn.metrics")[0]["timings"]
+        assert 0 < cut_turn["barge_in_ms"] <= 32 + 20 + 1e-6  # the onset's frame, then up to one tick
+        await s.run_until_event("tts.stopped", reason="done")
+        assert s.actor.history[:3] == [Message("user", "tell me more"), Message("assistant", stopped["heard"]),
+                                       Message("user", "stop")]
+
+
+async def test_a_cough_pauses_the_reply_and_it_resumes_where_it_stopped() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:
+        s.say("tell me more", 600)
+        s.pause(600)
+        await s.run_until_event("tts.started")
+        await s.run(500)
+        s.noise(40)  # one VAD frame of noise: an onset that never becomes speech
+        await s.run_until_event("tts.stopped", max_ms=20_000)
+        assert s.events("tts.stopped")[0]["reason"] == "done"
+        assert [type(a).__name__ for a in s.done(act.PausePlayout, act.ResumePlayout, act.CutReply)] == [
+            "PausePlayout", "ResumePlayout"]
+        assert "vad.speech_started" not in s.types()[2:]  # only the first turn's
+        assert s.audible_ms() == len(LONG.split()) * 200, "nothing skipped, nothing repeated"
+
+
+async def test_going_on_right_after_an_end_of_turn_continues_the_same_turn() -> None:
+    agent = ScriptedAgent({"I would like a table": LONG})
+    async with SessionHarness(agent=agent) as s:
+        s.say("I would like a table", 900)
+        s.pause(400)  # read as the end of the turn: the reply starts
+        await s.run_until_event("tts.started")
+        s.say("for two people", 700)
+        s.pause(1500)
+        stopped = await s.run_until_event("tts.stopped")
+        assert stopped["reason"] == "barge_in"
+        await s.run_until_event("tts.stopped", reason="done")
+        assert [text for text, _ in agent.calls] == ["I would like a table", "I would like a table for two people"]
+        assert agent.calls[1][1] == [], "the false start left no trace in the history"
+        assert len(s.asr.streams) == 1, "both halves were decoded as one utterance"
+        assert s.actor.history == [Message("user", "I would like a table for two people"),
+                                   Message("assistant", "You said I would like a table for two people.")]
+
+
+async def test_a_failing_agent_ends_the_turn_with_an_error_and_the_session_listens_again() -> None:
+    agent = ScriptedAgent()
+    agent.fail_next = provider_error("the model server is down")
+    async with SessionHarness(agent=agent) as s:
+        s.say("hello", 500)
+        s.pause(1000)
+        error = await s.run_until_event("error")
+        assert error["code"] == "provider_error" and "down" in error["message"]
+        assert s.port.states[-1] == "listening"
+        s.say("hello again", 500)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert s.actor.history[-1] == Message("assistant", "You said hello again.")
+
+
+async def test_any_exception_from_a_provider_is_a_provider_error_naming_it() -> None:
+    tts = ScriptedTts()
+    tts.fail_next = RuntimeError("ONNXRuntimeError: bad input")
+    async with SessionHarness(tts=tts) as s:
+        s.say("hello", 500)
+        s.pause(1000)
+        error = await s.run_until_event("error")
+        assert error["code"] == "provider_error" and error["message"].startswith("scripted-tts: RuntimeError")
+        assert s.port.states[-1] == "listening" and "tts.started" not in s.types()
+        assert s.events("turn.metrics"), "the failed turn is still reported"
+
+
+async def test_a_recognizer_failure_drops_the_utterance_and_the_session_listens_again() -> None:
+    async with SessionHarness() as s:
+        s.asr.fail_next = provider_error("decoder crashed")
+        s.say("hello", 500)
+        s.pause(800)
+        error = await s.run_until_event("error")
+        assert "decoder crashed" in error["message"]
+        assert s.asr.streams[0].closed and s.port.states[-1] == "listening"
+        s.say("hello again", 500)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+
+
+async def test_a_held_reply_that_fails_is_forgotten_when_speech_goes_on() -> None:
+    agent = ScriptedAgent()
+    agent.fail_next = provider_error()
+    async with SessionHarness(agent=agent, end_of_turn=ScriptedEndOfTurn(0.1, 1.0)) as s:
+        s.say("what is", 500)
+        s.pause(300)
+        s.say("the time", 500)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert "error" not in s.types()
+
+
+async def test_stop_requests_and_typed_turns() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"talk": LONG})) as s:
+        assert await s.actor.stop_tts() is False
+        s.actor.handle_text("talk")
+        await s.run_until_event("tts.started")
+        assert await s.actor.stop_tts() is True
+        await s.settle()
+        stopped = s.events("tts.stopped")[0]
+        assert stopped["reason"] == "stop_request" and LONG.startswith(stopped["heard"])
+        assert "transcript.final" not in s.types(), "a typed turn has no transcript"
+        assert s.port.states[-1] == "listening"
+
+
+async def test_a_conversation_runs_in_well_under_a_second() -> None:
+    started = time.perf_counter()
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:
+        for text in ("hello", "tell me more", "thanks"):
+            s.say(text, 700)
+            s.pause(900)
+            await s.run_until(lambda: s.port.states[-1:] == ["listening"] and not s._mic, max_ms=30_000)
+        assert len(s.events("turn.metrics")) == 3
+    assert time.perf_counter() - started < 1.0

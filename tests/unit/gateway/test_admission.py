@@ -1,0 +1,243 @@
+"""Admission by measured headroom: the predicted first-audio time, the refusal reasons and the headroom,
+fed with hand-made measurements (no clock: every turn's time is given)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from alice_voice.compute import Priority
+from alice_voice.compute.load import CpuSample
+from alice_voice.gateway.admission import Admission
+
+BUDGET_MS, EOT_MS = 600.0, 300.0
+NOW = 10_000.0
+
+
+def admission(max_sessions: int = 100, cores: int = 2, **measured: float) -> Admission:
+    made = Admission(budget_ms=BUDGET_MS, eot_silence_ms=EOT_MS, max_sessions=max_sessions, cores=cores)
+    for name, value in measured.items():
+        assert hasattr(made, name)
+        setattr(made, name, value)
+    return made
+
+
+# ---------- the prediction ----------
+def test_predicted_ttfa_is_silence_plus_a_job_plus_the_queueing_delay() -> None:
+    a = admission(job_ms=80.0)
+    assert a.predicted_ttfa_ms(0.0) == pytest.approx(EOT_MS + 80)
+    assert a.predicted_ttfa_ms(0.5) == pytest.approx(EOT_MS + 80 + 80 * 0.5 / 0.5)
+    assert a.predicted_ttfa_ms(0.9) == pytest.approx(EOT_MS + 80 + 80 * 9)
+    assert a.predicted_ttfa_ms(1.0) == math.inf
+    assert a.predicted_ttfa_ms(1.2) == math.inf
+    busy = np.linspace(0, 0.99, 50)
+    assert np.all(np.diff([a.predicted_ttfa_ms(b) for b in busy]) > 0)
+
+
+# ---------- admitting, and how many more fit ----------
+def test_an_idle_box_admits_with_headroom() -> None:
+    a = admission()
+    verdict = a.verdict(sessions=0, now=NOW)
+    assert verdict.admit and verdict.reason == "ok"
+    assert verdict.headroom > 0
+    # The prior: 60 ms jobs, 6 % of the CPUs a session; the budget allows busy up to (600-300-60)/60 = 4 -> 0.8.
+    assert verdict.headroom == math.floor(0.8 / 0.06)
+    assert verdict.predicted_ttfa_ms == pytest.approx(a.predicted_ttfa_ms(0.06))
+
+
+def test_headroom_shrinks_as_busy_grows_and_reaches_0_where_the_prediction_crosses_the_budget() -> None:
+    a = admission(session_cpu=0.07, job_ms=75.0)  # the budget allows busy up to 0.75: (600-300-75)/75 = 3
+    headrooms, grid = [], []
+    # Steps of 0.0025 offset by 0.000123: no step lands within float rounding of a boundary 0.75 - 0.07 n
+    # (that exact case is the next test's).
+    for busy in np.arange(397) * 0.0025 + 0.000123:
+        a.busy = float(busy)
+        grid.append(a.busy)
+        verdict = a.verdict(sessions=3, now=NOW)
+        headrooms.append(verdict.headroom)
+        n = verdict.headroom
+        # n more callers fit inside the budget, n + 1 would not.
+        if n > 0:
+            assert a.predicted_ttfa_ms(busy + n * a.session_cpu) <= BUDGET_MS
+        assert a.predicted_ttfa_ms(busy + (n + 1) * a.session_cpu) > BUDGET_MS
+        # Admitted exactly while one more caller keeps the prediction inside the budget.
+        assert verdict.admit == (a.predicted_ttfa_ms(busy + a.session_cpu) <= BUDGET_MS) == (n > 0)
+        assert verdict.reason == ("ok" if verdict.admit else "latency_budget")
+        assert verdict.predicted_ttfa_ms == pytest.approx(a.predicted_ttfa_ms(busy + a.session_cpu))
+    assert headrooms[0] == 10 and headrooms[-1] == 0
+    first_full = grid[headrooms.index(0)]
+    assert first_full > 0.75 - 0.07 >= grid[headrooms.index(0) - 1]  # one caller more would pass 0.75
+    assert all(later <= earlier for earlier, later in itertools.pairwise(headrooms))
+
+
+def test_the_boundary_where_the_prediction_equals_the_budget() -> None:
+    """Numbers exact in binary: the budget allows busy up to 0.5 (400 = 200 + 100 + 100 * 0.5 / 0.5)."""
+    a = Admission(budget_ms=400, eot_silence_ms=200, max_sessions=100, cores=4)
+    a.job_ms, a.session_cpu = 100.0, 0.25
+    a.busy = 0.0
+    assert a.verdict(1, now=NOW).headroom == 2
+    a.busy = 0.25  # one more caller lands exactly on the budget: still admitted
+    assert a.predicted_ttfa_ms(a.busy + a.session_cpu) == 400
+    verdict = a.verdict(1, now=NOW)
+    assert (verdict.admit, verdict.reason, verdict.headroom, verdict.predicted_ttfa_ms) == (True, "ok", 1, 400)
+    a.busy = 0.25 + 1e-9  # just past it: refused
+    assert a.predicted_ttfa_ms(a.busy + a.session_cpu) > 400
+    verdict = a.verdict(1, now=NOW)
+    assert (verdict.admit, verdict.reason, verdict.headroom) == (False, "latency_budget", 0)
+
+
+def test_no_headroom_when_the_silence_and_one_job_already_fill_the_budget() -> None:
+    a = admission(job_ms=BUDGET_MS - EOT_MS)
+    verdict = a.verdict(1, now=NOW)
+    assert (verdict.admit, verdict.reason, verdict.headroom) == (False, "latency_budget", 0)
+
+
+def test_the_first_caller_is_taken_even_when_the_prediction_or_the_loop_says_no() -> None:
+    """With no session there is no caller to protect: a slow answer beats none."""
+    a = admission(busy=0.95, loop_busy=0.95)
+    assert a.predicted_ttfa_ms(a.busy + a.session_cpu) == math.inf
+    first = a.verdict(sessions=0, now=NOW)
+    assert (first.admit, first.reason, first.headroom) == (True, "ok", 1)
+    second = a.verdict(sessions=1, now=NOW)
+    assert (second.admit, second.reason, second.headroom) == (False, "event_loop", 0)
+    a.loop_busy = 0.0
+    second = a.verdict(sessions=1, now=NOW)
+    assert (second.admit, second.reason, second.headroom) == (False, "latency_budget", 0)
+    # The ceiling still holds.
+    assert admission(max_sessions=0).verdict(sessions=0, now=NOW).reason == "max_sessions"
+
+
+def test_the_session_ceiling_refuses_and_caps_the_headroom() -> None:
+    a = admission(max_sessions=3)
+    assert a.verdict(sessions=2, now=NOW).headroom == 1  # the CPU would allow 13 more
+    for sessions in (3, 4):
+        verdict = a.verdict(sessions=sessions, now=NOW)
+        assert (verdict.admit, verdict.reason, verdict.headroom) == (False, "max_sessions", 0)
+
+
+def test_a_busy_event_loop_refuses() -> None:
+    a = admission()
+    saturated = CpuSample(machine_busy=0.0, process_cores=0.0, loop_busy=1.0)
+    admitted = []
+    for _ in range(8):  # the loop's share is smoothed: 0.3, 0.51, 0.66, 0.76, 0.83, ...
+        a.observe_cpu(saturated, sessions=1)
+        admitted.append(a.verdict(sessions=1, now=NOW).admit)
+    assert admitted == [True] * 4 + [False] * 4
+    verdict = a.verdict(sessions=1, now=NOW)
+    assert (verdict.reason, verdict.headroom) == ("event_loop", 0)
+    a.loop_busy = 0.8  # the limit itself is still admitted
+    assert a.verdict(sessions=1, now=NOW).admit
+
+
+# ---------- measured first-audio times ----------
+def test_a_burst_of_slow_recent_turns_refuses_until_it_ages_out() -> None:
+    a = admission()
+    for i in range(4):
+        a.observe_turn(900.0, at=NOW - 20 + i)
+    assert a.recent_p95_ms(now=NOW) is None  # fewer than 5 turns say nothing
+    assert a.verdict(sessions=1, now=NOW).admit
+    a.observe_turn(900.0, at=NOW - 10)
+    assert a.recent_p95_ms(now=NOW) == pytest.approx(900.0)
+    verdict = a.verdict(sessions=1, now=NOW)
+    assert (verdict.admit, verdict.reason, verdict.headroom) == (False, "latency_budget", 0)
+    assert verdict.predicted_ttfa_ms < BUDGET_MS  # refused on what was measured, not on the prediction
+    # 30 s after the first of them it still counts; past that, only four are left, then none.
+    assert not a.verdict(sessions=1, now=NOW + 10).admit
+    assert a.verdict(sessions=1, now=NOW + 10.5).admit
+    assert a.recent_p95_ms(now=NOW + 21) is None
+
+
+def test_recent_turns_inside_the_budget_admit() -> None:
+    a = admission()
+    for i in range(10):
+        a.observe_turn(550.0, at=NOW - i)
+    assert a.recent_p95_ms(now=NOW) == pytest.approx(550.0)
+    assert a.verdict(sessions=1, now=NOW).admit
+
+
+def test_one_slow_turn_among_many_fast_ones_is_below_the_p95() -> None:
+    a = admission()
+    for i in range(30):
+        a.observe_turn(400.0, at=NOW - i / 2)
+    a.observe_turn(2000.0, at=NOW)
+    p95 = a.recent_p95_ms(now=NOW)
+    assert p95 is not None and p95 < BUDGET_MS
+    assert a.verdict(sessions=1, now=NOW).admit
+    for _ in range(2):
+        a.observe_turn(2000.0, at=NOW)
+    assert a.verdict(sessions=1, now=NOW).reason == "latency_budget"  # 3 of 33: past the 95th percentile
+
+
+# ---------- learning from measurements ----------
+def test_busy_is_the_busier_of_the_machine_and_this_process() -> None:
+    a = admission(cores=4)
+    a.observe_cpu(CpuSample(machine_busy=0.1, process_cores=2.0, loop_busy=0.0), sessions=0)
+    assert a.busy == pytest.approx(0.3 * 0.5)  # this process: 2 of 4 cores
+    a.observe_cpu(CpuSample(machine_busy=0.9, process_cores=0.4, loop_busy=0.0), sessions=0)
+    assert a.busy == pytest.approx(0.15 + 0.3 * (0.9 - 0.15))  # other programs on the box
+
+
+def test_per_session_cpu_is_learnt_only_while_there_are_sessions() -> None:
+    a = admission(cores=2)
+    prior = a.session_cpu
+    idle_but_busy = CpuSample(machine_busy=0.2, process_cores=0.6, loop_busy=0.1)
+    for _ in range(5):
+        a.observe_cpu(idle_but_busy, sessions=0)
+    assert a.session_cpu == prior
+    assert a.busy > 0
+    a.observe_cpu(CpuSample(machine_busy=0.2, process_cores=0.8, loop_busy=0.1), sessions=4)
+    assert a.session_cpu == pytest.approx(prior + 0.3 * (0.8 / 2 / 4 - prior))  # 0.1 of the CPUs each
+    before = a.verdict(sessions=4, now=NOW).headroom
+    for _ in range(20):
+        a.observe_cpu(CpuSample(machine_busy=0.2, process_cores=0.8, loop_busy=0.1), sessions=4)
+    assert a.session_cpu == pytest.approx(0.1, abs=1e-3)
+    assert a.verdict(sessions=4, now=NOW).headroom < before  # heavier sessions: fewer fit
+
+
+def test_critical_job_times_observed_from_other_threads_are_folded_in_by_settle() -> None:
+    a = admission()
+    prior = a.job_ms
+
+    def scheduler_thread() -> None:
+        for priority in Priority:
+            a.observe_job(priority, 0.5, 0.160)  # 160 ms each
+
+    threads = [threading.Thread(target=scheduler_thread) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5.0)
+        assert not thread.is_alive()
+    assert a.job_ms == prior  # nothing moves until the loop settles
+    a.settle()
+    # Only the reply's critical path counts: end of turn, final, first TTS (3 priorities x 4 threads).
+    expected = 160 - (160 - prior) * (1 - 0.05) ** 12
+    assert a.job_ms == pytest.approx(expected)
+    a.settle()
+    assert a.job_ms == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("priority", [Priority.HEARING, Priority.TTS, Priority.FIRST_PARTIAL, Priority.PARTIAL])
+def test_non_critical_jobs_do_not_move_the_job_time(priority: Priority) -> None:
+    a = admission()
+    prior = a.job_ms
+    a.observe_job(priority, 0.0, 5.0)
+    a.settle()
+    assert a.job_ms == prior
+
+
+@pytest.mark.parametrize("priority", [Priority.END_OF_TURN, Priority.FINAL, Priority.FIRST_TTS])
+def test_slower_critical_jobs_shrink_the_headroom(priority: Priority) -> None:
+    a = admission()
+    before = a.verdict(sessions=1, now=NOW)
+    for _ in range(40):
+        a.observe_job(priority, 0.0, 0.120)
+    a.settle()
+    after = a.verdict(sessions=1, now=NOW)
+    assert a.job_ms > 100
+    assert after.headroom < before.headroom
+    assert after.predicted_ttfa_ms > before.predicted_ttfa_ms
