@@ -50,7 +50,8 @@ def _print_load(result: dict[str, Any]) -> None:
         rows.update({f"gateway {k}": v for k, v in level["gateway"].items()})
         rows["client - gateway first audio"] = level["gap_ms"]
         print(table(rows, f"load, {level['callers']} callers ({level['admitted']} admitted, {level['refused']} "
-                    f"refused, {level['turns']} turns, {level['unanswered']} unanswered)"))
+                    f"refused, {level['turns']} turns, {level['unanswered']} unanswered, "
+                    f"{level['false_starts']} false starts)"))
         waits = ", ".join(f"{p} {w['p50']}/{w['p95']}" for p, w in level["scheduler_wait_ms"].items())
         print(f"\nWER {level['wer']}; frames {level['frames']}; event-loop lag p99 "
               f"{level['event_loop_lag_p99_ms']} ms; gateway CPU {level['gateway_cpu_cores']} cores; "

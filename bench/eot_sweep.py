@@ -1,4 +1,4 @@
-"""End-of-turn sweep: Silero VAD + Endpointer + smart-turn v3.2 over synthesized speech.
+"""End-of-turn sweep: Silero VAD + Endpointing + smart-turn v3.2 over synthesized speech.
 
     .venv/bin/python -m bench.eot_sweep [--quick] [--json PATH] [--model-ms 60] [--recheck-ms 200] [--costs]
 
@@ -16,8 +16,9 @@ Clips (16 kHz, 0.5 s lead-in, 1.2 s tail, low noise under everything):
 Every frame's VAD probability is computed once per clip, and smart-turn once per (clip, frame) it is
 asked at; then each endpointer setting is replayed on the recorded probabilities, with each model
 answer delivered `--model-ms` after its question (the pipeline runs the model off the loop while
-frames keep arriving). Frame i arrives at (i+1)*32 ms. Delay = when the turn was declared over minus
-the arrival of the VAD's last speech frame (the §5 TTFA clock starts there).
+frames keep arriving). Frame i arrives at (i+1)*32 ms. Delay = when the turn was declared over minus the
+end of the last word (the clip's true end of speech; the gateway dates it by the sound, as the §5 TTFA
+clock does). The silence clock runs from the end of the sound, as in the gateway (policy/endpointing.py).
 """
 
 from __future__ import annotations
@@ -32,19 +33,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import soxr
-from tests.speech_fixtures import PROMPTS, silence, synth
 
 from alice_voice.audio.frames import Pcm
-from alice_voice.conversation.endpointer import (
+from alice_voice.conversation.hearing import SUB_BLOCKS
+from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
-    Endpointer,
-    EndpointerConfig,
+    Endpointing,
+    EndpointingConfig,
     Event,
     SpeechStarted,
     TurnEnded,
 )
 from alice_voice.speech.silero_vad import FRAME_SAMPLES, SileroVad
 from alice_voice.speech.smart_turn import SmartTurn
+from speech_fixtures import PROMPTS, silence, synth
 
 RATE = 16_000
 FRAME_S = FRAME_SAMPLES / RATE
@@ -56,12 +58,12 @@ SPLITS = [("The quick brown fox jumps over", "the lazy dog."),
           ("My name is", "John and I live in Boston."),
           ("I need to", "call my mother.")]
 PAUSES_MS = [250, 400, 600]
-EOT_SILENCE = [96, 160, 224, 320]
+EOT_SILENCE = [96, 160, 224, 256, 288, 320]
 EOT_THRESHOLD = [0.3, 0.5, 0.7, 0.9]
 FALLBACK = [600, 800, 1000]
 HANGOVERS = [256, 320, 416, 512, 640, 800]
 # (eot_silence_ms, eot_threshold, eot_fallback_ms): config.py's defaults and what this sweep suggests
-CURRENT, SUGGESTED, SUGGESTED_SILENCE_ONLY = (160, 0.5, 800), (224, 0.5, 800), 512
+CURRENT, SUGGESTED, SUGGESTED_SILENCE_ONLY = (224, 0.5, 800), (224, 0.5, 800), 512
 QUIET = 200  # int16 amplitude below which synthesized audio counts as silent
 
 
@@ -73,6 +75,7 @@ class Clip:
     speech_end: int  # sample where the last word ends
     pause_ms: int = 0
     probs: list[float] = field(default_factory=list)
+    loudness: list[tuple[float, ...]] = field(default_factory=list)
 
 
 # ---------- clips ----------
@@ -150,6 +153,13 @@ def vad_probs(vad: SileroVad, audio: Pcm) -> list[float]:
                 for i in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES)]
 
 
+def loudness(audio: Pcm) -> list[tuple[float, ...]]:
+    """Each frame's sub-block RMS, as the session's hearing job computes it."""
+    n = len(audio) // FRAME_SAMPLES
+    blocks = audio[:n * FRAME_SAMPLES].astype(np.float64).reshape(n, SUB_BLOCKS, -1)
+    return [tuple(row) for row in np.sqrt((blocks ** 2).mean(axis=2)).tolist()]
+
+
 class ModelMemo:
     """smart-turn answers, computed once per (clip, turn start, frame) and timed."""
 
@@ -172,35 +182,33 @@ class ModelMemo:
 @dataclass
 class Outcome:
     ends: list[tuple[float, str]]  # (decision time s, reason)
-    last_speech: float  # arrival of the clip's last VAD speech frame
+    last_speech: float  # the end of the clip's last word (s)
 
 
-def replay(clip_no: int, clip: Clip, config: EndpointerConfig, memo: ModelMemo | None,
+def replay(clip_no: int, clip: Clip, config: EndpointingConfig, memo: ModelMemo | None,
            model_ms: float) -> Outcome:
-    endpointer = Endpointer(config, model_enabled=memo is not None)
+    endpointing = Endpointing(dataclasses.replace(config, model_enabled=memo is not None))
     pending: list[tuple[float, int, float]] = []  # (answer due, ask id, prob)
     ends: list[tuple[float, str]] = []
-    turn_start, last_speech = 0, 0.0
+    turn_start = 0
 
     def handle(events: list[Event], now: float, frame: int) -> None:
         nonlocal turn_start
         for event in events:
             if isinstance(event, SpeechStarted):
-                turn_start = max(0, frame + 1 - event.keep_frames)
+                turn_start = event.keep_from
             elif isinstance(event, AskEndOfTurn) and memo is not None:
                 pending.append((now + model_ms / 1000, event.ask_id, memo.prob(clip_no, clip, turn_start, frame)))
             elif isinstance(event, TurnEnded):
                 ends.append((now, event.reason))
 
-    for frame, prob in enumerate(clip.probs):
+    for frame, (prob, loud) in enumerate(zip(clip.probs, clip.loudness, strict=True)):
         arrival = (frame + 1) * FRAME_S
         while pending and pending[0][0] <= arrival:
             due, ask_id, answer = pending.pop(0)
-            handle(endpointer.on_end_of_turn(ask_id, answer), due, frame)
-        if prob >= config.vad_threshold:
-            last_speech = arrival
-        handle(endpointer.on_frame(prob, arrival), arrival, frame)
-    return Outcome(ends, last_speech)
+            handle(endpointing.on_answer(ask_id, answer), due, frame)
+        handle(endpointing.on_frame(frame, arrival, prob, loud), arrival, frame)
+    return Outcome(ends, clip.speech_end / RATE)
 
 
 @dataclass
@@ -239,11 +247,11 @@ def summarize(setting: dict[str, float | int | str], clips: list[Clip], outcomes
                float(np.percentile(delays, 95)) if delays else None, model_ends / n_complete, missed)
 
 
-def grid(recheck_ms: int) -> Iterator[EndpointerConfig]:
+def grid(recheck_ms: int) -> Iterator[EndpointingConfig]:
     for silence_ms in EOT_SILENCE:
         for threshold in EOT_THRESHOLD:
             for fallback in FALLBACK:
-                yield EndpointerConfig(eot_silence_ms=silence_ms, eot_threshold=threshold, eot_fallback_ms=fallback,
+                yield EndpointingConfig(eot_silence_ms=silence_ms, eot_threshold=threshold, eot_fallback_ms=fallback,
                                        eot_recheck_ms=recheck_ms)
 
 
@@ -329,17 +337,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.costs:
         return
     for clip in clips:
-        clip.probs = vad_probs(vad, clip.audio)
+        clip.probs, clip.loudness = vad_probs(vad, clip.audio), loudness(clip.audio)
     counts = {k: sum(c.kind == k for c in clips) for k in ("complete", "prosody", "halves")}
     print(f"clips: {counts}")
 
     rows = []
     for config in grid(args.recheck_ms):
         outcomes = [replay(i, c, config, memo, args.model_ms) for i, c in enumerate(clips)]
-        setting = {"mode": "model", **{k: v for k, v in dataclasses.asdict(config).items() if k.startswith("eot_")}}
+        setting: dict[str, float | int | str] = {
+            "mode": "model", **{k: v for k, v in dataclasses.asdict(config).items() if k.startswith("eot_")}}
         rows.append(summarize(setting, clips, outcomes))
     for hangover in HANGOVERS:
-        config = EndpointerConfig(silence_only_ms=hangover)
+        config = EndpointingConfig(silence_only_ms=hangover)
         outcomes = [replay(i, c, config, None, 0.0) for i, c in enumerate(clips)]
         rows.append(summarize({"mode": "silence", "silence_only_ms": hangover}, clips, outcomes))
 
@@ -347,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"smart-turn during the sweep: {len(calls)} calls, {calls.mean():.0f} ms mean, "
           f"{np.percentile(calls, 95):.0f} ms p95; simulated answer delay {args.model_ms:.0f} ms")
     print("eot_silence thr fallback | false cut-offs by clip kind | by pause " + "/".join(map(str, PAUSES_MS))
-          + " ms | end delay after the last VAD speech frame (complete clips)")
+          + " ms | end delay after the last word (complete clips)")
     for row in rows:
         print(fmt(row))
     vad_lag = [(c.probs and (max(i for i, p in enumerate(c.probs) if p >= 0.5) + 1) * FRAME_SAMPLES - c.speech_end)

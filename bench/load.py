@@ -106,8 +106,8 @@ async def run_level(gateway: GatewayProcess, callers: int, utts: list[Utterance]
         before, _ = await _snapshot(http)
         rss0, cpu0, t0 = gateway.rss_mb(), gateway.cpu_seconds(), time.monotonic()
         rss_peak = rss0
-        run = asyncio.gather(*(_caller(gateway.url, utts[k % 2::2] or utts, k * _STAGGER_S)
-                               for k in range(callers)))
+        # Every caller says every prompt (so word error compares like with like), each starting elsewhere.
+        run = asyncio.gather(*(_caller(gateway.url, utts[k:] + utts[:k], k * _STAGGER_S) for k in range(callers)))
         while not run.done():
             await asyncio.wait([run], timeout=0.5)
             rss_peak = max(rss_peak, gateway.rss_mb())
@@ -132,6 +132,7 @@ def _summarize(callers: int, results: list[CallerResult], before: dict[str, Any]
         "refused": sum(r.refused for r in results),
         "turns": len(turns),
         "unanswered": sum(r.unanswered for r in admitted),
+        "false_starts": sum(t.false_starts for t in turns),
         "client": {"first_audio_ms": summary(t.client_first_audio_ms for t in turns),
                    "first_partial_ms": summary(t.client_first_partial_ms for t in turns)},
         "gateway": {name: summary(t.gateway.get(name) for t in turns)

@@ -35,6 +35,7 @@ class TurnResult:
     client_first_audio_ms: float | None
     final_text: str
     wer: float
+    false_starts: int = 0  # replies begun at a pause inside the prompt, then cut when it went on
 
 
 @dataclass
@@ -58,7 +59,8 @@ def utterances(voices: list[str], prompts: list[str]) -> list[Utterance]:
 async def speak_turn(client: RtcClient, utt: Utterance, tail_s: float = 2.5, timeout: float = 40.0) -> TurnResult:
     seen, sent_before = len(client.events), len(client.mic.sent_speech)
     client.say(np.concatenate([utt.pcm, silence(tail_s)]))
-    metrics = await client.wait_event("turn.metrics", timeout=timeout, after=seen)
+    async with asyncio.timeout(timeout):
+        metrics, false_starts = await _the_turns_own_metrics(client, seen)
     await client.finish_speaking()
     first, last = utt.speech_frames()
     sent = client.mic.sent_speech[sent_before:]
@@ -67,10 +69,25 @@ async def speak_turn(client: RtcClient, utt: Utterance, tail_s: float = 2.5, tim
     partial = next((e["client_t"] for e in events if e["type"] == "transcript.partial"), None)
     heard = next((h.t for h in client.heard if h.t > last_sent and np.sqrt(np.mean(h.pcm.astype(float) ** 2))
                   > _REPLY_RMS), None)
-    final = next((e["text"] for e in events if e["type"] == "transcript.final"), "")
+    finals = [e["text"] for e in events if e["type"] == "transcript.final"]
+    final = finals[-1] if finals else ""  # after a false start, the repaired turn's final covers it all
     return TurnResult(utt.text, utt.voice, metrics["timings"],
                       (partial - first_sent) * 1000 if partial else None,
-                      (heard - last_sent) * 1000 if heard else None, final, word_error_rate(utt.text, final))
+                      (heard - last_sent) * 1000 if heard else None, final, word_error_rate(utt.text, final),
+                      false_starts)
+
+
+async def _the_turns_own_metrics(client: RtcClient, seen: int) -> tuple[dict[str, object], int]:
+    """The prompt's last `turn.metrics`: a reply cut by the rest of the prompt (the turn was taken as over at
+    a pause, then repaired) reports its own metrics first; count those as false starts and wait on."""
+    after, false_starts = seen, 0
+    while True:
+        metrics = await client.wait_event("turn.metrics", timeout=3600, after=after)
+        after = client.events.index(metrics) + 1
+        cut = any(e["type"] == "tts.stopped" and e["reason"] == "barge_in" for e in client.events[seen:after])
+        if not cut or false_starts:
+            return metrics, false_starts
+        false_starts += 1
 
 
 async def _session(url: str, utts: list[Utterance]) -> list[TurnResult]:

@@ -14,6 +14,7 @@ import numpy as np
 import soxr
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.conversation.numbers import integer_words
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "speech"
 
@@ -97,10 +98,12 @@ def with_pause(first: str, second: str, pause_s: float, voice: str = "piper", sa
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance / reference length, after lowercasing and stripping punctuation."""
+    """Word-level Levenshtein distance / reference length, after lowercasing, stripping punctuation and
+    writing whole numbers as words ("7" and "seven" are the same word heard)."""
     def norm(s: str) -> list[str]:
         keep = "".join(ch.lower() if ch.isalnum() or ch in " '" else " " for ch in s.replace("-", " "))
-        return keep.split()
+        words = (integer_words(int(w)).replace("-", " ") if w.isdigit() else w for w in keep.split())
+        return " ".join(words).split()
 
     ref, hyp = norm(reference), norm(hypothesis)
     d = list(range(len(hyp) + 1))

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     session_max_s: float = Field(3600.0, gt=0, description="Hard cap on one session's life.")
     max_sessions: int = Field(8, ge=1, description="Hard ceiling on this process's sessions; past it an offer gets "
                               "503 (admission by measured headroom usually refuses sooner).")
-    latency_budget_ms: int = Field(600, ge=100, description="Admission: refuse an offer (503 at_capacity) when "
+    latency_budget_ms: int = Field(500, ge=100, description="Admission: refuse an offer (503 at_capacity) when "
                                    "one more caller would push the first-audio p95 past this.")
     retry_after_s: int = Field(5, ge=1, description="The Retry-After of a 503 for an offer refused for load.")
     offer_timeout_s: float = Field(8.0, gt=0, description="The longest an offer is worked on, waiting for the "

@@ -89,7 +89,7 @@ class _NamedEngine:
 
 
 @pytest.mark.asyncio
-async def test_partials_run_on_the_partial_engine_at_partial_priorities_and_the_final_at_final(
+async def test_later_partials_run_on_the_partial_engine_and_the_first_partial_and_final_on_the_finals_one(
         asr: whisper_asr.WhisperAsr) -> None:
     decoded: list[str] = []
     runner = RecordingRunner(asr.compute)
@@ -106,8 +106,9 @@ async def test_partials_run_on_the_partial_engine_at_partial_priorities_and_the_
     first_partial_yielded = priorities.index(Priority.PARTIAL)
     assert set(priorities[:first_partial_yielded]) == {Priority.FIRST_PARTIAL}
     assert set(priorities[first_partial_yielded:-1]) == {Priority.PARTIAL}
-    # (A partial pass already running when the final is asked for still runs, on its own engine.)
-    assert decoded.count("finals") == 1 and set(decoded) == {"finals", "partials"}
+    # The first partial (what the caller sees appear) and the final run on the normal-priority engine.
+    assert decoded[0] == "finals" and decoded[-1] == "finals" and "partials" in decoded
+    assert decoded.count("finals") <= priorities.count(Priority.FIRST_PARTIAL) + 1
     assert word_error_rate(text, got.finals[0].text) <= 0.15
 
 

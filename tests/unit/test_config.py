@@ -21,7 +21,7 @@ def test_defaults_are_embedded_and_local() -> None:
 def test_compute_and_admission_defaults() -> None:
     settings = load_settings()
     assert settings.compute_threads == 0  # size the inference scheduler for the CPUs this process may use
-    assert settings.latency_budget_ms == 600
+    assert settings.latency_budget_ms == 500
     assert settings.retry_after_s == 5
     assert settings.offer_timeout_s == 8.0
 

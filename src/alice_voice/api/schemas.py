@@ -72,10 +72,26 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class LoadView(BaseModel):
+    """What admission sees: whether this process takes another caller, and why."""
+
+    admitting: bool
+    reason: Literal["ok", "max_sessions", "latency_budget", "event_loop"]
+    headroom: int = Field(description="More callers this process can admit within its latency budget.")
+    predicted_first_audio_ms: float = Field(description="First-audio latency predicted with one more caller.")
+    budget_ms: int
+    cpu_busy: float = Field(description="Busy share of the CPUs at normal priority, recent (0-1).")
+    cpu_per_session: float = Field(description="Share of the CPUs one session has been measured to use.")
+    cpu_others: float = Field(description="Busy share of the CPUs taken by everything but this process.")
+    event_loop_busy: float = Field(description="Busy share of the event loop's thread, recent (0-1).")
+    event_loop_lag_p99_ms: float
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     process: str
     accepting: bool
     store: dict[str, Any]
     sessions: dict[str, int]
+    load: LoadView
     models: dict[str, str] = Field(default_factory=dict)

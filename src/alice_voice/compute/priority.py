@@ -11,9 +11,14 @@ Highest first. Each level names the moment a caller is waiting for:
     PARTIAL        later partials: each one makes the one before it out of date
 
 Lanes are groups of worker threads. A job runs only on a lane that serves its priority, and each lane
-takes its highest-priority job first. The background lane runs at a lower OS priority (nice), so a
-partial decode never holds a core that a final or an end-of-turn question needs: the kernel preempts it,
-which a user-space queue cannot do to a CTranslate2 or ONNX call already running.
+takes its highest-priority job first. Two rules shape them:
+
+- a short job never queues behind a long one: hearing (~1 ms a frame) has a thread of its own, and so do
+  the end-of-turn question and a reply's first sentence (~30-60 ms), apart from final decodes (~100-250
+  ms); jobs already running share the cores as the kernel schedules them;
+- the background lane runs at a lower OS priority (nice), so a partial decode never holds a core that
+  foreground work needs: the kernel preempts it, which a user-space queue cannot do to a CTranslate2 or
+  ONNX call already running.
 """
 
 from __future__ import annotations
@@ -46,16 +51,20 @@ class Lane:
     nice: int = 0
 
 
-FOREGROUND = frozenset({Priority.HEARING, Priority.END_OF_TURN, Priority.FINAL, Priority.FIRST_TTS})
-BACKGROUND = frozenset({Priority.TTS, Priority.FIRST_PARTIAL, Priority.PARTIAL})
+FOREGROUND = frozenset({Priority.HEARING, Priority.END_OF_TURN, Priority.FINAL, Priority.FIRST_TTS,
+                        Priority.FIRST_PARTIAL})
+BACKGROUND = frozenset({Priority.TTS, Priority.PARTIAL})
 BACKGROUND_NICE = 10  # CFS weight 110 against 1024 at nice 0: ~10 % of a core when a foreground job wants it
 
 
 def default_lanes(cores: int) -> tuple[Lane, ...]:
-    """One thread that only hears, so a barge-in never waits behind a decode; then one foreground and one
-    background thread per core: foreground work gets every core, background work whatever is left."""
+    """One thread that only hears, so a barge-in never waits behind anything; per core, one thread for the
+    turn's short jobs, one for decodes a caller waits for (finals, and an utterance's first partial: the
+    moment their words appear), and one background thread: foreground work gets every core, background
+    work whatever is left."""
     return (
         Lane("hearing", 1, frozenset({Priority.HEARING})),
-        Lane("foreground", cores, FOREGROUND),
+        Lane("turn", cores, frozenset({Priority.END_OF_TURN, Priority.FIRST_TTS})),
+        Lane("decode", cores, frozenset({Priority.FINAL, Priority.FIRST_PARTIAL})),
         Lane("background", cores, BACKGROUND, nice=BACKGROUND_NICE),
     )

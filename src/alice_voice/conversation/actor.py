@@ -66,6 +66,7 @@ class SessionActor:
         self.policy = TurnPolicy(PolicyConfig.from_settings(settings, model_enabled=res.models.end_of_turn is not None))
         self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log)
         self._requests = itertools.count(1)
+        self._frames_heard = 0
         self._closed = False
 
     # ---------- the Conversation interface ----------
@@ -149,14 +150,14 @@ class SessionActor:
     async def _hear(self) -> None:
         played = list(self.playout.sent) if self._echo else []
         self.playout.sent.clear()
-        heard_before = self.hearing.samples_heard
         try:
             verdicts = await self.hearing.hear(played)
         except Exception as exc:
             self._inbox.put_nowait(_HearingFailed(exc))
             return
-        frames = (self.hearing.samples_heard - heard_before) // _FRAME_20MS
-        self._res.metrics.audio_frames.labels(stage="heard").inc(frames)
+        heard = self.hearing.samples_heard // _FRAME_20MS  # whole 20 ms frames heard so far
+        self._res.metrics.audio_frames.labels(stage="heard").inc(heard - self._frames_heard)
+        self._frames_heard = heard
         self._inbox.put_nowait(_Verdicts(verdicts, self._res.clock.now()))
 
 

@@ -7,14 +7,18 @@ busy share of the CPUs at normal priority (partial decodes run below it and give
     predicted TTFA  =  eot_silence_ms + S  +  S * rho / (1 - rho)
 
 (the last term is the M/M/1 queueing delay: it stays small until rho nears 1, then grows without bound).
-One more caller adds c, the normal-priority CPU share one session has been measured to use. An offer is
-refused with 503 `at_capacity` and `Retry-After` when
+With c the normal-priority CPU share one session has been measured to use, n sessions load the box with
+
+    rho(n)  =  max(rho measured now + c per caller added since,  rho of everything else + c * n)
+
+the second term so that callers admitted a moment ago count before their load shows. An offer is refused
+with 503 `at_capacity` and `Retry-After` when
 
 - the sessions reach `max_sessions` (a hard ceiling);
 - the first-audio p95 of recent turns is already past the budget (measured, not predicted);
 - the event loop's thread is busy more than `_LOOP_BUSY_LIMIT` of the time: one thread carries every
   session's packets, and it saturates on its own, before the CPUs do;
-- the predicted TTFA with rho + c is past the budget.
+- the predicted TTFA with rho(n + 1) is past the budget.
 
 Only the ceiling applies to a process with no session: it has no caller to protect, and turning its first
 caller away would turn a slow answer into none (a load balancer reading `/health` sends callers to the
@@ -60,6 +64,7 @@ class Admission:
         self.max_sessions = max_sessions
         self.cores = cores
         self.busy = 0.0
+        self.others_busy = 0.0  # what the CPUs do for everything but this process
         self.session_cpu = _PRIOR_SESSION_CPU
         self.job_ms = _PRIOR_JOB_MS
         self.loop_busy = 0.0
@@ -70,6 +75,7 @@ class Admission:
     def observe_cpu(self, sample: CpuSample, sessions: int) -> None:
         own = sample.process_cores / self.cores
         self.busy += _CPU_SMOOTHING * (max(sample.machine_busy, own) - self.busy)
+        self.others_busy += _CPU_SMOOTHING * (max(0.0, sample.machine_busy - own) - self.others_busy)
         self.loop_busy += _CPU_SMOOTHING * (sample.loop_busy - self.loop_busy)
         if sessions > 0:
             self.session_cpu += _CPU_SMOOTHING * (own / sessions - self.session_cpu)
@@ -99,9 +105,8 @@ class Admission:
         return float(np.percentile(recent, 95)) if len(recent) >= _MIN_TURNS else None
 
     def verdict(self, sessions: int, now: float | None = None) -> Verdict:
-        per_session = max(self.session_cpu, 1e-3)
-        predicted = self.predicted_ttfa_ms(self.busy + per_session)
-        fits = min(self.max_sessions - sessions, self._callers_within_budget(per_session))
+        predicted = self.predicted_ttfa_ms(self.busy_with(sessions, sessions + 1))
+        fits = min(self.max_sessions - sessions, self._callers_within_budget(sessions))
         if sessions >= self.max_sessions:
             return Verdict(False, "max_sessions", 0, predicted)
         if sessions == 0:
@@ -113,10 +118,19 @@ class Admission:
             return Verdict(False, "latency_budget", 0, predicted)
         return Verdict(True, "ok", fits, predicted)
 
-    def _callers_within_budget(self, per_session: float) -> int:
+    def busy_with(self, sessions: int, callers: int) -> float:
+        """rho(callers), the load now being `sessions` sessions' (see the module docstring)."""
+        per_session = max(self.session_cpu, 1e-3)
+        return max(self.busy + (callers - sessions) * per_session, self.others_busy + callers * per_session)
+
+    def _callers_within_budget(self, sessions: int) -> int:
         """How many more callers keep the predicted TTFA inside the budget."""
         slack = (self.budget_ms - self.eot_silence_ms - self.job_ms) / self.job_ms
         if slack <= 0:
             return 0
         busiest = slack / (1.0 + slack)  # solves S*rho/(1-rho) = budget - eot_silence - S
-        return max(0, math.floor((busiest - self.busy) / per_session + 1e-9))  # (exactly on the budget fits)
+        per_session = max(self.session_cpu, 1e-3)
+        # (exactly on the budget fits: the small epsilon absorbs the float error of the division)
+        by_now = math.floor((busiest - self.busy) / per_session + 1e-9)
+        by_model = math.floor((busiest - self.others_busy) / per_session + 1e-9) - sessions
+        return max(0, min(by_now, by_model))

@@ -50,6 +50,7 @@ from alice_voice.state.store import SessionRecord, SessionStore, hash_token, tok
 from alice_voice.transport.peer import EventChannel, Peer, ice_servers
 
 Mode = Literal["agent", "tone"]
+_TASKS_CLOSE_S = 5.0
 log = logging.getLogger("alice_voice.gateway")
 
 
@@ -317,7 +318,11 @@ class Gateway:
         tasks = [t for t in live.tasks if t is not current]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a task that ignores its cancellation is logged and left, not waited for forever.
+        _, stuck = await asyncio.wait(tasks, timeout=_TASKS_CLOSE_S) if tasks else (set(), set())
+        if stuck:
+            live.log.error("%d session tasks did not stop within %.0f s: %s", len(stuck), _TASKS_CLOSE_S,
+                           sorted(t.get_name() for t in stuck))
         await live.conversation.aclose()  # its run() cleaned up already, unless it never ran
         await live.peer.close()
         try:
@@ -425,6 +430,7 @@ class Gateway:
                      "predicted_first_audio_ms": round(min(verdict.predicted_ttfa_ms, 1e6), 1),
                      "budget_ms": self.settings.latency_budget_ms, "cpu_busy": round(self.admission.busy, 3),
                      "cpu_per_session": round(self.admission.session_cpu, 3),
+                     "cpu_others": round(self.admission.others_busy, 3),
                      "event_loop_busy": round(self.admission.loop_busy, 3),
                      "event_loop_lag_p99_ms": round(self.loop_lag.p99_ms(), 2)},
         }

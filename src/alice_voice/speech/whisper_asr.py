@@ -5,9 +5,10 @@ Whisper's 30 s), with timestamps on, and cuts the text at the first timestamp pa
 pass costs in proportion to the utterance instead of a fixed 30 s (recipes/fast-models.md, section a).
 Greedy, no temperature fallback.
 
-Two instances of the model run: finals on one whose CTranslate2 threads run at normal OS priority, partials
-on one built inside the scheduler's background lane, whose threads inherit that lane's lower priority, so
-the kernel lets a final or an end-of-turn question preempt a partial pass already running. CTranslate2
+Two instances of the model run: finals (and an utterance's first partial) on one whose CTranslate2 threads
+run at normal OS priority, later partials on one built inside the scheduler's background lane, whose
+threads inherit that lane's lower priority, so the kernel lets a final or an end-of-turn question preempt
+a partial pass already running. CTranslate2
 decodes in its own threads, so that is the only way to give its work a priority; it costs a second copy
 of the weights (~40 MB).
 
@@ -210,7 +211,7 @@ class _WhisperSource:
         hypothesis = ""
         if window is not None and len(window):
             final = priority is Priority.FINAL
-            engine = self._asr.engine if final else self._asr.partial_engine
+            engine = self._asr.partial_engine if priority is Priority.PARTIAL else self._asr.engine
             try:  # a newer partial of this utterance replaces one still queued
                 hypothesis = await self._asr.compute.run(priority, functools.partial(engine.transcribe, window),
                                                          key=None if final else self._key)

@@ -182,13 +182,13 @@ async def test_a_lane_never_runs_a_priority_it_does_not_serve_even_when_idle(sch
 
 @pytest.mark.asyncio
 async def test_a_priority_served_by_two_lanes_runs_on_either(schedulers: Schedulers) -> None:
-    scheduler = schedulers(Lane("fg", 1, FOREGROUND | {Priority.FIRST_PARTIAL}), Lane("bg", 1, BACKGROUND))
+    scheduler = schedulers(Lane("fg", 1, FOREGROUND | {Priority.TTS}), Lane("bg", 1, BACKGROUND))
     gate = schedulers.gate()
-    busy = scheduler.submit(Priority.FIRST_PARTIAL, gate)
+    busy = scheduler.submit(Priority.TTS, gate)
     await gate.wait_started()
     (other,) = {"test-fg-0", "test-bg-0"} - {gate.thread}  # the lane the gate is not blocking
     async with asyncio.timeout(WAIT_S):
-        assert await scheduler.run(Priority.FIRST_PARTIAL, lambda: threading.current_thread().name) == other
+        assert await scheduler.run(Priority.TTS, lambda: threading.current_thread().name) == other
     gate.open()
     async with asyncio.timeout(WAIT_S):
         assert await asyncio.wrap_future(busy) == "gate"
@@ -202,11 +202,13 @@ def test_lane_threads_counts_every_thread_that_may_run_a_priority(schedulers: Sc
     assert scheduler.lane_threads(Priority.PARTIAL) == 3
 
 
-def test_default_lanes_hear_alone_and_give_each_core_a_foreground_and_a_background_thread() -> None:
-    hearing, foreground, background = default_lanes(4)
+def test_default_lanes_keep_short_jobs_apart_from_long_ones_and_background_below() -> None:
+    hearing, turn, decode, background = default_lanes(4)
     assert (hearing.threads, hearing.serves, hearing.nice) == (1, frozenset({Priority.HEARING}), 0)
-    assert (foreground.threads, foreground.serves, foreground.nice) == (4, FOREGROUND, 0)
+    assert (turn.threads, turn.serves, turn.nice) == (4, frozenset({Priority.END_OF_TURN, Priority.FIRST_TTS}), 0)
+    assert (decode.threads, decode.serves, decode.nice) == (4, frozenset({Priority.FINAL, Priority.FIRST_PARTIAL}), 0)
     assert (background.threads, background.serves, background.nice) == (4, BACKGROUND, BACKGROUND_NICE)
+    assert hearing.serves | turn.serves | decode.serves == FOREGROUND
     assert FOREGROUND | BACKGROUND == EVERY and not FOREGROUND & BACKGROUND
     assert Priority.FIRST_PARTIAL.label == "first_partial"
 
@@ -432,7 +434,7 @@ async def test_the_background_lane_runs_niced_and_threads_started_in_it_inherit_
 
     async with asyncio.timeout(WAIT_S):
         background = await scheduler.run(Priority.PARTIAL, _niceness_of_this_thread)
-        background_child = await scheduler.run(Priority.FIRST_PARTIAL, in_a_thread_started_by_the_job)
+        background_child = await scheduler.run(Priority.TTS, in_a_thread_started_by_the_job)
         foreground = await scheduler.run(Priority.FINAL, _niceness_of_this_thread)
         foreground_child = await scheduler.run(Priority.FINAL, in_a_thread_started_by_the_job)
     assert background == (BACKGROUND_NICE, BACKGROUND_NICE)

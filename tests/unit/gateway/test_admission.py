@@ -56,6 +56,7 @@ def test_headroom_shrinks_as_busy_grows_and_reaches_0_where_the_prediction_cross
     # (that exact case is the next test's).
     for busy in np.arange(397) * 0.0025 + 0.000123:
         a.busy = float(busy)
+        a.others_busy = a.busy - 3 * a.session_cpu  # the 3 sessions' load shows already: the measured term binds
         grid.append(a.busy)
         verdict = a.verdict(sessions=3, now=NOW)
         headrooms.append(verdict.headroom)
@@ -78,9 +79,9 @@ def test_the_boundary_where_the_prediction_equals_the_budget() -> None:
     """Numbers exact in binary: the budget allows busy up to 0.5 (400 = 200 + 100 + 100 * 0.5 / 0.5)."""
     a = Admission(budget_ms=400, eot_silence_ms=200, max_sessions=100, cores=4)
     a.job_ms, a.session_cpu = 100.0, 0.25
-    a.busy = 0.0
+    a.busy, a.others_busy = 0.0, -0.25  # (the session's load is in `busy`: the measured term binds)
     assert a.verdict(1, now=NOW).headroom == 2
-    a.busy = 0.25  # one more caller lands exactly on the budget: still admitted
+    a.busy, a.others_busy = 0.25, 0.0  # one more caller lands exactly on the budget: still admitted
     assert a.predicted_ttfa_ms(a.busy + a.session_cpu) == 400
     verdict = a.verdict(1, now=NOW)
     assert (verdict.admit, verdict.reason, verdict.headroom, verdict.predicted_ttfa_ms) == (True, "ok", 1, 400)
@@ -88,6 +89,17 @@ def test_the_boundary_where_the_prediction_equals_the_budget() -> None:
     assert a.predicted_ttfa_ms(a.busy + a.session_cpu) > 400
     verdict = a.verdict(1, now=NOW)
     assert (verdict.admit, verdict.reason, verdict.headroom) == (False, "latency_budget", 0)
+
+
+def test_callers_admitted_a_moment_ago_count_before_their_load_shows() -> None:
+    """Four callers arrive at once on an idle box: their CPU use is not measured yet, the model counts it."""
+    a = admission(session_cpu=0.2, job_ms=60.0)  # the budget allows busy up to 0.8: four sessions
+    a.busy = a.others_busy = 0.0
+    admitted = 0
+    while a.verdict(admitted, now=NOW).admit:
+        admitted += 1
+    assert admitted == 4, "the fifth would take rho to 1.0 by the per-session cost, idle as the box still looks"
+    assert a.predicted_ttfa_ms(a.busy_with(4, 5)) > BUDGET_MS >= a.predicted_ttfa_ms(a.busy_with(3, 4))
 
 
 def test_no_headroom_when_the_silence_and_one_job_already_fill_the_budget() -> None:
