@@ -14,7 +14,7 @@ import numpy as np
 import soxr
 
 from alice_voice.audio.frames import Pcm
-from alice_voice.conversation.numbers import integer_words
+from alice_voice.conversation.agents.numbers import integer_words
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "speech"
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from alice_voice.audio.frames import Pcm
 from alice_voice.compute import Priority
-from alice_voice.conversation.agent import Message
+from alice_voice.conversation.agents import Message
 from alice_voice.errors import ProviderError
 from alice_voice.speech.protocols import PcmChunk, Transcript
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from alice_voice.audio.frames import SPEECH_RATE, PcmFrame
 from alice_voice.audio.playout import Mark, Playout
 from alice_voice.conversation import events as ev
-from alice_voice.conversation.agent import Message
+from alice_voice.conversation.agents import Message
 from alice_voice.conversation.echo_guard import EchoGuard, EchoGuardConfig
 from alice_voice.conversation.executor import Executor
 from alice_voice.conversation.hearing import FrameVerdict, Hearing

@@ -20,7 +20,7 @@ from alice_voice.audio.playout import Playout
 from alice_voice.audio.resample import OutboundResampler
 from alice_voice.audio.trim import SilenceTrimmer
 from alice_voice.compute import JobRunner, Priority
-from alice_voice.conversation.agent import Agent, Message
+from alice_voice.conversation.agents import Agent, Message
 from alice_voice.conversation.events import AgentText, ServerEvent
 from alice_voice.conversation.sentences import SentenceChunker
 from alice_voice.errors import ProviderError, ProviderTimeout

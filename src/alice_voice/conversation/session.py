@@ -11,7 +11,7 @@ from alice_voice.audio.playout import FrameSource
 from alice_voice.clock import Clock
 from alice_voice.compute import JobRunner
 from alice_voice.config import Settings
-from alice_voice.conversation.agent import Agent
+from alice_voice.conversation.agents import Agent
 from alice_voice.conversation.events import ServerEvent
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels

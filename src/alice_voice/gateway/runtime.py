@@ -17,7 +17,7 @@ from alice_voice.clock import Clock
 from alice_voice.compute import InferenceScheduler, Priority, shared_scheduler
 from alice_voice.config import Settings
 from alice_voice.conversation.actor import SessionActor
-from alice_voice.conversation.agent import Agent, load_agent
+from alice_voice.conversation.agents import Agent, load_agent
 from alice_voice.conversation.session import Conversation, Resources, SessionPort
 from alice_voice.errors import ModelsUnavailable
 from alice_voice.logs import SessionLogger

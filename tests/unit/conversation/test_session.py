@@ -8,7 +8,7 @@ import time
 import pytest
 
 from alice_voice.compute import Priority
-from alice_voice.conversation.agent import Message
+from alice_voice.conversation.agents import Message
 from alice_voice.conversation.policy import actions as act
 from fakes.scripted import ScriptedAgent, ScriptedEndOfTurn, ScriptedTts, provider_error
 from support.session_harness import SessionHarness

@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from alice_voice.config import Settings
 from alice_voice.conversation import events as ev
-from alice_voice.conversation.agent import Message
+from alice_voice.conversation.agents import Message
 from alice_voice.conversation.policy import actions as act
 from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.policy.endpointing import (

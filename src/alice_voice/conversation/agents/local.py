@@ -16,8 +16,8 @@ from datetime import datetime
 from fractions import Fraction
 
 from alice_voice.config import Settings
-from alice_voice.conversation.agent import Message
-from alice_voice.conversation.numbers import integer_words, number_words, ordinal_words, parse_number
+from alice_voice.conversation.agents import Message
+from alice_voice.conversation.agents.numbers import integer_words, number_words, ordinal_words, parse_number
 
 _TOKEN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?|\.\d+|[a-z]+(?:'[a-z]+)?|[-+*/\u00d7\u00f7]")
 _FILLERS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "ah", "hmm", "hm", "mm", "please",

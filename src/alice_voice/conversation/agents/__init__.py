@@ -24,11 +24,11 @@ class Agent(Protocol):
     def respond(self, history: Sequence[Message], text: str) -> AsyncIterator[str]: ...
 
 
-_AGENTS = {"local": "local_agent", "openai": "llm_agent"}
+_AGENTS = {"local": "local", "openai": "openai_compatible"}
 
 
 def load_agent(settings: Settings) -> Agent:
     """The configured agent, built once per process (agents keep no per-session state)."""
-    module = importlib.import_module(f"alice_voice.conversation.{_AGENTS[settings.agent]}")
+    module = importlib.import_module(f"alice_voice.conversation.agents.{_AGENTS[settings.agent]}")
     agent: Agent = module.load(settings)
     return agent

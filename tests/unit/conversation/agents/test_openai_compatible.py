@@ -12,9 +12,9 @@ import pytest
 import pytest_asyncio
 
 from alice_voice.config import Settings
-from alice_voice.conversation import llm_agent
-from alice_voice.conversation.agent import Message
-from alice_voice.conversation.llm_agent import OpenAiCompatibleAgent, SseDecoder, error_message
+from alice_voice.conversation.agents import Message
+from alice_voice.conversation.agents import openai_compatible as llm_agent
+from alice_voice.conversation.agents.openai_compatible import OpenAiCompatibleAgent, SseDecoder, error_message
 from alice_voice.errors import ProviderAuthError, ProviderError, ProviderTimeout
 from fakes.openai_chat import DEFAULT_REPLY, INVALID_KEY, SERVER_ERROR, STREAM_ERROR, FakeOpenAiChat
 from support.local_services import free_port

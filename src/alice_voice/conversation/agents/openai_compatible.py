@@ -16,7 +16,7 @@ from typing import Any, cast
 import httpx
 
 from alice_voice.config import Settings
-from alice_voice.conversation.agent import Message
+from alice_voice.conversation.agents import Message
 from alice_voice.errors import ProviderAuthError, ProviderError, ProviderTimeout
 
 _MAX_ERROR_BYTES = 4096

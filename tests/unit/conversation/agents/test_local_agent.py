@@ -8,9 +8,9 @@ from fractions import Fraction
 import pytest
 
 from alice_voice.config import Settings
-from alice_voice.conversation import local_agent
-from alice_voice.conversation.agent import Message
-from alice_voice.conversation.local_agent import (
+from alice_voice.conversation.agents import Message
+from alice_voice.conversation.agents import local as local_agent
+from alice_voice.conversation.agents.local import (
     CAPABILITIES,
     DIVISION_BY_ZERO,
     GOODBYE,
@@ -22,7 +22,7 @@ from alice_voice.conversation.local_agent import (
     LocalAgent,
     year_words,
 )
-from alice_voice.conversation.numbers import integer_words, number_words, ordinal_words, parse_number
+from alice_voice.conversation.agents.numbers import integer_words, number_words, ordinal_words, parse_number
 from alice_voice.conversation.sentences import SentenceChunker
 
 TUESDAY_MORNING = datetime(2026, 3, 3, 10, 30)
