@@ -18,6 +18,7 @@ import pytest
 from alice_voice.audio.frames import Pcm
 from alice_voice.config import Settings
 from alice_voice.conversation.hearing import SUB_BLOCKS
+from alice_voice.conversation.policy import PolicyConfig
 from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
     Endpointing,
@@ -29,7 +30,6 @@ from alice_voice.conversation.policy.endpointing import (
     SpeechStarted,
     TurnEnded,
 )
-from alice_voice.conversation.policy.turn_policy import PolicyConfig
 from alice_voice.errors import ProviderError
 from alice_voice.speech import silero_vad, smart_turn
 from alice_voice.speech.silero_vad import FRAME_SAMPLES, SileroVad

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from alice_voice.config import Settings
+from alice_voice.conversation.policy import PolicyConfig
 from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
     Endpointing,
@@ -21,7 +22,6 @@ from alice_voice.conversation.policy.endpointing import (
     SpeechStarted,
     TurnEnded,
 )
-from alice_voice.conversation.policy.turn_policy import PolicyConfig
 
 SPEECH, SILENCE, WOBBLE = 0.9, 0.05, 0.42  # WOBBLE sits between the exit (0.35) and entry (0.5) thresholds
 LOUD = (4000.0,) * 4  # int16 RMS of each 128-sample sub-block

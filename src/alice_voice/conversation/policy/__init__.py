@@ -1,6 +1,7 @@
 """The conversation's rules: a pure turn policy (inputs in, actions out) and the endpointing it drives."""
 
+from alice_voice.conversation.policy.config import PolicyConfig
 from alice_voice.conversation.policy.endpointing import EndpointingConfig
-from alice_voice.conversation.policy.turn_policy import PolicyConfig, TurnPolicy, TurnState
+from alice_voice.conversation.policy.turn_policy import TurnPolicy, TurnState
 
 __all__ = ["EndpointingConfig", "PolicyConfig", "TurnPolicy", "TurnState"]

@@ -22,18 +22,17 @@ ignored. When and how speech starts and ends is `Endpointing`'s concern, driven 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
-from alice_voice.config import Settings
 from alice_voice.conversation import events as ev
 from alice_voice.conversation.agents import Message
 from alice_voice.conversation.policy import actions as act
 from alice_voice.conversation.policy import inputs as inp
+from alice_voice.conversation.policy.config import PolicyConfig
 from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
     Endpointing,
-    EndpointingConfig,
     Event,
     Onset,
     OnsetLost,
@@ -52,34 +51,6 @@ class TurnState(StrEnum):
     USER_SPEAKING = "user_speaking"
     THINKING = "thinking"
     SPEAKING = "speaking"
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyConfig:
-    endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
-    turn_rejoin_ms: int = 1000
-    barge_in_pause: bool = True
-    max_history: int = 40
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, model_enabled: bool) -> PolicyConfig:
-        return cls(
-            endpointing=EndpointingConfig(
-                vad_threshold=settings.vad_threshold,
-                vad_exit_threshold=min(settings.vad_threshold, max(0.01, settings.vad_threshold
-                                                                    - settings.vad_exit_margin)),
-                vad_min_speech_ms=settings.vad_min_speech_ms,
-                vad_preroll_ms=settings.vad_preroll_ms,
-                eot_silence_ms=settings.eot_silence_ms,
-                eot_threshold=settings.eot_threshold,
-                eot_recheck_ms=settings.eot_recheck_ms,
-                eot_fallback_ms=settings.eot_fallback_ms,
-                silence_only_ms=settings.silence_only_ms,
-                model_enabled=model_enabled,
-            ),
-            turn_rejoin_ms=settings.turn_rejoin_ms,
-            barge_in_pause=settings.barge_in_pause,
-        )
 
 
 @dataclass

@@ -1,0 +1,36 @@
+"""The turn policy's configuration, and where each setting of the gateway goes in it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from alice_voice.config import Settings
+from alice_voice.conversation.policy.endpointing import EndpointingConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
+    turn_rejoin_ms: int = 1000
+    barge_in_pause: bool = True
+    max_history: int = 40
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, model_enabled: bool) -> PolicyConfig:
+        return cls(
+            endpointing=EndpointingConfig(
+                vad_threshold=settings.vad_threshold,
+                vad_exit_threshold=min(settings.vad_threshold, max(0.01, settings.vad_threshold
+                                                                    - settings.vad_exit_margin)),
+                vad_min_speech_ms=settings.vad_min_speech_ms,
+                vad_preroll_ms=settings.vad_preroll_ms,
+                eot_silence_ms=settings.eot_silence_ms,
+                eot_threshold=settings.eot_threshold,
+                eot_recheck_ms=settings.eot_recheck_ms,
+                eot_fallback_ms=settings.eot_fallback_ms,
+                silence_only_ms=settings.silence_only_ms,
+                model_enabled=model_enabled,
+            ),
+            turn_rejoin_ms=settings.turn_rejoin_ms,
+            barge_in_pause=settings.barge_in_pause,
+        )
