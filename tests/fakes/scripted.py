@@ -90,17 +90,21 @@ class ScriptedVad:
 
 
 class ScriptedEndOfTurn:
-    """Answers from `answers` in turn (the last one repeats); records the audio length of each question."""
+    """Answers from `answers` in turn (the last one repeats; an exception is raised, as a broken model
+    would); records the audio length of each question."""
 
     name = "scripted-eot"
 
-    def __init__(self, *answers: float) -> None:
+    def __init__(self, *answers: float | Exception) -> None:
         self.answers = list(answers) or [1.0]
         self.asked: list[int] = []
 
     def prob_complete(self, turn_audio_16k: Pcm) -> float:
         self.asked.append(len(turn_audio_16k))
-        return self.answers[min(len(self.asked), len(self.answers)) - 1]
+        answer = self.answers[min(len(self.asked), len(self.answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 @dataclass
@@ -195,9 +199,12 @@ class ScriptedTts:
         self.ms_per_word = ms_per_word
         self.calls: list[tuple[str, bool]] = []
         self.fail_next: Exception | None = None
+        self.hold: asyncio.Event | None = None  # if set, synthesis waits for it (a slow engine)
 
     async def synthesize(self, text: str, *, lead: bool = False) -> AsyncIterator[PcmChunk]:
         self.calls.append((text, lead))
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error

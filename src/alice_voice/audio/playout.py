@@ -24,7 +24,13 @@ from alice_voice.audio.frames import WEBRTC_FRAME_SAMPLES, WEBRTC_RATE, Pcm, emp
 
 
 class FrameSource(Protocol):
-    """What the outbound track pulls from, once per 20 ms tick; `sent_at`: when the frame leaves."""
+    """What the outbound track pulls from, once per 20 ms tick; `sent_at`: when the frame leaves.
+
+    `on_playable` is the track's to set: the source calls it when sound becomes ready while it has been
+    giving silence, so that an idle track sends it at once instead of at its next tick.
+    """
+
+    on_playable: Callable[[], None]
 
     def next_frame(self, sent_at: float) -> Pcm: ...
 
@@ -90,6 +96,7 @@ class Playout:
         self._silence = np.zeros(frame_samples, dtype=np.int16)
         self.reply: Reply | None = None
         self.on_mark: Callable[[Mark], None] = lambda mark: None
+        self.on_playable: Callable[[], None] = lambda: None
         self.sent: deque[tuple[float, Pcm]] = deque(maxlen=SENT_KEPT)
         self._cut: Reply | None = None
         self._paused = False
@@ -112,6 +119,7 @@ class Playout:
     def release(self, reply_id: int) -> None:
         if self.reply is not None and self.reply.reply_id == reply_id:
             self.reply.held = False
+            self._announce_if_playable()
 
     def push(self, reply_id: int, pcm48: Pcm, text: str) -> None:
         """Queue audio of reply `reply_id` (dropped if that reply is no longer the one playing)."""
@@ -128,6 +136,7 @@ class Playout:
         whole = len(buf) // self._n
         self._frames.extend(buf[i * self._n:(i + 1) * self._n] for i in range(whole))
         self._partial = buf[whole * self._n:].copy()
+        self._announce_if_playable()
 
     def end(self, reply_id: int) -> None:
         """The producer of reply `reply_id` is done: pad and release the last partial frame."""
@@ -138,6 +147,16 @@ class Playout:
             self._frames.append(np.pad(self._partial, (0, self._n - len(self._partial))))
             self._partial = empty_pcm()
         reply.ended = True
+        self._announce_if_playable()
+
+    def _ready(self, reply: Reply) -> bool:
+        """A reply not started yet may start: enough is queued, or all of it."""
+        return bool(self._frames) and (reply.ended or len(self._frames) * self._n >= self._min_start)
+
+    def _announce_if_playable(self) -> None:
+        reply = self.reply
+        if reply is not None and not reply.started and not reply.held and not self._paused and self._ready(reply):
+            self.on_playable()
 
     def flush(self) -> Reply | None:
         """Drop every frame not yet sent; returns the reply that was cut (None if idle)."""
@@ -175,8 +194,7 @@ class Playout:
         if reply is None or reply.held or self._paused:
             return self._silence
         if not reply.started:
-            ready = reply.ended or len(self._frames) * self._n >= self._min_start
-            if not ready or not self._frames:
+            if not self._ready(reply):
                 return self._finish_if_done(reply, sent_at)
             reply.started = True
             self.on_mark(Mark(reply.reply_id, "first_frame", True, sent_at))
@@ -202,6 +220,7 @@ class ToneSource:
 
     def __init__(self, next_tone_frame: Callable[[], Pcm]) -> None:
         self._next = next_tone_frame
+        self.on_playable: Callable[[], None] = lambda: None  # the tone never waits to start
         self._silence = np.zeros(WEBRTC_FRAME_SAMPLES, dtype=np.int16)
         self.playing = True
 

@@ -26,6 +26,9 @@ class PacedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
     """48 kHz mono 20 ms frames, one per tick of a timeline anchored at a monotonic start.
 
     Deadlines come from `start + pts / rate`, not from accumulated sleeps, so pacing does not drift.
+    While it sends silence, a reply that becomes playable is sent at once rather than at the next tick
+    (10 ms sooner on average): the timeline moves to now, which a receiver sees as one frame arriving
+    early, well within any jitter buffer.
     The tick only takes a frame from its source: it cannot fail (an exception reaching aiortc's sender
     would silence the call for good while it stays connected), so a failing source gives silence.
     """
@@ -40,6 +43,9 @@ class PacedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
         self._pts = 0
         self._silence = np.zeros(WEBRTC_FRAME_SAMPLES, np.int16)
         self._failures = 0
+        self._idle = True  # the last frame sent was silence
+        self._playable = asyncio.Event()
+        source.on_playable = self._playable.set
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -50,15 +56,30 @@ class PacedAudioTrack(MediaStreamTrack):  # type: ignore[misc]
         else:
             self._pts += WEBRTC_FRAME_SAMPLES
             delay = self._start + self._pts / WEBRTC_RATE - now
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if delay > 0 and not await self._woken_within(delay):
+                self._start = self._clock.now() - self._pts / WEBRTC_RATE  # sound to send: now, not later
             elif delay < -_RESYNC_S:
                 self._start = now - self._pts / WEBRTC_RATE
-        frame = AudioFrame.from_ndarray(self._next_pcm().reshape(1, -1), format="s16", layout="mono")
+        self._playable.clear()
+        pcm = self._next_pcm()
+        self._idle = not pcm.any()
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = WEBRTC_RATE
         frame.pts = self._pts
         frame.time_base = _TIME_BASE
         return frame
+
+    async def _woken_within(self, delay: float) -> bool:
+        """Wait until the next tick; True if it came, False if playable sound cut an idle wait short."""
+        if not self._idle:
+            await asyncio.sleep(delay)
+            return True
+        try:
+            async with asyncio.timeout(delay):
+                await self._playable.wait()
+        except TimeoutError:
+            return True
+        return False
 
     def _next_pcm(self) -> Pcm:
         try:

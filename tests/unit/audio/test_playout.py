@@ -229,3 +229,26 @@ def test_text_of_an_empty_push_goes_with_the_next_audio() -> None:
     playout.push(1, pcm(100, 1), "")
     playout.end(1)
     assert reply.segments[0].text == "Hello"
+
+
+def test_it_says_when_a_reply_becomes_playable_so_an_idle_track_need_not_wait_a_tick() -> None:
+    playout, calls = Playout(buffer_ms=60), []
+    playout.on_playable = lambda: calls.append(len(calls))
+    playout.begin(1)
+    playout.push(1, pcm(40), "Hel")
+    assert calls == []  # 40 ms < the 60 ms to queue first
+    playout.push(1, pcm(40), "lo")
+    assert len(calls) == 1
+    playout.begin(2, held=True)
+    playout.push(2, pcm(100), "held")
+    assert len(calls) == 1, "a held reply is not playable"
+    playout.release(2)
+    assert len(calls) == 2
+    wire = Wire(playout)
+    wire.next()  # it started: later audio is not news
+    playout.push(2, pcm(100), "more")
+    assert len(calls) == 2
+    playout.begin(3)
+    playout.push(3, pcm(20), "short")
+    playout.end(3)  # all of it is there, short as it is
+    assert len(calls) == 3

@@ -3,6 +3,7 @@ playout, with scripted providers (tests/support/session_harness.py). No model, n
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -154,7 +155,7 @@ async def test_a_failing_agent_ends_the_turn_with_an_error_and_the_session_liste
 async def test_any_exception_from_a_provider_is_a_provider_error_naming_it() -> None:
     tts = ScriptedTts()
     tts.fail_next = RuntimeError("ONNXRuntimeError: bad input")
-    async with SessionHarness(tts=tts) as s:
+    async with SessionHarness(tts=tts, turn_rejoin_ms=0) as s:  # (else "wait" would continue "hello")
         s.say("hello", 500)
         s.pause(1000)
         error = await s.run_until_event("error")
@@ -210,3 +211,45 @@ async def test_a_conversation_runs_in_well_under_a_second() -> None:
             await s.run_until(lambda: s.port.states[-1:] == ["listening"] and not s._mic, max_ms=30_000)
         assert len(s.events("turn.metrics")) == 3
     assert time.perf_counter() - started < 1.0
+
+
+async def test_a_broken_end_of_turn_model_leaves_the_silence_fallback_to_end_the_turn() -> None:
+    async with SessionHarness(end_of_turn=ScriptedEndOfTurn(RuntimeError("onnx session lost"))) as s:
+        s.say("hello", 500)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert len(s.end_of_turn.asked) >= 2, "asked again on schedule after each failure"
+        timings = s.events("turn.metrics")[0]["timings"]
+        assert timings["end_of_turn_ms"] >= s.settings.eot_fallback_ms, "the fallback ended it"
+        assert "error" not in s.types(), "the caller is not troubled with it"
+
+
+async def test_speaking_before_the_reply_is_heard_cuts_it_and_nothing_of_it_is_kept() -> None:
+    tts = ScriptedTts()
+    tts.hold = asyncio.Event()  # a slow engine: the reply is committed but has no audio yet
+    async with SessionHarness(tts=tts, turn_rejoin_ms=0) as s:  # (else "wait" would continue "hello")
+        s.say("hello", 500)
+        s.pause(600)
+        await s.run_until(lambda: "thinking" in s.port.states)
+        s.say("wait", 400)
+        s.pause(1200)
+        stopped = await s.run_until_event("tts.stopped")
+        assert (stopped["reason"], stopped["heard"]) == ("barge_in", "")
+        assert "tts.started" not in s.types()
+        tts.hold.set()
+        await s.run_until_event("tts.stopped", reason="done")
+        assert s.actor.history == [Message("user", "hello"), Message("user", "wait"),
+                                   Message("assistant", "You said wait.")], "nothing of the cut reply is kept"
+
+
+async def test_a_typed_turn_over_a_playing_reply_interrupts_it() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"talk": LONG})) as s:
+        s.actor.handle_text("talk")
+        await s.run_until_event("tts.started")
+        await s.run(400)
+        s.actor.handle_text("what time is it")
+        stopped = await s.run_until_event("tts.stopped")
+        assert stopped["reason"] == "barge_in" and LONG.startswith(stopped["heard"]) and stopped["heard"]
+        await s.run_until_event("tts.stopped", reason="done")
+        assert [m.role for m in s.actor.history] == ["user", "assistant", "user", "assistant"]
+        assert s.actor.history[1].content == stopped["heard"]

@@ -69,6 +69,7 @@ class _Reply:
 class _Cut:
     reason: act.CutReason
     turn: TurnTimings | None
+    history_len: int  # where what was heard of it belongs in the history (a typed turn may follow at once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +323,7 @@ class TurnPolicy:
     def _cut(self, reply: _Reply, reason: act.CutReason) -> None:
         if reply is self._reply:
             self._reply = None
-        self._cuts[reply.reply_id] = _Cut(reason, reply.turn)
+        self._cuts[reply.reply_id] = _Cut(reason, reply.turn, len(self.history))
         self._out.append(act.CutReply(reply.reply_id, reason))
 
     def _fail(self, reply: _Reply, error: AliceError) -> None:
@@ -365,7 +366,7 @@ class TurnPolicy:
         self._emit(ev.TtsStopped(reason="stop_request" if why.reason == "stop_request" else "barge_in",
                                  heard=cut.heard))
         if cut.heard and why.reason != "rejoin":
-            self._remember(Message("assistant", cut.heard))
+            self._remember(Message("assistant", cut.heard), at=why.history_len)
         if cut.started:
             self._cut_turn = why.turn  # its metrics go out once the cut is heard as silence
             self._settle_cut()  # at once if the reply was already paused on the onset
@@ -439,8 +440,8 @@ class TurnPolicy:
         self._turns_reported += 1
         self._out.append(act.FinishTurn(self._turns_reported, turn.report()))
 
-    def _remember(self, message: Message) -> None:
-        self.history.append(message)
+    def _remember(self, message: Message, at: int | None = None) -> None:
+        self.history.insert(len(self.history) if at is None else min(at, len(self.history)), message)
         del self.history[:-self.config.max_history]
 
     def _emit(self, event: ev.ServerEvent) -> None:
