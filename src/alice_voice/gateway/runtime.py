@@ -9,6 +9,7 @@ progress.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,11 @@ class AgentRuntime:
 
     def _load(self) -> _Loaded:
         loaded = _Loaded(models=load_all(self._settings), agent=load_agent(self._settings))
+        # The models' ~50k Python objects live as long as the process: move them out of the collector's
+        # reach, so that a full collection no longer stalls every session's event loop (12-16 ms a pass
+        # measured, more as the heap grows).
+        gc.collect()
+        gc.freeze()
         log.info("models ready: %s, agent %s", loaded.models.status, loaded.agent.name)
         return loaded
 
@@ -87,6 +93,7 @@ class AgentRuntime:
         self._metrics.scheduler_run_ms.labels(priority=label).observe(ran_s * 1000)
 
     async def aclose(self) -> None:
+        gc.unfreeze()  # what the load froze can go when the process (or a test's app) no longer needs it
         self.compute.remove_observer(self._observe_job)
         if self._task is not None and not self._task.done():
             self._task.cancel()
