@@ -121,6 +121,16 @@ class ProviderError(AliceError):
         self.provider = provider
         self.retryable = retryable
 
+    @classmethod
+    def wrap(cls, exc: BaseException, provider: str) -> ProviderError:
+        """`exc` as a ProviderError naming `provider` (itself if it already is one): an ONNX or engine error,
+        or a plug-in's defect, fails a turn like any provider failure."""
+        if isinstance(exc, ProviderError):
+            return exc
+        error = cls(provider, f"{type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+
 
 class ProviderTimeout(ProviderError):
     status, code = 504, "provider_timeout"

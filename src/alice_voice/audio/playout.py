@@ -95,6 +95,7 @@ class Playout:
         self._partial = empty_pcm()
         self._silence = np.zeros(frame_samples, dtype=np.int16)
         self.reply: Reply | None = None
+        self.finished: Reply | None = None  # the last reply played out (its mark may not be read yet)
         self.on_mark: Callable[[Mark], None] = lambda mark: None
         self.on_playable: Callable[[], None] = lambda: None
         self.sent: deque[tuple[float, Pcm]] = deque(maxlen=SENT_KEPT)
@@ -176,6 +177,8 @@ class Playout:
 
     def resume(self) -> None:
         self._paused = False
+        if self._cut is self.reply:
+            self._cut = None  # paused and resumed within one tick: nothing went silent, nothing to report
 
     @property
     def paused(self) -> bool:
@@ -210,7 +213,7 @@ class Playout:
 
     def _finish_if_done(self, reply: Reply, sent_at: float) -> Pcm:
         if reply.ended and not self._frames:
-            self.reply = None
+            self.reply, self.finished = None, reply
             self.on_mark(Mark(reply.reply_id, "finished", reply.started, sent_at))
         return self._silence
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from alice_voice.audio.frames import SPEECH_RATE, PcmFrame
@@ -63,7 +64,9 @@ class SessionActor:
             if settings.echo_guard else None
         self.hearing = Hearing(res.models.vad.stream(), echo, res.compute)
         self._echo = echo is not None
-        self.policy = TurnPolicy(PolicyConfig.from_settings(settings, model_enabled=res.models.end_of_turn is not None))
+        config = PolicyConfig.from_settings(settings, model_enabled=res.models.end_of_turn is not None,
+                                            frame_samples=self.hearing.ring.frame_samples)
+        self.policy = TurnPolicy(config)
         self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log)
         self._requests = itertools.count(1)
         self._frames_heard = 0
@@ -140,18 +143,18 @@ class SessionActor:
             self._log.exception("session could not handle %s", type(item).__name__)
             self._port.emit(ev.ErrorEvent(code="internal", message="internal error; the session goes on"))
         if self.hearing.ready:
-            group.create_task(self._hear())
+            played = list(self.playout.sent) if self._echo else []
+            self.playout.sent.clear()
+            group.create_task(self._hear(self.hearing.hear(played)))
 
     def _decide(self, item: inp.Input) -> None:
         pending: deque[inp.Input] = deque([item])
         while pending:
             pending.extend(self.executor.carry_out(self.policy.handle(pending.popleft())))
 
-    async def _hear(self) -> None:
-        played = list(self.playout.sent) if self._echo else []
-        self.playout.sent.clear()
+    async def _hear(self, batch: Awaitable[list[FrameVerdict]]) -> None:
         try:
-            verdicts = await self.hearing.hear(played)
+            verdicts = await batch
         except Exception as exc:
             self._inbox.put_nowait(_HearingFailed(exc))
             return
@@ -160,6 +163,3 @@ class SessionActor:
         self._frames_heard = heard
         self._inbox.put_nowait(_Verdicts(verdicts, self._res.clock.now()))
 
-
-def open_conversation(res: Resources, port: SessionPort, log: SessionLogger) -> SessionActor:
-    return SessionActor(res, port, log)

@@ -54,12 +54,8 @@ class Executor:
                     self._port.emit(action.event)
                 case act.SetState():
                     self._port.set_state(action.state)
-                case act.OpenAsr():
-                    self._open_asr(action)
-                case act.FeedAsr() if self._asr and self._asr[0] == action.stream:
-                    self._asr[1].push(self._hearing.ring.audio(action.start, action.end))
-                case act.FinishAsr() if self._asr and self._asr[0] == action.stream:
-                    self._asr[1].finish()
+                case act.OpenAsr() | act.FeedAsr() | act.FinishAsr():
+                    feedback += self._asr_call(action)
                 case act.CloseAsr():
                     self._close_asr()
                 case act.AskEndOfTurn():
@@ -94,12 +90,27 @@ class Executor:
             await asyncio.wait(self._closing, timeout=_CLOSE_S)
 
     # ---------- ASR ----------
+    def _asr_call(self, action: act.OpenAsr | act.FeedAsr | act.FinishAsr) -> list[inp.Input]:
+        """Open, feed or finish the utterance's stream; a recognizer that raises fails the utterance."""
+        try:
+            if isinstance(action, act.OpenAsr):
+                self._open_asr(action)
+            elif self._asr is not None and self._asr[0] == action.stream:
+                if isinstance(action, act.FeedAsr):
+                    self._asr[1].push(self._hearing.ring.audio(action.start, action.end))
+                else:
+                    self._asr[1].finish()
+        except Exception as exc:
+            error = ProviderError.wrap(exc, self._res.models.asr.name)
+            return [inp.AsrFailed(action.stream, error, self._res.clock.now())]
+        return []
+
     def _open_asr(self, action: act.OpenAsr) -> None:
         self._close_asr()
         stream = self._res.models.asr.stream()
         self._asr = (action.stream, stream)
-        stream.push(self._hearing.ring.audio(action.start, action.end))
         self._spawn(self._read_transcripts(action.stream, stream))
+        stream.push(self._hearing.ring.audio(action.start, action.end))
 
     def _close_asr(self) -> None:
         # Not a task of the group: cancelling the session must not cut a close short (it would leave the
@@ -121,7 +132,7 @@ class Executor:
             async for t in stream:
                 self._post(inp.TranscriptIn(stream_id, t.text, t.stable_text, t.final, t.samples, now()))
         except Exception as exc:
-            self._post(inp.AsrFailed(stream_id, _as_provider_error(exc, self._res.models.asr.name), now()))
+            self._post(inp.AsrFailed(stream_id, ProviderError.wrap(exc, self._res.models.asr.name), now()))
 
     # ---------- end of turn ----------
     def _ask_end_of_turn(self, action: act.AskEndOfTurn) -> None:
@@ -156,7 +167,7 @@ class Executor:
         try:
             await reply.run()
         except Exception as exc:  # any failure, not only a ProviderError: an ONNX or TTS engine error too
-            error = _as_provider_error(exc, "internal")
+            error = ProviderError.wrap(exc, "internal")
             self._post(inp.ReplyFailed(reply.reply_id, error, self._res.clock.now()))
 
     def _progress(self, reply_id: int, stage: Stage, text: str) -> None:
@@ -166,8 +177,11 @@ class Executor:
         if self._reply is not None and self._reply[0].reply_id == action.reply_id:
             self._reply[1].cancel()  # the group awaits it; its queued synthesis is withdrawn
             self._reply = None
-        playing = self._playout.reply
-        cut = self._playout.flush() if playing is not None and playing.reply_id == action.reply_id else None
+        playing, finished = self._playout.reply, self._playout.finished
+        if playing is not None and playing.reply_id == action.reply_id:
+            cut = self._playout.flush()
+        else:  # it may have played out a moment ago, its "finished" mark still in the inbox: all of it was heard
+            cut = finished if finished is not None and finished.reply_id == action.reply_id else None
         started = cut is not None and cut.started
         heard = cut.heard_text() if cut is not None and started else ""
         return inp.ReplyCut(action.reply_id, started, heard, self._res.clock.now())
@@ -194,10 +208,3 @@ class Executor:
             raise RuntimeError("the session is not running")
         return self._group.create_task(coro)
 
-
-def _as_provider_error(exc: Exception, provider: str) -> ProviderError:
-    if isinstance(exc, ProviderError):
-        return exc
-    error = ProviderError(provider, f"{type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,7 @@ class FrameRing:
 
     def __init__(self, frame_samples: int, capacity: int) -> None:
         self._frames = np.zeros((capacity, frame_samples), np.int16)
+        self.frame_samples = frame_samples
         self._capacity = capacity
         self.end = 0  # index after the newest frame
 
@@ -75,19 +77,24 @@ class Hearing:
     def push(self, chunk: PcmFrame) -> None:
         self._pending.extend(self._framer.push(chunk.samples, chunk.arrival))
 
-    async def hear(self, played: list[tuple[float, Pcm]]) -> list[FrameVerdict]:
-        """Verdicts on every frame waiting; `played`: 48 kHz frames sent since the last batch, with their
-        send times (the echo guard's reference)."""
+    def hear(self, played: list[tuple[float, Pcm]]) -> Awaitable[list[FrameVerdict]]:
+        """Claim every frame waiting, at once, and return their verdicts to await; `played`: 48 kHz frames
+        sent since the last batch, with their send times (the echo guard's reference). Claiming here, not
+        in a task, is what keeps batches one at a time and in order."""
         frames, self._pending = self._pending, []
         first = self.ring.end
         for frame in frames:
             self.ring.append(frame.samples)
         job = functools.partial(self._judge, [frame.samples for frame in frames], [f.arrival for f in frames],
                                 played)
+        self._job = asyncio.ensure_future(self._compute.run(Priority.HEARING, job))
+        return self._verdicts(first, frames, self._job)
+
+    async def _verdicts(self, first: int, frames: list[PcmFrame],
+                        job: asyncio.Future[list[tuple[float, tuple[float, ...]]]]) -> list[FrameVerdict]:
         # Shielded: if the session is cancelled meanwhile, the batch still runs to its end, and `aclose`
         # waits for it before the VAD detector goes back to the pool (another session may take it next).
-        self._job = asyncio.ensure_future(self._compute.run(Priority.HEARING, job))
-        results = await asyncio.shield(self._job)
+        results = await asyncio.shield(job)
         self.samples_heard += sum(len(frame.samples) for frame in frames)
         return [FrameVerdict(first + i, frame.arrival, prob, loudness)
                 for i, (frame, (prob, loudness)) in enumerate(zip(frames, results, strict=True))]

@@ -171,10 +171,8 @@ async def _blamed(iterator: AsyncIterator[T], provider: str) -> AsyncIterator[T]
     try:
         async for item in iterator:
             yield item
-    except ProviderError:
-        raise
     except Exception as exc:
-        raise ProviderError(provider, f"{type(exc).__name__}: {exc}") from exc
+        raise ProviderError.wrap(exc, provider)  # noqa: B904 (wrap() keeps the cause)
 
 
 async def _one(text: str) -> AsyncIterator[str]:

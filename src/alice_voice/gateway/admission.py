@@ -118,9 +118,15 @@ class Admission:
             return Verdict(False, "latency_budget", 0, predicted)
         return Verdict(True, "ok", fits, predicted)
 
+    @property
+    def per_session(self) -> float:
+        """A session's CPU share, never below the prior: sessions measured while their callers were silent
+        would otherwise make room for callers who will not be."""
+        return max(self.session_cpu, _PRIOR_SESSION_CPU)
+
     def busy_with(self, sessions: int, callers: int) -> float:
         """rho(callers), the load now being `sessions` sessions' (see the module docstring)."""
-        per_session = max(self.session_cpu, 1e-3)
+        per_session = self.per_session
         return max(self.busy + (callers - sessions) * per_session, self.others_busy + callers * per_session)
 
     def _callers_within_budget(self, sessions: int) -> int:
@@ -129,7 +135,7 @@ class Admission:
         if slack <= 0:
             return 0
         busiest = slack / (1.0 + slack)  # solves S*rho/(1-rho) = budget - eot_silence - S
-        per_session = max(self.session_cpu, 1e-3)
+        per_session = self.per_session
         # (exactly on the budget fits: the small epsilon absorbs the float error of the division)
         by_now = math.floor((busiest - self.busy) / per_session + 1e-9)
         by_model = math.floor((busiest - self.others_busy) / per_session + 1e-9) - sessions

@@ -135,6 +135,7 @@ class Gateway:
         self.loop_lag.on_lag = metrics.loop_lag_ms.observe
         self._agent_factory = agent_factory
         self._housekeeping: list[asyncio.Task[None]] = []
+        self._opening = 0  # offers admitted and still waiting to build their session
         self._background: set[asyncio.Task[Any]] = set()
         metrics.capacity.set(settings.max_sessions)
 
@@ -176,8 +177,12 @@ class Gateway:
         record = SessionRecord(session_id=session_id, owner=self.owner, mode=mode, created_at=now,
                                updated_at=now, token_hash=hash_token(token))
         slog = session_logger("alice_voice.session", session_id)
-        live = await self._build_session(record, slog, deadline)
-        self.sessions[session_id] = live  # reserve the slot before awaiting anything else
+        self._opening += 1  # counts against capacity while the models load, before the session exists
+        try:
+            live = await self._build_session(record, slog, deadline)
+        finally:
+            self._opening -= 1
+        self.sessions[session_id] = live  # the slot is taken before anything else is awaited
         try:
             async with asyncio.timeout(max(0.0, deadline - self.clock.now())):
                 answer = await live.peer.answer(offer_sdp)
@@ -208,7 +213,7 @@ class Gateway:
     def _admit(self) -> None:
         if not self.accepting:
             raise ShuttingDown("the gateway is shutting down")
-        verdict = self.admission.verdict(len(self.sessions))
+        verdict = self.admission.verdict(len(self.sessions) + self._opening)
         if verdict.admit:
             return
         self.metrics.offers_refused.labels(reason=verdict.reason).inc()

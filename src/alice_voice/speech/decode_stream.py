@@ -171,9 +171,7 @@ class DecodeStream:
             error.__cause__ = exc
             self._out.put_nowait(error)
         except Exception as exc:
-            error = ProviderError(self.provider, f"decode failed: {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            self._out.put_nowait(error)
+            self._out.put_nowait(ProviderError.wrap(exc, self.provider))
 
     async def _partial(self, decode: Decode, end: int) -> None:
         hypothesis = await decode()

@@ -252,3 +252,15 @@ def test_it_says_when_a_reply_becomes_playable_so_an_idle_track_need_not_wait_a_
     playout.push(3, pcm(20), "short")
     playout.end(3)  # all of it is there, short as it is
     assert len(calls) == 3
+
+
+def test_a_pause_and_resume_within_one_tick_report_no_silence() -> None:
+    playout = Playout(buffer_ms=40)
+    wire = Wire(playout)
+    playout.begin(1)
+    playout.push(1, pcm(400), "a long reply")
+    wire.next()
+    playout.pause()
+    playout.resume()  # a click: both before the next tick
+    assert wire.next().any()
+    assert [kind for _, kind, _ in wire.kinds()] == ["first_frame"]

@@ -253,3 +253,17 @@ async def test_a_typed_turn_over_a_playing_reply_interrupts_it() -> None:
         await s.run_until_event("tts.stopped", reason="done")
         assert [m.role for m in s.actor.history] == ["user", "assistant", "user", "assistant"]
         assert s.actor.history[1].content == stopped["heard"]
+
+
+async def test_a_cough_then_a_real_interruption_measures_the_interruption_not_the_cough() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:
+        s.say("tell me more", 600)
+        s.pause(600)
+        await s.run_until_event("tts.started")
+        s.noise(40)
+        s.pause(600)
+        s.say("stop", 400)
+        s.pause(1000)
+        await s.run_until_event("tts.stopped")
+        cut = s.events("turn.metrics")[0]["timings"]
+        assert 0 < cut["barge_in_ms"] <= 32 + 20 + 1e-6

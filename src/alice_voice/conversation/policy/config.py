@@ -16,7 +16,8 @@ class PolicyConfig:
     max_history: int = 40
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, model_enabled: bool) -> PolicyConfig:
+    def from_settings(cls, settings: Settings, *, model_enabled: bool, frame_samples: int = 512) -> PolicyConfig:
+        """`frame_samples`: the VAD's frame, which the policy counts audio in."""
         return cls(
             endpointing=EndpointingConfig(
                 vad_threshold=settings.vad_threshold,
@@ -30,6 +31,7 @@ class PolicyConfig:
                 eot_fallback_ms=settings.eot_fallback_ms,
                 silence_only_ms=settings.silence_only_ms,
                 model_enabled=model_enabled,
+                frame_samples=frame_samples,
             ),
             turn_rejoin_ms=settings.turn_rejoin_ms,
             barge_in_pause=settings.barge_in_pause,

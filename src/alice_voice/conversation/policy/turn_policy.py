@@ -208,6 +208,7 @@ class TurnPolicy:
 
     def _turn_over(self, event: TurnEnded, at: float) -> None:
         self._finish_asr()  # already asked when silence began, unless speech resumed since
+        self._out.append(act.WithdrawEndOfTurn())  # a question still pending (the fallback ended it) is moot
         if self._turn is not None:
             self._turn.user_end, self._turn.turn_ended = event.last_speech_arrival, at
             self._out.append(act.Measure("end_of_turn_ms", (at - event.last_speech_arrival) * 1000))
@@ -282,7 +283,7 @@ class TurnPolicy:
         self._out.append(act.Report(failure.error))
         if self._reply is not None:
             self._cut(self._reply, "superseded")
-        self._out.append(act.CloseAsr(self._stream))
+        self._out += [act.CloseAsr(self._stream), act.WithdrawEndOfTurn()]
         self._stream, self._finish_at = 0, None
         self._endpointing.reset()
         self.state, self._final, self._turn_ended = TurnState.LISTENING, None, False
@@ -375,8 +376,9 @@ class TurnPolicy:
 
     def _playout_mark(self, mark: inp.PlayoutMark) -> None:
         if mark.kind == "silenced":
-            self._silenced_at = mark.at
-            self._settle_cut()
+            if self._onset is not None or self._cut_turn is not None:  # else a silence nobody waits for
+                self._silenced_at = mark.at
+                self._settle_cut()
             return
         reply = self._reply
         if reply is None or reply.reply_id != mark.reply_id:
