@@ -147,6 +147,7 @@ LLM_SETTINGS: dict[str, Any] = {"agent": "openai", "llm_api_key": "test-key", "a
     ("error_500", "provider_error"), ("unauthorized", "provider_auth"), ("stall", "provider_timeout"),
     ("garbage", "provider_error"), ("error_event", "provider_error"),
 ])
+@pytest.mark.usefixtures("settled_heap")
 async def test_a_failing_provider_fails_the_turn_not_the_session(fake_llm: FakeOpenAiChat, mode: str,
                                                                   code: str) -> None:
     fake_llm.reset()
@@ -347,6 +348,7 @@ async def test_each_malformed_message_gets_an_invalid_message_error(
 
 
 @pytest.mark.asyncio
+@pytest.mark.usefixtures("settled_heap")
 async def test_a_flood_of_bad_messages_leaves_the_sessions_untouched(
         two_tone_sessions: tuple[RunningGateway, RtcClient, RtcClient]) -> None:
     running, target, other = two_tone_sessions

@@ -85,6 +85,7 @@ async def _add(gateway: GatewayProcess, clients: list[LightClient], n: int, pack
 
 
 @pytest.mark.asyncio
+@pytest.mark.usefixtures("settled_heap")
 async def test_concurrent_tone_sessions_keep_20_ms_pacing() -> None:
     packets = opus_packets()
     clients: list[LightClient] = []
