@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     turn_rejoin_ms: int = Field(1000, ge=0, description="Speech within this long after a turn ended, while its "
                                 "reply has only begun, continues that turn (undoes an end of turn read from a "
                                 "pause). 0: off.")
+    backchannels: bool = Field(True, description="An acknowledgement over a reply (\"mm-hmm\", \"okay\") lets it go "
+                               "on instead of cutting it.")
+    backchannel_max_ms: int = Field(1000, ge=100, description="Speech over a reply longer than this is never a "
+                                    "backchannel.")
+    backchannel_phrases: CommaList = Field(default_factory=list, description="Acknowledgements beyond the "
+                                           "built-in ones (comma-separated).")
     barge_in_pause: bool = Field(True, description="Pause the reply on the first speech frame; cut it once the "
                                  "speech lasts vad_min_speech_ms, resume if it does not (a cough).")
     echo_guard: bool = True
@@ -115,7 +121,7 @@ class Settings(BaseSettings):
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_api_key: SecretStr | None = None
 
-    @field_validator("ice_servers", "ice_host_addresses", mode="before")
+    @field_validator("ice_servers", "ice_host_addresses", "backchannel_phrases", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -53,6 +53,13 @@ class Metrics:
                                       registry=r)
         self.offers_refused = Counter("voice_offers_refused", "Offers refused, by reason.", ["reason"], registry=r)
         self.turns_total = Counter("voice_turns", "Completed user turns.", registry=r)
+        self.backchannels = Counter("voice_backchannels", "Acknowledgements over a reply, which went on.", registry=r)
+        self.interruptions = Counter("voice_interruptions", "Replies cut by the caller talking over them.",
+                                     registry=r)
+        self.turn_repairs = Counter("voice_turn_repairs", "Turns taken as over at a pause, then continued: the "
+                                    "reply begun to them was dropped.", registry=r)
+        self.replies_resumed = Counter("voice_replies_resumed", "Paused replies that went on (after a "
+                                       "backchannel, a cough, a click).", registry=r)
         self.errors_total = Counter("voice_errors", "Errors reported to clients, by code.", ["code"], registry=r)
         self.provider_failures = Counter("voice_provider_failures", "Provider failures, by provider and code.",
                                          ["provider", "code"], registry=r)

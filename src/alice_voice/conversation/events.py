@@ -75,6 +75,23 @@ class TtsStopped(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Backchannel(ServerEvent):
+    """The caller acknowledged ("mm-hmm", "okay") over the reply, which goes on: not a turn."""
+
+    type: ClassVar[str] = "backchannel"
+    text: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnStateChanged(ServerEvent):
+    """The conversation's state, on every change: listening, user_speaking, thinking, speaking, paused."""
+
+    type: ClassVar[str] = "turn.state"
+    state: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TurnMetrics(ServerEvent):
     type: ClassVar[str] = "turn.metrics"
     turn: int

@@ -189,8 +189,11 @@ class Executor:
     # ---------- reporting ----------
     def _measure(self, action: act.Measure) -> None:
         metrics = self._res.metrics
-        if action.name == "turns":
-            metrics.turns_total.inc()
+        counters = {"turns": metrics.turns_total, "backchannels": metrics.backchannels,
+                    "interruptions": metrics.interruptions, "turn_repairs": metrics.turn_repairs,
+                    "replies_resumed": metrics.replies_resumed}
+        if action.name in counters:
+            counters[action.name].inc(action.value)
             return
         histogram = {"first_partial_ms": metrics.first_partial_ms, "first_audio_ms": metrics.first_audio_ms,
                      "barge_in_ms": metrics.barge_in_ms, "end_of_turn_ms": metrics.end_of_turn_ms}[action.name]

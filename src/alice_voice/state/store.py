@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-SessionState = Literal["connecting", "listening", "user_speaking", "thinking", "speaking", "ended"]
+SessionState = Literal["connecting", "listening", "user_speaking", "thinking", "speaking", "paused", "ended"]
 
 
 def hash_token(token: str) -> str:

@@ -132,7 +132,8 @@ async def test_going_on_right_after_an_end_of_turn_continues_the_same_turn() -> 
         await s.run_until_event("tts.stopped", reason="done")
         assert [text for text, _ in agent.calls] == ["I would like a table", "I would like a table for two people"]
         assert agent.calls[1][1] == [], "the false start left no trace in the history"
-        assert len(s.asr.streams) == 1, "both halves were decoded as one utterance"
+        assert [type(a).__name__ for a in s.done(act.CutReply)] == ["CutReply"]
+        assert [c.reason for c in s.done(act.CutReply) if isinstance(c, act.CutReply)] == ["rejoin"]
         assert s.actor.history == [Message("user", "I would like a table for two people"),
                                    Message("assistant", "You said I would like a table for two people.")]
 
@@ -267,3 +268,102 @@ async def test_a_cough_then_a_real_interruption_measures_the_interruption_not_th
         await s.run_until_event("tts.stopped")
         cut = s.events("turn.metrics")[0]["timings"]
         assert 0 < cut["barge_in_ms"] <= 32 + 20 + 1e-6
+
+
+# ---------- speech over a reply: backchannel, continuation, interruption (policy/overlap.py) ----------
+async def test_a_backchannel_pauses_the_reply_which_then_goes_on_where_it_stopped_unanswered() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:
+        s.say("tell me more", 600)
+        s.pause(600)
+        await s.run_until_event("tts.started")
+        await s.run(600)
+        s.say("mm-hmm", 400)
+        backchannel = await s.run_until_event("backchannel")
+        await s.run_until_event("tts.stopped", max_ms=30_000)
+        assert s.events("tts.stopped")[0]["reason"] == "done"
+        # from its first voiced 32 ms frame's arrival to the end of its sound
+        assert backchannel["text"] == "mm-hmm" and 400 - 64 <= backchannel["duration_ms"] <= 400
+        assert [text for text, _ in s.agent.calls] == ["tell me more"], "the backchannel is not answered"
+        assert s.actor.history == [Message("user", "tell me more"), Message("assistant", LONG)]
+        assert s.audible_ms() == len(LONG.split()) * 200, "resumed where it paused: nothing skipped or repeated"
+        assert [type(a).__name__ for a in s.done(act.PausePlayout, act.ResumePlayout, act.CutReply)] == [
+            "PausePlayout", "ResumePlayout"]
+        states = [e["state"] for e in s.events("turn.state")]
+        assert states == ["user_speaking", "thinking", "speaking", "paused", "speaking", "listening"]
+        assert len(s.events("turn.metrics")) == 1 and "transcript.final" in s.types()
+        assert [e["text"] for e in s.events("transcript.final")] == ["tell me more"]
+        registry = s.metrics.registry
+        assert registry.get_sample_value("voice_backchannels_total") == 1
+        assert registry.get_sample_value("voice_replies_resumed_total") == 1
+
+
+@pytest.mark.parametrize("said", ["wait", "no no no", "yeah but what about the weather"])
+async def test_anything_but_an_acknowledgement_cuts_the_reply_and_is_answered(said: str) -> None:
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:
+        s.say("tell me more", 600)
+        s.pause(1200)  # past the rejoin window: no continuation possible
+        await s.run_until_event("tts.started")
+        await s.run(600)
+        s.say(said, 900)
+        s.pause(1200)
+        stopped = await s.run_until_event("tts.stopped")
+        assert stopped["reason"] == "barge_in" and LONG.startswith(stopped["heard"])
+        await s.run_until_event("tts.stopped", reason="done")
+        assert [text for text, _ in s.agent.calls] == ["tell me more", said]
+        assert s.actor.history[1] == Message("assistant", stopped["heard"])
+        assert "backchannel" not in s.types()
+        assert s.metrics.registry.get_sample_value("voice_interruptions_total") == 1
+
+
+async def test_an_acknowledgement_that_goes_on_and_on_is_an_interruption() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG}), backchannel_max_ms=800) as s:
+        s.say("tell me more", 600)
+        s.pause(1200)
+        await s.run_until_event("tts.started")
+        s.say("yeah", 1500)  # one word, but a long one: past the limit while still speaking
+        stopped = await s.run_until_event("tts.stopped")
+        assert stopped["reason"] == "barge_in"
+        cut_at = next(t for t, a in s.actions if isinstance(a, act.CutReply))
+        spoke_at = s.events("vad.speech_started")[-1]["at"]  # (at its 2nd frame: the limit counts from the 1st)
+        assert 0.8 - 0.07 <= cut_at - spoke_at <= 0.8 + 0.04, "cut as the limit passed, not at the end"
+
+
+async def test_a_new_question_over_the_reply_to_a_complete_one_is_its_own_turn() -> None:
+    agent = ScriptedAgent({"tell me a joke": LONG})
+    async with SessionHarness(agent=agent) as s:
+        s.say("tell me a joke", 700)
+        s.pause(400)
+        await s.run_until_event("tts.started")
+        s.say("thanks that's all for now goodbye", 1200)  # within the rejoin window, over the audible joke
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert [text for text, _ in agent.calls] == ["tell me a joke", "thanks that's all for now goodbye"]
+        assert s.actor.history[0] == Message("user", "tell me a joke"), "not merged into the question before"
+        assert s.actor.history[1].role == "assistant" and LONG.startswith(s.actor.history[1].content)
+
+
+async def test_going_on_with_an_unfinished_sentence_over_its_reply_is_one_turn() -> None:
+    agent = ScriptedAgent({"I would like a table for": LONG})
+    async with SessionHarness(agent=agent) as s:
+        s.say("I would like a table for", 1000)
+        s.pause(500)
+        await s.run_until_event("tts.started")
+        s.say("two people tonight", 900)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert [text for text, _ in agent.calls] == ["I would like a table for",
+                                                      "I would like a table for two people tonight"]
+        assert agent.calls[1][1] == [], "the false start left no trace in the history"
+        assert s.metrics.registry.get_sample_value("voice_turn_repairs_total") == 1
+        assert [e["text"] for e in s.events("transcript.final")][-1] == "I would like a table for two people tonight"
+
+
+async def test_with_backchannels_off_any_speech_over_the_reply_cuts_it() -> None:
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG}), backchannels=False) as s:
+        s.say("tell me more", 600)
+        s.pause(1200)
+        await s.run_until_event("tts.started")
+        s.say("mm-hmm", 400)
+        s.pause(1200)
+        stopped = await s.run_until_event("tts.stopped")
+        assert stopped["reason"] == "barge_in"

@@ -10,7 +10,8 @@ from alice_voice.conversation.events import ServerEvent
 from alice_voice.errors import AliceError
 
 CutReason = Literal["barge_in", "stop_request", "error", "rejoin", "speech_resumed", "superseded"]
-Measurement = Literal["first_partial_ms", "first_audio_ms", "barge_in_ms", "end_of_turn_ms", "turns"]
+Measurement = Literal["first_partial_ms", "first_audio_ms", "barge_in_ms", "end_of_turn_ms", "turns", "backchannels",
+                      "interruptions", "turn_repairs", "replies_resumed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 
 from alice_voice.config import Settings
 from alice_voice.conversation.policy.endpointing import EndpointingConfig
+from alice_voice.conversation.policy.overlap import OverlapRules
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
+    overlap: OverlapRules = field(default_factory=OverlapRules)
     turn_rejoin_ms: int = 1000
     barge_in_pause: bool = True
     max_history: int = 40
@@ -33,6 +35,8 @@ class PolicyConfig:
                 model_enabled=model_enabled,
                 frame_samples=frame_samples,
             ),
+            overlap=OverlapRules(enabled=settings.backchannels, max_ms=settings.backchannel_max_ms,
+                                 phrases=tuple(settings.backchannel_phrases)),
             turn_rejoin_ms=settings.turn_rejoin_ms,
             barge_in_pause=settings.barge_in_pause,
         )

@@ -42,6 +42,7 @@ from alice_voice.conversation.policy.endpointing import (
     SpeechStarted,
     TurnEnded,
 )
+from alice_voice.conversation.policy.overlap import Overlap, Verdict
 from alice_voice.conversation.timings import TurnTimings
 from alice_voice.errors import AliceError
 
@@ -51,6 +52,7 @@ class TurnState(StrEnum):
     USER_SPEAKING = "user_speaking"
     THINKING = "thinking"
     SPEAKING = "speaking"
+    PAUSED = "paused"  # the reply waits while the caller makes a sound over it
 
 
 @dataclass
@@ -76,6 +78,7 @@ class _Cut:
 class _Rejoinable:
     ended: float
     history_len: int
+    text: str
 
 
 class TurnPolicy:
@@ -109,6 +112,16 @@ class TurnPolicy:
         self._onset: float | None = None  # first voiced frame of a possible barge-in (the reply is paused)
         self._cut_turn: TurnTimings | None = None  # a cut turn waiting for its first silent frame
         self._silenced_at: float | None = None
+        # speech over a paused reply, until its words say what it is
+        self._overlap: Overlap | None = None
+        self._overlapped: _Reply | None = None
+        self._overlap_rejoin: _Rejoinable | None = None
+        self._rejoinable_before: _Rejoinable | None = None
+        self._held_partial: ev.TranscriptPartial | None = None
+        self._overlap_from = 0  # its first frame (with the pre-roll)
+        self._overlap_skip = 0  # words of the utterance before, when the overlap is decoded on with it
+        self._prefix = ""  # the utterance a continuation goes on with, when it was decoded apart
+        self._frames_end = 0  # frames heard so far
 
     def handle(self, item: inp.Input) -> list[act.Action]:
         self._out = []
@@ -135,15 +148,18 @@ class TurnPolicy:
             case inp.AsrFailed():
                 self._asr_failed(item)
         if self.state is not before:
-            self._out.append(act.SetState(self.state.value))
+            self._out += [act.SetState(self.state.value), act.Emit(ev.TurnStateChanged(state=self.state.value))]
         return self._out
 
     # ---------- hearing ----------
     def _heard(self, heard: inp.Heard) -> None:
+        self._frames_end = heard.index + 1
         for event in self._endpointing.on_frame(heard.index, heard.arrival, heard.prob, heard.loudness):
             self._endpoint(event, heard)
         if self._endpointing.phase is Phase.SPEAKING and self._stream:
             self._feed(self._fed, heard.index + 1)  # this frame, and a pause that turned out not to end it
+            if self._overlap is not None:
+                self._settle_overlap(self._overlap.still_speaking(heard.arrival))
 
     def _endpoint(self, event: Event, heard: inp.Heard) -> None:
         match event:
@@ -151,10 +167,12 @@ class TurnPolicy:
                 if self.config.barge_in_pause and self._audible():
                     self._onset = event.arrival
                     self._out.append(act.PausePlayout())
+                    self.state = TurnState.PAUSED
             case OnsetLost():
                 if self._onset is not None:
                     self._onset = self._silenced_at = None
-                    self._out.append(act.ResumePlayout())
+                    self._out += [act.ResumePlayout(), act.Measure("replies_resumed", 1)]
+                    self.state = TurnState.SPEAKING
             case SpeechStarted():
                 self._speech_started(event, heard.index + 1)
             case SilenceStarted():
@@ -172,22 +190,109 @@ class TurnPolicy:
     def _speech_started(self, event: SpeechStarted, end: int) -> None:
         self._emit(ev.SpeechStarted())
         reply = self._reply
+        if reply is not None and self.config.overlap.enabled and self._audible():
+            self._begin_overlap(event, end, reply)
+            return
         if reply is not None and not reply.held and self._turn is not None:
             self._turn.barge_in_speech = self._onset or event.first_arrival
         self._onset = None
         rejoin = self._rejoin_now(event.first_arrival)
         if reply is not None:
             self._cut(reply, "rejoin" if rejoin else "superseded" if reply.held else "barge_in")
+            if not reply.held:
+                self._out.append(act.Measure("turn_repairs" if rejoin else "interruptions", 1))
         if rejoin is not None:
             del self.history[rejoin.history_len:]  # the user's cut-short turn goes on: it is not over yet
-        self.state, self._final, self._turn_ended = TurnState.USER_SPEAKING, None, False
-        self._turn = TurnTimings(user_start=event.first_arrival)
-        self._partial = ""
+        self._new_turn(event.first_arrival)
         if rejoin is not None and self._stream:
             self._finish_at = None
             self._feed(max(self._fed, event.keep_from), end)
         else:
             self._open_stream(event.keep_from, end)
+
+    def _new_turn(self, first_arrival: float, state: TurnState = TurnState.USER_SPEAKING) -> None:
+        self.state, self._final, self._turn_ended, self._prefix = state, None, False, ""
+        self._turn = TurnTimings(user_start=first_arrival)
+        self._partial, self._held_partial = "", None
+
+    # ---------- speech over a playing reply ----------
+    def _begin_overlap(self, event: SpeechStarted, end: int, reply: _Reply) -> None:
+        """The reply waits, paused, while the caller's words are transcribed: see policy/overlap.py. If they
+        may continue the utterance before, they are decoded on with it, in its stream (Whisper hears a
+        sentence's second half far better with its first); otherwise in a stream of their own."""
+        if self._onset is None:  # it did not pause on the onset (BARGE_IN_PAUSE off): it does now
+            self._onset = event.first_arrival
+            self._out.append(act.PausePlayout())
+        if reply.turn is not None:
+            reply.turn.barge_in_speech = self._onset
+        self._rejoinable_before = self._rejoinable
+        rejoin = self._rejoin_now(event.first_arrival)
+        self._overlap = Overlap(event.first_arrival, self.config.overlap, rejoin.text if rejoin else None)
+        self._overlapped, self._overlap_rejoin, self._overlap_from = reply, rejoin, event.keep_from
+        self._new_turn(event.first_arrival, TurnState.PAUSED)
+        if rejoin is not None and self._stream:
+            self._overlap_skip = len(rejoin.text.split())
+            self._finish_at = None
+            self._feed(max(self._fed, event.keep_from), end)
+        else:
+            self._overlap_skip = 0
+            self._open_stream(event.keep_from, end)
+
+    def _overlap_words(self, text: str) -> str:
+        """What the caller said over the reply, without the utterance before when decoded with it."""
+        return " ".join(text.split()[self._overlap_skip:]) if self._overlap_skip else text
+
+    def _settle_overlap(self, verdict: Verdict) -> None:
+        """Not an acknowledgement: the reply is cut, and the caller's words are a turn (or go on with one)."""
+        reply, rejoin = self._overlapped, self._overlap_rejoin
+        if verdict in (Verdict.PENDING, Verdict.BACKCHANNEL) or reply is None:
+            return
+        self._overlap = self._overlapped = None
+        held, self._held_partial = self._held_partial, None
+        if verdict is Verdict.CONTINUATION and rejoin is not None:
+            self._cut(reply, "rejoin")
+            del self.history[rejoin.history_len:]  # the utterance the reply answered is not over yet
+            self._prefix = "" if self._overlap_skip else rejoin.text
+            self._out.append(act.Measure("turn_repairs", 1))
+        else:
+            self._cut(reply, "barge_in")
+            self._out.append(act.Measure("interruptions", 1))
+            if self._overlap_skip:  # a turn of its own: decoded again, alone, from its first frame
+                self._open_stream(self._overlap_from, self._frames_end)
+                if self._endpointing.phase is not Phase.SPEAKING:
+                    self._finish_asr()
+                held = None
+        self._overlap_skip = 0
+        self.state = TurnState.THINKING if self._turn_ended else TurnState.USER_SPEAKING
+        if held is not None:
+            self._emit(ev.TranscriptPartial(text=self._with_prefix(held.text), stable=self._with_prefix(held.stable)))
+
+    def _resume_after_backchannel(self, text: str, at: float) -> None:
+        """An acknowledgement: the reply goes on where it paused; the caller's sound is no turn."""
+        overlap, reply = self._overlap, self._overlapped
+        assert overlap is not None and reply is not None
+        spoken_until = self._turn.user_end if self._turn is not None and self._turn.user_end else at
+        self._emit(ev.Backchannel(text=text, duration_ms=round((spoken_until - overlap.first_arrival) * 1000)))
+        self._out += [act.ResumePlayout(), act.Measure("backchannels", 1), act.Measure("replies_resumed", 1),
+                      act.CloseAsr(self._stream), act.WithdrawEndOfTurn()]
+        self._overlap = self._overlapped = None
+        self._stream, self._finish_at, self._overlap_skip = 0, None, 0
+        self._endpointing.reset()
+        self._onset = self._silenced_at = None
+        if reply.turn is not None:
+            reply.turn.barge_in_speech = None
+        self._turn, self._rejoinable = reply.turn, self._rejoinable_before
+        self._final, self._turn_ended, self._partial, self._held_partial = None, False, "", None
+        self.state = TurnState.SPEAKING
+
+    def _with_prefix(self, text: str) -> str:
+        """The utterance a continuation goes on with, then the continuation, as one sentence: "What is 7?" and
+        "Times 8?" make "What is 7 times 8?" (the recognizer punctuated each part as a whole)."""
+        if not self._prefix or not text:
+            return text or self._prefix
+        head = self._prefix.rstrip(" .?!…")
+        tail = text if text.startswith(("I ", "I'")) else text[0].lower() + text[1:]
+        return f"{head} {tail}"
 
     def _speech_resumed(self) -> None:
         self._emit(ev.SpeechStarted())
@@ -212,6 +317,9 @@ class TurnPolicy:
         if self._turn is not None:
             self._turn.user_end, self._turn.turn_ended = event.last_speech_arrival, at
             self._out.append(act.Measure("end_of_turn_ms", (at - event.last_speech_arrival) * 1000))
+        if self._overlap is not None:
+            self._turn_ended = True  # what it was is for its final to say
+            return
         if self.state is not TurnState.USER_SPEAKING:
             return
         self.state, self._turn_ended = TurnState.THINKING, True
@@ -263,11 +371,26 @@ class TurnPolicy:
         if turn is not None and turn.first_partial is None:
             turn.first_partial = t.at
             self._out.append(act.Measure("first_partial_ms", (t.at - turn.user_start) * 1000))
-        self._emit(ev.TranscriptPartial(text=text, stable=t.stable.strip()))
+        partial = ev.TranscriptPartial(text=text, stable=t.stable.strip())
+        if self._overlap is not None:
+            self._held_partial = partial  # shown once it is known not to be an acknowledgement
+            self._settle_overlap(self._overlap.heard_words(self._overlap_words(text)))
+            return
+        self._emit(ev.TranscriptPartial(text=self._with_prefix(text), stable=self._with_prefix(partial.stable)))
 
     def _final_ready(self, text: str, at: float) -> None:
         if self._turn is not None:
             self._turn.final_ready = at
+        if self._overlap is not None:
+            reopens = self._overlap_skip > 0
+            verdict = self._overlap.final(self._overlap_words(text))
+            if verdict is Verdict.BACKCHANNEL:
+                self._resume_after_backchannel(self._overlap_words(text), at)
+                return
+            self._settle_overlap(verdict)
+            if verdict is Verdict.INTERRUPTION and reopens:
+                return  # its own final, decoded alone, follows
+        text = self._with_prefix(text)
         waiting = self.state is TurnState.THINKING and self._reply is None
         if self.state is not TurnState.USER_SPEAKING and not waiting:
             return
@@ -312,7 +435,7 @@ class TurnPolicy:
         spoken = self._turn is not None and not self._turn.text_turn
         if spoken:
             self._emit(ev.TranscriptFinal(text=text))
-        self._rejoinable = _Rejoinable(at, len(self.history)) if spoken else None
+        self._rejoinable = _Rejoinable(at, len(self.history), text) if spoken else None
         self._remember(Message("user", text))
         self._out.append(act.Measure("turns", 1))
         if reply.held:
@@ -324,6 +447,10 @@ class TurnPolicy:
     def _cut(self, reply: _Reply, reason: act.CutReason) -> None:
         if reply is self._reply:
             self._reply = None
+        if reply is self._overlapped:  # stopped, failed or replaced while the caller spoke over it
+            self._overlap = self._overlapped = None
+            if self.state is TurnState.PAUSED:
+                self.state = TurnState.USER_SPEAKING
         self._cuts[reply.reply_id] = _Cut(reason, reply.turn, len(self.history))
         self._out.append(act.CutReply(reply.reply_id, reason))
 
@@ -390,7 +517,7 @@ class TurnPolicy:
         if mark.started:
             self._emit(ev.TtsStopped(reason="done"))
         self._remember(Message("assistant", reply.text.strip()))
-        if self.state in (TurnState.THINKING, TurnState.SPEAKING):
+        if self.state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.PAUSED):
             self.state = TurnState.LISTENING
         self._finish_turn(reply.turn)
 

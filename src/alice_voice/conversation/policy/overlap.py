@@ -1,0 +1,70 @@
+"""Speech over a playing reply, and what it turns out to be. Pure.
+
+The reply pauses the moment the caller makes a sound (the turn policy does that). Then the caller's words
+decide, as they arrive:
+
+    backchannel    "mm-hmm", "yeah", "I see", or a hum decoded as nothing: the reply resumes where it paused
+    continuation   the caller goes on with the utterance the reply answers, which had been taken as over at
+                   a pause: the reply is dropped and both parts are answered as one
+    interruption   anything else (more words, a question, "wait", "no", speech that goes on past
+                   `max_ms`): the reply is cut, and what the caller says is the next turn
+
+Continuation is only possible shortly after that utterance ended (the policy's rejoin window), and is
+chosen when that utterance sounds unfinished ("I'd like a table for") or the new words do not open a new
+one ("...for two people" goes on; "Thanks, that's all" does not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from alice_voice.conversation.policy.words import is_backchannel, opens_anew, sounds_unfinished
+
+
+class Verdict(Enum):
+    PENDING = "pending"
+    BACKCHANNEL = "backchannel"
+    CONTINUATION = "continuation"
+    INTERRUPTION = "interruption"
+
+
+@dataclass(frozen=True, slots=True)
+class OverlapRules:
+    enabled: bool = True
+    max_ms: int = 1000  # speech over a reply longer than this is never a backchannel
+    phrases: tuple[str, ...] = ()  # acknowledgements beyond the built-in ones
+    max_words: int = 3
+
+
+@dataclass
+class Overlap:
+    """One stretch of speech over a paused reply. `before`: the utterance it may continue, if it may."""
+
+    first_arrival: float
+    rules: OverlapRules
+    before: str | None = None
+    text: str = field(default="")
+
+    def heard_words(self, text: str) -> Verdict:
+        """A partial transcript of the overlap: words no acknowledgement has decide it at once."""
+        self.text = text
+        if is_backchannel(text, self.rules.phrases, self.rules.max_words):
+            return Verdict.PENDING
+        return self._not_a_backchannel()
+
+    def still_speaking(self, arrival: float) -> Verdict:
+        if (arrival - self.first_arrival) * 1000 > self.rules.max_ms:
+            return self._not_a_backchannel()
+        return Verdict.PENDING
+
+    def final(self, text: str) -> Verdict:
+        self.text = text
+        if is_backchannel(text, self.rules.phrases, self.rules.max_words):
+            return Verdict.BACKCHANNEL
+        return self._not_a_backchannel()
+
+    def _not_a_backchannel(self) -> Verdict:
+        if self.before is not None and (sounds_unfinished(self.before) or not opens_anew(self.text)):
+            return Verdict.CONTINUATION
+        return Verdict.INTERRUPTION

@@ -1,0 +1,74 @@
+"""What a transcript's words say about the turn, for the turn policy. Pure string rules, no model.
+
+- `is_backchannel`: a short acknowledgement ("mm-hmm", "yeah", "okay", "I see") or a vocalisation the
+  recognizer wrote as nothing or as a filler; said over a reply, it means "go on", not "stop".
+- `sounds_unfinished`: the words stop where a sentence cannot ("a table for", "my name is", "four two"):
+  a trailing article, preposition, conjunction, auxiliary or filler, or a string of digits being read out.
+- `opens_anew`: the words start a new utterance ("thanks", "what", "stop") rather than go on with the last.
+
+Recognizer text is normalised first: lower case, no punctuation, hyphens dropped ("Mm-hmm." -> "mmhmm").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_NOT_A_WORD = re.compile(r"[^a-z0-9' ]+")
+
+FILLERS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "ahh", "eh", "hm", "hmm", "hmmm", "mm", "mmm"})
+BACKCHANNEL_WORDS = frozenset({
+    "mmhmm", "mhm", "mhmm", "uhhuh", "yeah", "yeh", "yep", "yup", "yes", "okay", "ok", "kay", "right", "sure",
+    "oh", "wow", "ooh", "aha", "ahh", "ah", "cool", "nice", "alright", "exactly", "true", "indeed", "gotcha",
+    "great", "fine", "totally", "absolutely", "uh", "um", "hm", "hmm", "mm", "mmm", "huh", "i", "see", "got",
+    "it", "all", "that's", "makes", "sense", "interesting", "really", "good",
+})
+# Words that never end a sentence, so a pause after them is not the end of a turn.
+_UNFINISHED = frozenset({
+    "a", "an", "the", "my", "your", "his", "her", "our", "their", "its", "this", "that", "these", "those", "some",
+    "any", "every", "each", "no", "of", "to", "for", "with", "in", "on", "at", "by", "from", "about", "into",
+    "over", "under", "after", "before", "between", "through", "during", "without", "like", "than", "as",
+    "and", "or", "but", "so", "because", "if", "when", "while", "although", "though", "unless", "until",
+    "is", "are", "was", "were", "be", "been", "am", "will", "would", "can", "could", "should", "shall", "may",
+    "might", "must", "do", "does", "did", "have", "has", "had", "i'm", "it's", "there's", "what's", "let's",
+    "i'd", "i'll", "you're", "we're", "they're", "please", "me", "let", "want", "need", "plus", "minus",
+    "times", "divided", "point", "hundred", "thousand", "million", "twenty", "thirty", "forty", "fifty",
+    "sixty", "seventy", "eighty", "ninety", *FILLERS,
+})
+_NUMBER_WORDS = frozenset({"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"})
+_OPENERS = frozenset({
+    "thanks", "thank", "okay", "ok", "no", "yes", "yeah", "wait", "stop", "hello", "hi", "hey", "bye", "goodbye",
+    "what", "what's", "how", "why", "when", "where", "who", "which", "can", "could", "would", "will", "do",
+    "does", "is", "are", "please", "tell", "actually", "sorry", "never", "cancel", "forget", "alice", "hold",
+    "set", "turn", "play", "let's", "i", "i'm", "i'd", "well", "so", "now", "also", "and", "but",
+})
+
+
+def words(text: str) -> list[str]:
+    return _NOT_A_WORD.sub(" ", text.lower().replace("-", "")).split()
+
+
+def is_backchannel(text: str, phrases: Iterable[str] = (), max_words: int = 3) -> bool:
+    """A short acknowledgement, or nothing but filler (what a hum or a breath decodes to)."""
+    said = words(text)
+    if not said or all(w in FILLERS for w in said):
+        return True
+    known = {" ".join(words(p)) for p in phrases} | set(BACKCHANNEL_WORDS)
+    return len(said) <= max_words and (" ".join(said) in known or all(w in known for w in said))
+
+
+def sounds_unfinished(text: str) -> bool:
+    said = words(text)
+    return bool(said) and (said[-1] in _UNFINISHED or _reading_digits(said))
+
+
+def _reading_digits(said: list[str]) -> bool:
+    """"four two" or "4 2": digits read one by one may go on ("seven times eight" is one number each)."""
+    def digit(word: str) -> bool:
+        return word in _NUMBER_WORDS or (word.isdigit() and len(word) == 1)
+    return len(said) >= 2 and digit(said[-1]) and digit(said[-2])
+
+
+def opens_anew(text: str) -> bool:
+    said = words(text)
+    return bool(said) and said[0] in _OPENERS

@@ -1,0 +1,62 @@
+"""What a transcript's words say, for the turn policy: acknowledgements, unfinished sentences, new starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from alice_voice.conversation.policy.overlap import Overlap, OverlapRules, Verdict
+from alice_voice.conversation.policy.words import is_backchannel, opens_anew, sounds_unfinished
+
+
+@pytest.mark.parametrize("text", ["Mm-hmm.", "Uh-huh", "Yeah.", "Yep!", "Okay.", "OK", "Right.", "Sure.", "I see.",
+                                  "Got it.", "Oh.", "Wow!", "Hmm", "", "...", "Um, uh", "Oh, okay.", "yeah yeah"])
+def test_acknowledgements_and_sounds_decoded_as_nothing_are_backchannels(text: str) -> None:
+    assert is_backchannel(text)
+
+
+@pytest.mark.parametrize("text", ["Wait.", "No.", "Stop!", "What time is it?", "Uh-uh", "Yeah, but what about",
+                                  "Tell me a joke", "okay okay okay okay"])
+def test_anything_else_is_not(text: str) -> None:
+    assert not is_backchannel(text)
+
+
+def test_deployments_add_their_own_acknowledgements() -> None:
+    assert not is_backchannel("Roger that.")
+    assert is_backchannel("Roger that.", phrases=["roger that"])
+
+
+@pytest.mark.parametrize(("text", "unfinished"), [
+    ("I'd like a pizza with", True), ("The code is four two", True), ("The code is 4 2", True),
+    ("What is 7 times 8?", False), ("What is seven times eight", False), ("My name is", True),
+    ("Set a timer for", True), ("I want to", True), ("and um", True), ("Tell me a joke.", False),
+    ("What time is it?", False), ("I would like to book a table", False), ("", False)])
+def test_a_sentence_that_cannot_end_there_sounds_unfinished(text: str, unfinished: bool) -> None:
+    assert sounds_unfinished(text) is unfinished
+
+
+@pytest.mark.parametrize(("text", "anew"), [("Thanks, that's all", True), ("What about tomorrow?", True),
+                                            ("Stop", True), ("for two people", False), ("the lazy dog", False),
+                                            ("John and I live in Boston", False), ("", False)])
+def test_some_words_open_a_new_utterance(text: str, anew: bool) -> None:
+    assert opens_anew(text) is anew
+
+
+def test_an_overlap_decides_on_the_first_words_that_are_no_acknowledgement() -> None:
+    rules = OverlapRules(max_ms=1000)
+    overlap = Overlap(10.0, rules)
+    assert overlap.heard_words("Yeah") is Verdict.PENDING
+    assert overlap.still_speaking(10.9) is Verdict.PENDING
+    assert overlap.heard_words("Yeah, but") is Verdict.INTERRUPTION
+    assert Overlap(10.0, rules).still_speaking(11.01) is Verdict.INTERRUPTION
+    assert Overlap(10.0, rules).final("Okay.") is Verdict.BACKCHANNEL
+
+
+@pytest.mark.parametrize(("before", "said", "verdict"), [
+    ("Tell me a joke.", "Thanks, that's all for now.", Verdict.INTERRUPTION),
+    ("Tell me a joke.", "about cats", Verdict.CONTINUATION),
+    ("I'd like a table for", "What do you have?", Verdict.CONTINUATION),
+    (None, "for two people", Verdict.INTERRUPTION),
+])
+def test_continuation_needs_a_sentence_to_continue_and_words_that_go_on_with_it(
+        before: str | None, said: str, verdict: Verdict) -> None:
+    assert Overlap(0.0, OverlapRules(), before).final(said) is verdict
