@@ -98,6 +98,12 @@ class Settings(BaseSettings):
                                     "backchannel.")
     backchannel_phrases: CommaList = Field(default_factory=list, description="Acknowledgements beyond the "
                                            "built-in ones (comma-separated).")
+    idle_prompt_s: float = Field(20.0, ge=0, description="After a reply, silence this long gets the idle prompt; "
+                                 "0: never.")
+    idle_prompt_text: str = Field("Are you still there?", min_length=1)
+    idle_end_s: float = Field(20.0, ge=0, description="Silence this long after the idle prompt ends the session "
+                              "with the farewell; 0: never.")
+    idle_farewell_text: str = Field("It seems you've stepped away. Goodbye for now!", min_length=1)
     barge_in_pause: bool = Field(True, description="Pause the reply on the first speech frame; cut it once the "
                                  "speech lasts vad_min_speech_ms, resume if it does not (a cough).")
     echo_guard: bool = True

@@ -58,6 +58,7 @@ class RecordingPort:
     events: list[dict[str, Any]] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
     turns: list[dict[str, float]] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
 
     def emit(self, event: ServerEvent) -> None:
         self.events.append({**event.to_dict(), "at": self.clock.now()})
@@ -67,6 +68,9 @@ class RecordingPort:
 
     def turn_done(self, timings: dict[str, float]) -> None:
         self.turns.append(timings)
+
+    def end(self, reason: str) -> None:
+        self.ended.append(reason)
 
 
 class SessionHarness:

@@ -37,6 +37,9 @@ from alice_voice.metrics import Metrics
 
 HISTOGRAMS = ["voice_webrtc_offer_ms", "voice_ice_connect_ms", "voice_first_partial_ms", "voice_first_audio_ms",
               "voice_barge_in_ms", "voice_end_of_turn_ms"]
+# The turn-taking counters: speech over a reply ends as a backchannel, an interruption or a turn repair.
+OVERLAPS = ["voice_backchannels_total", "voice_interruptions_total", "voice_turn_repairs_total"]
+TURN_TAKING = [*OVERLAPS, "voice_replies_resumed_total"]
 _METRIC = re.compile(r"\b(voice_[a-z0-9_]+)")
 _SELECTOR = re.compile(r"\b(voice_[a-z0-9_]+)\s*\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
@@ -254,7 +257,8 @@ def test_the_required_alerts_exist() -> None:
 def test_every_metric_in_the_alerts_and_dashboard_is_exported_by_the_gateway() -> None:
     exprs = dashboard_exprs() + [rule["expr"] for rule in alert_rules()]
     used = {name for expr in exprs for name in _METRIC.findall(expr)}
-    assert len(used) >= 13
+    assert len(used) >= 17
+    assert set(TURN_TAKING) <= used
     assert used <= exported_names(), f"unknown metrics: {sorted(used - exported_names())}"
 
 
@@ -330,25 +334,66 @@ def test_dashboard_shows_p50_and_p95_of_each_latency_histogram(histogram: str) -
     ("histogram_quantile(0.99, sum by (le, instance) (rate(voice_event_loop_lag_ms_bucket",),
     ('sum by (instance) (rate(voice_audio_frames_total{instance=~"$instance", stage="lost"}',),
     ('stage="lost"', '/ sum by (instance) (rate(voice_audio_frames_total{instance=~"$instance", stage="received"}'),
+    *[(f'sum(rate({name}{{instance=~"$instance"}}[$__rate_interval]))',) for name in TURN_TAKING],
 ], ids=lambda f: f[0])
 def test_dashboard_has_the_operational_panels(fragments: tuple[str, ...]) -> None:
     assert _panel_with(*fragments)["title"]
 
 
-def test_load_panels_sit_in_their_row_between_latency_and_errors_and_name_their_metric() -> None:
+def _row_panels(title: str) -> list[dict[str, Any]]:
+    """The panels under the row called `title`, down to the next row."""
     panels = dashboard()["panels"]
     rows = sorted((p["gridPos"]["y"], p["title"]) for p in panels if p["type"] == "row")
     titles = [t for _, t in rows]
-    assert titles.index("Load and capacity") == titles.index("Errors") - 1
-    assert titles.index("Load and capacity") == next(i for i, t in enumerate(titles) if t.startswith("Latency")) + 1
-    top, bottom = rows[titles.index("Load and capacity")][0], rows[titles.index("Errors")][0]
-    load = [p for p in panels if p["type"] != "row" and top < p["gridPos"]["y"] < bottom]
-    assert {n for p in load for t in p["targets"] for n in _METRIC.findall(t["expr"])} == {
-        "voice_headroom_sessions", "voice_cpu_busy_ratio", "voice_offers_refused_total", "voice_end_of_turn_ms_bucket",
-        "voice_scheduler_wait_ms_bucket", "voice_event_loop_lag_ms_bucket", "voice_audio_frames_total"}
-    for panel in load:
+    top = rows[titles.index(title)][0]
+    bottom = rows[titles.index(title) + 1][0] if titles.index(title) + 1 < len(rows) else float("inf")
+    return [p for p in panels if p["type"] != "row" and top < p["gridPos"]["y"] < bottom]
+
+
+def _row_metrics(title: str) -> set[str]:
+    return {n for p in _row_panels(title) for t in p["targets"] for n in _METRIC.findall(t["expr"])}
+
+
+def _assert_each_panel_names_its_metric(title: str) -> None:
+    for panel in _row_panels(title):
         named = {n for t in panel["targets"] for n in _METRIC.findall(t["expr"])}
         assert any(n.removesuffix("_bucket") in panel["description"] for n in named), panel["title"]
+        assert "\n" not in panel["description"], panel["title"]
+
+
+def test_rows_come_in_order_latency_load_turn_taking_errors() -> None:
+    rows = sorted((p["gridPos"]["y"], p["title"]) for p in dashboard()["panels"] if p["type"] == "row")
+    titles = [t for _, t in rows]
+    latency = next(i for i, t in enumerate(titles) if t.startswith("Latency"))
+    assert titles[latency + 1 : latency + 4] == ["Load and capacity", "Turn-taking", "Errors"]
+
+
+def test_load_panels_sit_in_their_row_and_name_their_metric() -> None:
+    assert _row_metrics("Load and capacity") == {
+        "voice_headroom_sessions", "voice_cpu_busy_ratio", "voice_offers_refused_total", "voice_end_of_turn_ms_bucket",
+        "voice_scheduler_wait_ms_bucket", "voice_event_loop_lag_ms_bucket", "voice_audio_frames_total"}
+    _assert_each_panel_names_its_metric("Load and capacity")
+
+
+def test_turn_taking_panels_sit_in_their_row_and_name_their_metric() -> None:
+    assert _row_metrics("Turn-taking") == set(TURN_TAKING)
+    _assert_each_panel_names_its_metric("Turn-taking")
+    rates = _panel_with(*(f"rate({name}" for name in TURN_TAKING))
+    assert rates["fieldConfig"]["defaults"]["unit"] == "ops"
+    assert len(rates["targets"]) == len(TURN_TAKING)
+    assert len({t["legendFormat"] for t in rates["targets"]}) == len(TURN_TAKING)
+
+
+def test_backchannel_share_divides_by_every_kind_of_overlap() -> None:
+    def rate(name: str) -> str:
+        return f'sum(rate({name}{{instance=~"$instance"}}[$__rate_interval]))'
+
+    backchannels, interruptions, repairs = (rate(name) for name in OVERLAPS)
+    expr = f"{backchannels} / ({backchannels} + {interruptions} + {repairs})"
+    panel = _panel_with(expr)
+    assert [t["expr"] for t in panel["targets"]] == [expr]
+    assert panel in _row_panels("Turn-taking")
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
 
 
 def test_dashboard_panels_use_the_provisioned_data_source_and_do_not_overlap() -> None:

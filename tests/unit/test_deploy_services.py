@@ -72,6 +72,10 @@ class _GatewayMetrics:
         m.sessions_total.labels(mode="tone").inc()
         m.sessions_ended.labels(reason="closed").inc()
         m.turns_total.inc(3)
+        m.backchannels.inc(2)
+        m.interruptions.inc()
+        m.turn_repairs.inc()
+        m.replies_resumed.inc(3)
         m.errors_total.labels(code="asr_timeout").inc()
         m.provider_failures.labels(provider="deepgram", code="timeout").inc()
 

@@ -92,6 +92,14 @@ class TurnStateChanged(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SessionEnding(ServerEvent):
+    """The gateway is closing the session of its own accord (`reason`: "idle")."""
+
+    type: ClassVar[str] = "session.ending"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TurnMetrics(ServerEvent):
     type: ClassVar[str] = "turn.metrics"
     turn: int

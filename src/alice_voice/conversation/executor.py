@@ -79,6 +79,8 @@ class Executor:
                     self._port.turn_done(action.timings)
                 case act.Report():
                     self._report(action.error)
+                case act.EndSession():
+                    self._port.end(action.reason)
                 case act.AnswerStop() if action.request in self.stops:
                     self.stops.pop(action.request).set_result(action.stopped)
         return feedback
@@ -158,7 +160,8 @@ class Executor:
     def _start_reply(self, action: act.StartReply) -> None:
         reply_id = action.reply_id
         progress = functools.partial(self._progress, reply_id)
-        reply = Reply(reply_id, action.text, action.history, self._tools, self._port.emit, progress, action.held)
+        reply = Reply(reply_id, action.text, action.history, self._tools, self._port.emit, progress, action.held,
+                      action.verbatim)
         self._reply = (reply, self._spawn(self._produce(reply)))
         if self._res.settings.log_content:  # words stay out of logs unless asked for (privacy)
             self._log.debug("reply %d to: %r", reply_id, action.text)

@@ -72,6 +72,7 @@ class Reply:
     emit: Callable[[ServerEvent], None]
     progress: Callable[[Stage, str], None]
     held: bool
+    verbatim: bool = False  # say `text` itself (the gateway's own words), not the agent's answer to it
     spoken_text: str = ""
     _held_events: list[ServerEvent] = field(default_factory=list)
 
@@ -114,6 +115,8 @@ class Reply:
             chunks.put_nowait(None)
 
     def _agent_text(self) -> AsyncIterator[str]:
+        if self.verbatim:
+            return _one(self.text)
         if not self.text.strip():
             return _one(NOT_HEARD)
         agent = self.tools.agent

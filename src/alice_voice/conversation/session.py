@@ -54,6 +54,10 @@ class SessionPort(Protocol):
 
     def turn_done(self, timings: dict[str, float]) -> None: ...
 
+    def end(self, reason: str) -> None:
+        """Close the session (the conversation is over: the caller stayed silent, and was told)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Resources:

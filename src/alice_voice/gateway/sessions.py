@@ -74,8 +74,9 @@ class _Port:
     """The conversation's side of its session (`SessionPort`): events to the client, state to the record."""
 
     def __init__(self, events: EventChannel, writer: RecordWriter, metrics: Metrics,
-                 on_turn: Callable[[dict[str, float]], None]) -> None:
+                 on_turn: Callable[[dict[str, float]], None], on_end: Callable[[str], None]) -> None:
         self._events, self._writer, self._metrics, self._on_turn = events, writer, metrics, on_turn
+        self._on_end = on_end
 
     def emit(self, event: ServerEvent) -> None:
         if isinstance(event, ErrorEvent):
@@ -88,6 +89,9 @@ class _Port:
     def turn_done(self, timings: dict[str, float]) -> None:
         self._writer.update(turn_count=self._writer.record.turn_count + 1, last_turn=timings)
         self._on_turn(timings)
+
+    def end(self, reason: str) -> None:
+        self._on_end(reason)
 
 
 @dataclass
@@ -225,7 +229,8 @@ class Gateway:
     async def _build_session(self, record: SessionRecord, slog: SessionLogger, deadline: float) -> LiveSession:
         writer = RecordWriter(record)
         events = EventChannel(slog)
-        port = _Port(events, writer, self.metrics, self._turn_done)
+        port = _Port(events, writer, self.metrics, self._turn_done,
+                     lambda reason: self._end_later(record.session_id, reason))
         if record.mode == "tone" or self._agent_factory is None:
             conversation: Conversation = ToneConversation()
         else:

@@ -367,3 +367,43 @@ async def test_with_backchannels_off_any_speech_over_the_reply_cuts_it() -> None
         s.pause(1200)
         stopped = await s.run_until_event("tts.stopped")
         assert stopped["reason"] == "barge_in"
+
+
+# ---------- an idle caller ----------
+async def test_a_silent_caller_is_asked_once_then_said_goodbye_to_and_the_session_ends() -> None:
+    async with SessionHarness(idle_prompt_s=2.0, idle_end_s=3.0) as s:
+        s.say("hello", 500)
+        s.pause(1000)
+        done = await s.run_until_event("tts.stopped", reason="done")
+        await s.run_until(lambda: bool(s.port.ended), max_ms=10_000)
+        replies = [e for e in s.events("agent.text")]
+        said = "".join(e["delta"] for e in replies)
+        assert said == "You said hello.Are you still there?It seems you've stepped away. Goodbye for now!"
+        prompt_at = next(e["at"] for e in replies if e["delta"] == "Are you still there?")
+        assert prompt_at - done["at"] == pytest.approx(2.0, abs=0.05), "asked after the idle time, once"
+        assert [text for text, _ in s.agent.calls] == ["hello"], "the gateway's own words, not the agent's"
+        assert s.events("session.ending")[0]["reason"] == "idle" and s.port.ended == ["idle"]
+        assert s.actor.history[-1] == Message("assistant", "It seems you've stepped away. Goodbye for now!")
+        assert s.audible_ms() > 0 and s.types("tts.stopped")[-1] == "tts.stopped"
+
+
+async def test_speaking_after_the_prompt_keeps_the_call_going() -> None:
+    async with SessionHarness(idle_prompt_s=2.0, idle_end_s=3.0) as s:
+        s.say("hello", 500)
+        s.pause(1000)
+        await s.run_until(lambda: any(e["delta"] == "Are you still there?" for e in s.events("agent.text")))
+        await s.run_until_event("tts.stopped", reason="done")
+        s.say("yes I am", 600)
+        s.pause(1000)
+        await s.run_until(lambda: [t for t, _ in s.agent.calls] == ["hello", "yes I am"])
+        await s.run(3500)
+        assert not s.port.ended and "session.ending" not in s.types()
+
+
+async def test_with_the_idle_steps_off_a_silent_call_just_waits() -> None:
+    async with SessionHarness(idle_prompt_s=0, idle_end_s=0) as s:
+        s.say("hello", 500)
+        s.pause(1000)
+        await s.run_until_event("tts.stopped", reason="done")
+        await s.run(60_000)
+        assert len(s.agent.calls) == 1 and not s.port.ended and len(s.events("tts.started")) == 1

@@ -74,6 +74,7 @@ class StartReply:
     text: str
     history: tuple[Message, ...]
     held: bool
+    verbatim: bool = False  # say `text` itself: the gateway's own words (an idle prompt), not the agent's
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +122,18 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class EndSession:
+    """Close the session (its farewell has been said)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AnswerStop:
     request: int
     stopped: bool
 
 
 Action = (Emit | SetState | OpenAsr | FeedAsr | FinishAsr | CloseAsr | AskEndOfTurn | WithdrawEndOfTurn | StartReply
-          | CommitReply | CutReply | PausePlayout | ResumePlayout | Measure | FinishTurn | Report | AnswerStop)
+          | CommitReply | CutReply | PausePlayout | ResumePlayout | Measure | FinishTurn | Report | AnswerStop
+          | EndSession)

@@ -10,9 +10,21 @@ from alice_voice.conversation.policy.overlap import OverlapRules
 
 
 @dataclass(frozen=True, slots=True)
+class IdleRules:
+    """After a reply, silence of `prompt_s` gets `prompt`; then silence of `end_s` gets `farewell` and the
+    session ends. 0 switches a step off."""
+
+    prompt_s: float = 20.0
+    prompt: str = "Are you still there?"
+    end_s: float = 20.0
+    farewell: str = "It seems you've stepped away. Goodbye for now!"
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyConfig:
     endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
     overlap: OverlapRules = field(default_factory=OverlapRules)
+    idle: IdleRules = field(default_factory=IdleRules)
     turn_rejoin_ms: int = 1000
     barge_in_pause: bool = True
     max_history: int = 40
@@ -37,6 +49,8 @@ class PolicyConfig:
             ),
             overlap=OverlapRules(enabled=settings.backchannels, max_ms=settings.backchannel_max_ms,
                                  phrases=tuple(settings.backchannel_phrases)),
+            idle=IdleRules(settings.idle_prompt_s, settings.idle_prompt_text, settings.idle_end_s,
+                           settings.idle_farewell_text),
             turn_rejoin_ms=settings.turn_rejoin_ms,
             barge_in_pause=settings.barge_in_pause,
         )

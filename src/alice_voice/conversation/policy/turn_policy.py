@@ -15,6 +15,7 @@
   continues that turn: the reply is cut, the user's half-turn leaves the history, and the ASR decodes both
   halves as one utterance.
 - A provider that fails ends the turn with an `error` event; the session listens again.
+- An idle caller: after a reply, a long silence gets a prompt, and a longer one a farewell, then the end.
 
 Replies are numbered, and every input about a reply names it, so news of a reply already replaced is
 ignored. When and how speech starts and ends is `Endpointing`'s concern, driven from here.
@@ -65,6 +66,7 @@ class _Reply:
     error: AliceError | None = None
     agent_first_text: float | None = None
     tts_first_audio: float | None = None
+    farewell: bool = False  # the session ends when it has been said
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,9 @@ class TurnPolicy:
         self._overlap_skip = 0  # words of the utterance before, when the overlap is decoded on with it
         self._prefix = ""  # the utterance a continuation goes on with, when it was decoded apart
         self._frames_end = 0  # frames heard so far
+        # an idle caller: silence since a reply ended, and whether they were asked if they are still there
+        self._idle_since: float | None = None
+        self._idle_prompted = False
 
     def handle(self, item: inp.Input) -> list[act.Action]:
         self._out = []
@@ -160,6 +165,7 @@ class TurnPolicy:
             self._feed(self._fed, heard.index + 1)  # this frame, and a pause that turned out not to end it
             if self._overlap is not None:
                 self._settle_overlap(self._overlap.still_speaking(heard.arrival))
+        self._watch_idle(heard.at)
 
     def _endpoint(self, event: Event, heard: inp.Heard) -> None:
         match event:
@@ -212,6 +218,7 @@ class TurnPolicy:
 
     def _new_turn(self, first_arrival: float, state: TurnState = TurnState.USER_SPEAKING) -> None:
         self.state, self._final, self._turn_ended, self._prefix = state, None, False, ""
+        self._idle_since, self._idle_prompted = None, False
         self._turn = TurnTimings(user_start=first_arrival)
         self._partial, self._held_partial = "", None
 
@@ -520,6 +527,11 @@ class TurnPolicy:
         if self.state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.PAUSED):
             self.state = TurnState.LISTENING
         self._finish_turn(reply.turn)
+        if reply.farewell:
+            self._emit(ev.SessionEnding(reason="idle"))
+            self._out.append(act.EndSession("idle"))
+        else:
+            self._idle_since = mark.at
 
     def _first_audio(self, reply: _Reply, at: float) -> None:
         reply.audio_started = True
@@ -544,8 +556,29 @@ class TurnPolicy:
             self._out.append(act.Measure("barge_in_ms", (silenced - turn.barge_in_speech) * 1000))
         self._finish_turn(turn)
 
+    # ---------- an idle caller ----------
+    def _watch_idle(self, at: float) -> None:
+        rules = self.config.idle
+        if self._idle_since is None or self._reply is not None or self.state is not TurnState.LISTENING:
+            return
+        waited = at - self._idle_since
+        if not self._idle_prompted and rules.prompt_s and waited >= rules.prompt_s:
+            self._idle_prompted = True
+            self._say(rules.prompt)
+        elif (self._idle_prompted or not rules.prompt_s) and rules.end_s and waited >= rules.end_s:
+            self._say(rules.farewell, farewell=True)
+
+    def _say(self, text: str, *, farewell: bool = False) -> None:
+        """The gateway's own words, spoken like a reply (interruptible like one), answering no turn."""
+        self._idle_since = None
+        self._replies_started += 1
+        self._reply = _Reply(self._replies_started, held=False, turn=None, farewell=farewell)
+        self._out.append(act.StartReply(self._replies_started, text, tuple(self.history), held=False, verbatim=True))
+        self.state = TurnState.THINKING
+
     # ---------- the client ----------
     def _text(self, text: inp.TextIn) -> None:
+        self._idle_since, self._idle_prompted = None, False
         if self._reply is not None:
             self._cut(self._reply, "superseded" if self._reply.held else "barge_in")
         self._turn = TurnTimings(user_start=text.at, user_end=text.at, turn_ended=text.at, text_turn=True)
