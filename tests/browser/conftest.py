@@ -1,7 +1,8 @@
 """Headless Debian Chromium driven by Playwright, with a synthesized WAV as its fake microphone.
 
 Chromium loops the capture file, so each browser gets the file for what it should say over and over:
-a spoken question with a long silence after it, or silence only.
+a spoken question with a long silence after it, silence only, or an acknowledgement ("Okay.") a few seconds
+in, to fall on a reply that the test types as soon as the call is up.
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pcm = np.concatenate([sf.silence(0.5, RATE), sf.synth("What is seven times eight?", sample_rate=RATE),
                           sf.silence(16.0, RATE)])
     return write_wav(tmp_path_factory.mktemp("mic") / "question48.wav", pcm)
+
+
+# When the backchannel microphone says "Okay.", in seconds after it opened: late enough for a reply typed
+# as soon as the call is up to be playing, early enough for a long reply (about 10 s) to be still playing.
+OKAY_AT_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def backchannel_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Said once: the trailing silence outlasts the test, so the loop never says it again.
+    pcm = np.concatenate([sf.silence(OKAY_AT_S, RATE), sf.synth("Okay.", sample_rate=RATE), sf.silence(40.0, RATE)])
+    return write_wav(tmp_path_factory.mktemp("mic") / "okay48.wav", pcm)
 
 
 @pytest.fixture(scope="module")

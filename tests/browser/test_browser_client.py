@@ -14,16 +14,30 @@ from playwright.async_api import BrowserContext, Page, Playwright, expect
 
 from conftest import RunningGateway, make_settings, serve
 
-from .conftest import chromium, client_page, open_client
+from .conftest import OKAY_AT_S, chromium, client_page, open_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.models, pytest.mark.asyncio(loop_scope="module")]
 
 AUDIBLE_RMS = 0.01  # -40 dBFS: well above the silence Chromium plays between replies
+# What the status shows for each conversation state the gateway reports in `turn.state`.
+STATE_LABELS = {
+    "listening": "Listening",
+    "user_speaking": "You're speaking",
+    "thinking": "Thinking…",
+    "speaking": "Alice is speaking",
+    "paused": "Paused — listening to you",
+}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def talking_browser(pw: Playwright, speech_wav: Path) -> AsyncIterator[BrowserContext]:
     async with chromium(pw, speech_wav) as context:
+        yield context
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def acknowledging_browser(pw: Playwright, backchannel_wav: Path) -> AsyncIterator[BrowserContext]:
+    async with chromium(pw, backchannel_wav) as context:
         yield context
 
 
@@ -62,6 +76,42 @@ async def wait_audible(page: Page, frames: int = 1, timeout: float = 20_000) -> 
     return level
 
 
+async def record_status(page: Page) -> None:
+    """From now on, the page keeps every label its status shows, with the last `turn.state` it had received.
+
+    Each DataChannel message is a task of its own, and the observer runs after each, so no label is missed.
+    """
+    await page.evaluate("""() => {
+        window.__shown = [];
+        new MutationObserver((records) => {
+          const last = alice.events.filter(e => e.type === 'turn.state').at(-1);
+          for (const record of records) for (const node of record.addedNodes) {
+            window.__shown.push({label: node.textContent, server: last?.state ?? null,
+                                 events: alice.events.length});
+          }
+        }).observe(document.getElementById('status-text'), {childList: true});
+      }""")
+
+
+async def turn_states(page: Page, *, after: int) -> list[str]:
+    states: list[str] = await page.evaluate(
+        "after => alice.events.slice(after).filter(e => e.type === 'turn.state').map(e => e.state)", after)
+    return states
+
+
+async def assert_status_followed_the_server(page: Page, *, after: int) -> list[str]:
+    """The status showed exactly the states the gateway reported after event `after`, in order, each one once
+    that state's `turn.state` had arrived (never ahead of it); returns those states."""
+    states = await turn_states(page, after=after)
+    shown: list[dict[str, Any]] = await page.evaluate("after => window.__shown.filter(s => s.events > after)", after)
+    labels = [s["label"] for i, s in enumerate(shown) if i == 0 or s["label"] != shown[i - 1]["label"]]
+    assert labels == [STATE_LABELS[state] for state in states], (labels, states)
+    ahead = [s for s in shown if s["server"] is None or STATE_LABELS[s["server"]] != s["label"]]
+    assert not ahead, f"shown without the gateway saying so: {ahead}"
+    await expect(page.locator("#status")).to_have_text(STATE_LABELS[states[-1]])
+    return states
+
+
 async def connect(page: Page) -> None:
     await page.get_by_role("button", name="Connect").click()
     await page.wait_for_function("alice.timings.dc_open_ms !== undefined", timeout=15_000)
@@ -76,7 +126,9 @@ async def hang_up(page: Page) -> None:
 async def test_spoken_question_is_shown_answered_and_heard(agent_gateway: RunningGateway,
                                                           talking_browser: BrowserContext, artifacts: Path) -> None:
     async with client_page(talking_browser, agent_gateway.url) as page:
+        await record_status(page)
         await connect(page)
+        ready = await page.evaluate("alice.events.findIndex(e => e.type === 'session.ready')")
         await expect(page.locator("#connection")).to_contain_text(re.compile(r"offer \d+ ms · ICE \d+ ms"))
         timings = await page.evaluate("alice.timings")
         assert timings["ice_gathering_complete"] is True
@@ -112,7 +164,9 @@ async def test_spoken_question_is_shown_answered_and_heard(agent_gateway: Runnin
         assert stopped["reason"] == "done"
         await wait_event(page, "turn.metrics", timeout=10_000)
         await expect(page.locator(".row.assistant .metrics li[data-metric='first_audio_ms']")).to_be_visible()
-        await expect(page.locator("#status")).to_have_text("Listening")
+        await wait_event(page, "turn.state", after=ready, state="listening")
+        states = await assert_status_followed_the_server(page, after=ready + 1)
+        assert states[0] == "user_speaking" and "thinking" in states and "speaking" in states, states
         await page.screenshot(path=str(artifacts / "browser-turn.png"))
         await hang_up(page)
 
@@ -128,11 +182,16 @@ async def test_text_box_gets_an_answer_and_stop_cuts_the_reply(agent_gateway: Ru
         await expect(page.locator(".row.note.error")).to_contain_text("invalid_message")
 
         box = page.get_by_label("Type a message to Alice")
+        await record_status(page)
+        seen = await event_count(page)
         await box.fill("what is 12 plus 30")
         await box.press("Enter")
         await expect(page.locator(".row.user .bubble").last).to_have_text("what is 12 plus 30")
         await expect(page.locator(".row.assistant .bubble").last).to_contain_text("forty-two", timeout=20_000)
-        await wait_event(page, "tts.stopped", timeout=20_000, reason="done")
+        await wait_event(page, "tts.stopped", after=seen, timeout=20_000, reason="done")
+        await wait_event(page, "turn.state", after=seen, state="listening")
+        states = await assert_status_followed_the_server(page, after=seen)
+        assert states[0] == "thinking" and "speaking" in states, states
 
         seen = await event_count(page)
         await box.fill("tell me a joke")
@@ -150,6 +209,47 @@ async def test_text_box_gets_an_answer_and_stop_cuts_the_reply(agent_gateway: Ru
         await expect(cut.locator(".unheard")).not_to_be_empty()
         await expect(page.locator("#status")).to_have_text("Listening")
         await page.screenshot(path=str(artifacts / "browser-stop.png"))
+        await hang_up(page)
+
+
+async def test_an_acknowledgement_over_the_reply_is_a_note_and_the_reply_goes_on(
+        agent_gateway: RunningGateway, acknowledging_browser: BrowserContext, artifacts: Path) -> None:
+    # The microphone says "Okay." once, OKAY_AT_S after it opened: into the long reply typed as soon as the call
+    # is up. The gateway pauses the reply, hears an acknowledgement, sends `backchannel` and goes on.
+    async with client_page(acknowledging_browser, agent_gateway.url) as page:
+        await record_status(page)
+        await connect(page)
+        # When the microphone opened, on the page's clock (a little late: connecting ended before this).
+        mic_opened: float = await page.evaluate(
+            "() => performance.now() - (alice.timings.connect_ms - alice.timings.mic_ms)")
+        seen = await event_count(page)
+        box = page.get_by_label("Type a message to Alice")
+        await box.fill("what can you do")
+        await box.press("Enter")
+        await wait_event(page, "tts.started", after=seen)
+        began: float = await page.evaluate("opened => (performance.now() - opened) / 1000", mic_opened)
+        assert began < OKAY_AT_S - 0.5, f"the reply began {began:.1f} s into the microphone's file: too late"
+
+        backchannel = await wait_event(page, "backchannel", after=seen, timeout=20_000)
+        reply = page.locator(".row.assistant").last
+        note = reply.locator(".backchannels .backchannel")
+        await expect(note).to_have_count(1)
+        await expect(note).to_contain_text(backchannel["text"].strip())
+        await expect(note).to_have_attribute("data-duration-ms", str(backchannel["duration_ms"]))
+        stopped = await wait_event(page, "tts.stopped", after=seen, timeout=30_000)
+        assert stopped["reason"] == "done", stopped  # the reply went on to its end
+        await wait_event(page, "turn.state", after=seen, state="listening")
+
+        kinds = await page.evaluate("after => alice.events.slice(after).map(e => e.type)", seen)
+        assert "transcript.final" not in kinds, "the acknowledgement was taken as a turn"
+        await expect(page.locator(".row.user")).to_have_count(1)  # the typed question only
+        await expect(page.locator(".row.user .bubble")).to_have_text("what can you do")
+        await expect(page.locator(".row.assistant")).to_have_count(1)  # no answer to it
+        await expect(reply).not_to_have_class(re.compile(r"\binterrupted\b"))
+        await expect(note).to_be_visible()
+        states = await assert_status_followed_the_server(page, after=seen)
+        assert "paused" in states, states  # shown as "Paused — listening to you" while it was heard
+        await page.screenshot(path=str(artifacts / "browser-backchannel.png"))
         await hang_up(page)
 
 

@@ -144,6 +144,22 @@ def test_every_dashboard_query_returns_numbers_from_the_gateway_registry(prometh
         assert values, variable
 
 
+def test_turn_taking_panels_show_what_the_gateway_recorded(prometheus_url: str) -> None:
+    # Per scrape the stand-in records 2 backchannels, 1 interruption, 1 turn repair and 3 replies resumed.
+    counters = ("voice_backchannels_total", "voice_interruptions_total", "voice_turn_repairs_total",
+                "voice_replies_resumed_total")
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [t["expr"].replace("$__rate_interval", "3s").replace("$instance", ".*")
+             for p in panels for t in p.get("targets", []) if any(c in t["expr"] for c in counters)]
+    with httpx.Client(base_url=prometheus_url, timeout=10) as client:
+        values = {e: float(client.get("/api/v1/query", params={"query": e}).json()["data"]["result"][0]["value"][1])
+                  for e in exprs}
+    rates = {c: v for e, v in values.items() for c in counters if e == f'sum(rate({c}{{instance=~".*"}}[3s]))'}
+    assert set(rates) == set(counters) and all(v > 0 for v in rates.values()), values
+    shares = [v for e, v in values.items() if " / " in e]
+    assert shares == [pytest.approx(2 / (2 + 1 + 1))]
+
+
 def _grouping_labels(expr: str) -> list[str]:
     """The labels every result series must carry: the grouping of the first `sum by`, less a quantile's `le`."""
     if "sum by (" not in expr:

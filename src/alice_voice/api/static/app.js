@@ -11,10 +11,14 @@ const STATE_LABELS = {
   user_speaking: "You're speaking",
   thinking: "Thinking…",
   speaking: "Alice is speaking",
+  paused: "Paused — listening to you",
   tone: "Playing test tone",
 };
-// A turn the gateway drops (noise, nothing recognised) sends no closing event; don't stay "thinking" forever.
-const THINKING_WATCHDOG_MS = 10000;
+// The conversation's states, as the gateway reports them in `turn.state` events (the page derives none of
+// them); the others (idle, connecting, tone) are the page's own, about the connection.
+const TURN_STATES = new Set(["listening", "user_speaking", "thinking", "speaking", "paused"]);
+// A reply can be stopped while it plays, and while it waits paused for the caller's sound to be understood.
+const REPLY_PLAYING = new Set(["speaking", "paused"]);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -30,7 +34,6 @@ let call = null;
 let audio = null;
 let state = "idle";
 let meterFrame = 0;
-let watchdog = 0;
 
 const alice = {
   events: [],
@@ -56,11 +59,9 @@ function setState(next) {
   ui.call.dataset.connected = String(next !== "idle");
   ui.call.disabled = next === "connecting";
   ui.callLabel.textContent = next === "idle" ? "Connect" : next === "connecting" ? "Connecting…" : "Hang up";
-  ui.stop.disabled = next !== "speaking";
+  ui.stop.disabled = !REPLY_PLAYING.has(next);
   ui.text.disabled = ui.send.disabled = !live || next === "tone";
   ui.tone.disabled = next !== "idle";
-  clearTimeout(watchdog);
-  if (next === "thinking") watchdog = setTimeout(() => setState("listening"), THINKING_WATCHDOG_MS);
 }
 
 function showNotice(message, action = "Reconnect") {
@@ -136,27 +137,25 @@ function showConnectionTimings(t) {
 
 function onEvent(event) {
   alice.events.push(event);
-  if (state === "thinking") setState("thinking");  // any news restarts the watchdog
   switch (event.type) {
-    case "session.ready": setState(event.mode === "tone" ? "tone" : "listening"); break;
-    case "vad.speech_started": audio?.duck(true); setState("user_speaking"); break;
-    case "vad.speech_stopped": audio?.duck(false); setState("thinking"); break;
+    case "session.ready":
+      if (event.mode === "tone") setState("tone");
+      else if (state === "connecting") setState("listening");  // the gateway's state until its first turn.state
+      break;
+    case "turn.state":
+      // The status shows the gateway's own state: a call in tone mode has no conversation, and a call
+      // being hung up reports nothing more.
+      if (call && state !== "idle" && state !== "tone" && TURN_STATES.has(event.state)) setState(event.state);
+      break;
+    case "vad.speech_started": audio?.duck(true); break;
+    case "vad.speech_stopped": audio?.duck(false); break;
     case "transcript.partial": view.partial(event.text ?? "", event.stable ?? ""); break;
-    case "transcript.final": view.userTurn(event.text ?? ""); setState("thinking"); break;
+    case "transcript.final": view.userTurn(event.text ?? ""); break;
     case "agent.text": view.assistantDelta(event.delta ?? ""); break;
-    case "tts.started": setState("speaking"); break;
-    case "tts.stopped":
-      view.replyStopped(event.reason, event.heard);
-      if (state === "speaking") setState("listening");
-      break;
-    case "turn.metrics":
-      view.metrics(event.turn, event.timings ?? {});
-      if (state === "thinking") setState("listening");
-      break;
-    case "error":
-      view.note(`${event.message} (${event.code})`, { error: true });
-      if (state === "thinking") setState("listening");
-      break;
+    case "backchannel": view.backchannel(event.text ?? "", event.duration_ms); break;
+    case "tts.stopped": view.replyStopped(event.reason, event.heard); break;
+    case "turn.metrics": view.metrics(event.turn, event.timings ?? {}); break;
+    case "error": view.note(`${event.message} (${event.code})`, { error: true }); break;
     default: break;
   }
 }
@@ -182,14 +181,13 @@ ui.call.addEventListener("click", () => (state === "idle" ? connect() : hangup()
 ui.reconnect.addEventListener("click", () => { teardown(); connect(); });
 ui.stop.addEventListener("click", () => { call?.send({ type: "stop_tts" }); });
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && state === "speaking") call?.send({ type: "stop_tts" });  // the keyboard's Stop
+  if (e.key === "Escape" && REPLY_PLAYING.has(state)) call?.send({ type: "stop_tts" });  // the keyboard's Stop
 });
 ui.composer.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = ui.text.value.trim();
   if (!text || !call?.send({ type: "text", text })) return;
   view.userTurn(text, { typed: true });
-  ui.text.value = "";
-  setState("thinking");
+  ui.text.value = "";  // the status follows once the gateway reports the turn (turn.state "thinking")
 });
 setState("idle");

@@ -1,4 +1,5 @@
-// The conversation as chat bubbles: user turns, Alice's streamed replies, cuts, per-turn latencies, notes.
+// The conversation as chat bubbles: user turns, Alice's streamed replies, cuts, backchannels, per-turn latencies,
+// notes.
 
 // [timing key, chip label, what it measures]; the first is the number a caller feels.
 const METRICS = [
@@ -93,6 +94,32 @@ export class ConversationView {
     badge.setAttribute("aria-label", `${label}; Alice said: ${spoken || "nothing"}`);
     row.insertBefore(badge, bubble.nextSibling);
     this.#scroll();
+  }
+
+  /**
+   * backchannel: the caller acknowledged ("mm-hmm") over the reply, which went on. Not a turn: a small muted
+   * note under the reply that was playing (or, with no reply on screen, a discreet row of its own).
+   */
+  backchannel(text, durationMs) {
+    const said = text.trim();
+    const chip = el("span", "backchannel");
+    chip.append(el("span", "sr-only", "You, while Alice spoke: "), said ? `“${said}”` : "…");
+    chip.title = "You acknowledged while Alice spoke; she went on";
+    if (Number.isFinite(durationMs)) chip.dataset.durationMs = String(durationMs);
+    const row = this.reply ?? (this.lastTurnRow?.classList.contains("assistant") ? this.lastTurnRow : null);
+    if (row) {
+      let notes = row.querySelector(":scope > .backchannels");
+      if (!notes) {
+        notes = el("p", "backchannels");
+        const bubble = row.querySelector(":scope > .bubble");
+        row.insertBefore(notes, bubble ? bubble.nextSibling : null);
+      }
+      notes.appendChild(chip);
+    } else {
+      this.#row("note backchannel-note").appendChild(el("p")).appendChild(chip);
+    }
+    this.#scroll();
+    return chip;
   }
 
   metrics(turn, timings) {

@@ -47,7 +47,7 @@ class Overlap:
     text: str = field(default="")
 
     def heard_words(self, text: str) -> Verdict:
-        """A partial transcript of the overlap: words no acknowledgement has decide it at once."""
+        """The settled words of a partial transcript: words no acknowledgement has decide it at once."""
         self.text = text
         if is_backchannel(text, self.rules.phrases, self.rules.max_words):
             return Verdict.PENDING

@@ -381,7 +381,9 @@ class TurnPolicy:
         partial = ev.TranscriptPartial(text=text, stable=t.stable.strip())
         if self._overlap is not None:
             self._held_partial = partial  # shown once it is known not to be an acknowledgement
-            self._settle_overlap(self._overlap.heard_words(self._overlap_words(text)))
+            # Only the stable part counts: a first pass over 200 ms of "mm-hmm" can read "Amen" or a whole
+            # sentence, which the next pass takes back.
+            self._settle_overlap(self._overlap.heard_words(self._overlap_words(partial.stable)))
             return
         self._emit(ev.TranscriptPartial(text=self._with_prefix(text), stable=self._with_prefix(partial.stable)))
 

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 
 _NOT_A_WORD = re.compile(r"[^a-z0-9' ]+")
 
-FILLERS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "ahh", "eh", "hm", "hmm", "hmmm", "mm", "mmm"})
+FILLERS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "ahh", "eh", "hm", "hmm", "hmmm", "mm", "mmm",
+                     "mmmm", "m"})
 BACKCHANNEL_WORDS = frozenset({
     "mmhmm", "mhm", "mhmm", "uhhuh", "yeah", "yeh", "yep", "yup", "yes", "okay", "ok", "kay", "right", "sure",
     "oh", "wow", "ooh", "aha", "ahh", "ah", "cool", "nice", "alright", "exactly", "true", "indeed", "gotcha",
