@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     eot_threshold: float = Field(0.5, gt=0, lt=1)
     eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
     eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn whatever the model says.")
+    eot_words: bool = Field(True, description="The end of a turn also takes its words: a sentence cut where it "
+                            "cannot end (\"a table for\") is not taken as over, whatever the model says.")
     silence_only_ms: int = Field(512, ge=100, description="Silence that ends a turn when end_of_turn=silence.")
     compute_threads: int = Field(0, ge=0, le=64, description="Cores the inference scheduler is sized for: that "
                                  "many foreground and background threads; 0: the CPUs this process may use.")

@@ -473,7 +473,7 @@ def test_policy_config_carries_every_endpointing_setting(model_enabled: bool) ->
     assert config == EndpointingConfig(
         vad_threshold=0.6, vad_exit_threshold=config.vad_exit_threshold, vad_min_speech_ms=96, vad_preroll_ms=320,
         eot_silence_ms=96, eot_threshold=0.7, eot_recheck_ms=150, eot_fallback_ms=700, silence_only_ms=320,
-        model_enabled=model_enabled)
+        model_enabled=model_enabled, words_enabled=True)
 
 
 def test_policy_config_floors_the_exit_threshold() -> None:
@@ -481,3 +481,47 @@ def test_policy_config_floors_the_exit_threshold() -> None:
     assert config.endpointing.vad_exit_threshold == 0.01
     default = PolicyConfig.from_settings(Settings(), model_enabled=True).endpointing
     assert default.vad_exit_threshold == pytest.approx(Settings().vad_threshold - Settings().vad_exit_margin)
+
+
+# ---------- the words' say (words_enabled) ----------
+WORDS = EndpointingConfig(words_enabled=True)
+
+
+def test_with_words_a_complete_model_answer_waits_for_them_then_ends_the_turn() -> None:
+    endpointing = Endpointing(WORDS)
+    driver = Driver(endpointing, answer=0.9)
+    driver.feed(speech(320) + silence(400))
+    assert not driver.of(TurnEnded), "the model said complete, but the words are not in yet"
+    (ended,) = endpointing.on_words(unfinished=False)
+    assert isinstance(ended, TurnEnded) and ended.reason == "model"
+
+
+def test_unfinished_words_veto_the_model_and_only_the_fallback_ends_the_turn() -> None:
+    endpointing = Endpointing(WORDS)
+    driver = Driver(endpointing, answer=0.99)
+    driver.feed(speech(320) + silence(200))
+    assert endpointing.on_words(unfinished=True) == []
+    driver.feed(silence(400))
+    assert not driver.of(TurnEnded), "asked again and again, still vetoed"
+    driver.feed(silence(WORDS.eot_fallback_ms))
+    ((_, ended),) = driver.of(TurnEnded)
+    assert isinstance(ended, TurnEnded) and ended.reason == "fallback"
+
+
+def test_words_from_before_speech_resumed_say_nothing_of_the_next_pause() -> None:
+    endpointing = Endpointing(WORDS)
+    driver = Driver(endpointing)
+    driver.feed(speech(320) + silence(96))
+    endpointing.on_words(unfinished=False)
+    driver.feed(speech(200))  # the speaker went on: that final is void
+    driver.answer = 0.9
+    driver.feed(silence(400))
+    assert not driver.of(TurnEnded), "the new pause's words are awaited"
+    assert endpointing.on_words(unfinished=False)
+
+
+def test_words_in_no_pause_are_ignored() -> None:
+    endpointing = Endpointing(WORDS)
+    assert endpointing.on_words(unfinished=False) == []
+    Driver(endpointing).feed(speech(320))
+    assert endpointing.on_words(unfinished=False) == []

@@ -407,3 +407,28 @@ async def test_with_the_idle_steps_off_a_silent_call_just_waits() -> None:
         await s.run_until_event("tts.stopped", reason="done")
         await s.run(60_000)
         assert len(s.agent.calls) == 1 and not s.port.ended and len(s.events("tts.started")) == 1
+
+
+# ---------- the end of a turn takes its words ----------
+async def test_a_pause_after_a_word_no_sentence_ends_on_is_not_the_end_whatever_the_model_says() -> None:
+    agent = ScriptedAgent()
+    async with SessionHarness(agent=agent, end_of_turn=ScriptedEndOfTurn(0.99)) as s:
+        s.say("I would like a pizza with", 1000)
+        s.pause(500)
+        s.say("extra cheese", 700)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert [text for text, _ in agent.calls][-1] == "I would like a pizza with extra cheese"
+        assert "tts.started" in s.types() and s.types("tts.started") == ["tts.started"], "no false start"
+        assert not s.done(act.CutReply) or all(c.reason == "speech_resumed" for c in s.done(act.CutReply)
+                                               if isinstance(c, act.CutReply))
+
+
+async def test_a_complete_sentence_ends_as_soon_as_the_model_and_the_words_agree() -> None:
+    async with SessionHarness(end_of_turn=ScriptedEndOfTurn(0.99)) as s:
+        s.say("what time is it", 800)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        timings = s.events("turn.metrics")[0]["timings"]
+        # the words were in first (the scripted final is instant): the model's first answer decided
+        assert timings["final_after_speech_ms"] < timings["end_of_turn_ms"] <= s.settings.eot_silence_ms + 32 + 20

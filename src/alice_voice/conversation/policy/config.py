@@ -45,6 +45,7 @@ class PolicyConfig:
                 eot_fallback_ms=settings.eot_fallback_ms,
                 silence_only_ms=settings.silence_only_ms,
                 model_enabled=model_enabled,
+                words_enabled=settings.eot_words,
                 frame_samples=frame_samples,
             ),
             overlap=OverlapRules(enabled=settings.backchannels, max_ms=settings.backchannel_max_ms,

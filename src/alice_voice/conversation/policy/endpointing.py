@@ -9,8 +9,17 @@ for the turn policy, which alone decides what they mean for the conversation.
     speaking --(a silent frame)--> pausing                     SilenceStarted: start the final decode
     pausing --(a voiced frame)--> speaking                     SpeechResumed: that decode is void
     pausing --(eot_silence_ms, then every eot_recheck_ms)-->   AskEndOfTurn: run the model
-    pausing --(model >= eot_threshold)--> idle                 TurnEnded("model")
+    pausing --(model >= eot_threshold, and the words)--> idle  TurnEnded("model")
     pausing --(eot_fallback_ms of silence)--> idle             TurnEnded("fallback")
+
+The end of a turn takes two kinds of evidence (with `words_enabled`): the end-of-turn model, which hears
+how the speech ended, and the words of the speculative final, which say whether a sentence can end there
+(`on_words`; policy/words.py). The turn ends when the model says "complete" (p >= eot_threshold) and the
+words do not stop where a sentence cannot ("a table for", "my name is", "four two"): a trailing article,
+preposition, conjunction, auxiliary, filler or digit string vetoes the model, and only the fallback ends
+such a turn. Until the words are in (the final decode takes ~150-250 ms), the model's "complete" waits for
+them: a turn cannot be answered before its words are known anyway. Without words (no recognizer final
+yet, or `words_enabled` off) the model alone decides, as the fallback still bounds the wait.
 
 Frames are classified with hysteresis (a Schmitt trigger): voiced at prob >= vad_threshold, silent below
 vad_exit_threshold, and a frame in between keeps the previous class, so a word whose probability wobbles
@@ -56,6 +65,7 @@ class EndpointingConfig:
     eot_fallback_ms: int = 800
     silence_only_ms: int = 512
     model_enabled: bool = True
+    words_enabled: bool = False  # (the gateway's settings switch it on: EOT_WORDS)
     loud_floor: float = 100.0  # int16 RMS (about -50 dBFS): quieter is never speech's sound
     loud_ratio: float = 0.01  # a sub-block within 40 dB of the run's loudest still sounds (soft endings too)
     frame_samples: int = FRAME_SAMPLES
@@ -169,6 +179,8 @@ class Endpointing:
         self._pending_ask: int | None = None
         self._next_ask_ms = 0
         self._silence_ms = 0.0
+        self._model_says_complete = False  # for the silence so far
+        self._words_unfinished: bool | None = None  # None: the words of this pause are not known yet
 
     def on_frame(self, index: int, arrival: float, prob: float, loudness: Sequence[float]) -> list[Event]:
         """The VAD result for frame `index` (counted from the stream's start), which arrived at `arrival`;
@@ -187,7 +199,22 @@ class Endpointing:
         if ask_id != self._pending_ask:
             return []
         self._pending_ask = None
-        return [self._end("model", self._silence_ms)] if prob >= self.config.eot_threshold else []
+        self._model_says_complete = prob >= self.config.eot_threshold
+        return self._decide()
+
+    def on_words(self, unfinished: bool) -> list[Event]:
+        """The speculative final of this pause is in: do its words stop where a sentence cannot?"""
+        if self._phase is not Phase.PAUSING:
+            return []
+        self._words_unfinished = unfinished
+        return self._decide()
+
+    def _decide(self) -> list[Event]:
+        if not self._model_says_complete:
+            return []
+        if self.config.words_enabled and self._words_unfinished is not False:
+            return []  # unfinished words veto the model; unknown ones are waited for
+        return [self._end("model", self._silence_ms)]
 
     def on_failed_answer(self, ask_id: int) -> None:
         """The question got no answer: ask again on schedule (the fallback still ends the turn)."""
@@ -237,6 +264,7 @@ class Endpointing:
         resumed = self._phase is Phase.PAUSING
         self._phase = Phase.SPEAKING
         self._pending_ask = None  # its answer would be about audio that is no longer the end
+        self._model_says_complete, self._words_unfinished = False, None
         return [SpeechResumed()] if resumed else []
 
     def _silence(self, index: int) -> list[Event]:

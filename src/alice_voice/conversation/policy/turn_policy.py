@@ -44,6 +44,7 @@ from alice_voice.conversation.policy.endpointing import (
     TurnEnded,
 )
 from alice_voice.conversation.policy.overlap import Overlap, Verdict
+from alice_voice.conversation.policy.words import sounds_unfinished
 from alice_voice.conversation.timings import TurnTimings
 from alice_voice.errors import AliceError
 
@@ -406,8 +407,12 @@ class TurnPolicy:
         self._final = text
         if self._turn_ended:
             self._commit_new(text, at)
-        elif self._reply is None:
+            return
+        if self._reply is None:
             self._start_reply(text, held=True, at=at)
+        for event in self._endpointing.on_words(sounds_unfinished(text)):  # the words' say on the turn's end
+            if isinstance(event, TurnEnded):
+                self._turn_over(event, at)
 
     def _asr_failed(self, failure: inp.AsrFailed) -> None:
         if failure.stream != self._stream:
