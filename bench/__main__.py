@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import barge_in, load, plot, transport, turns
+from bench import barge_in, load, plot, talk_over, transport, turns
 from bench.stats import table
 
 
@@ -60,9 +60,23 @@ def _print_load(result: dict[str, Any]) -> None:
             print(f"  misheard: {prompt!r} -> {heard!r}")
 
 
+def _print_talk_over(result: dict[str, Any]) -> None:
+    print(table({"kept reply silent (from the caller's first sound)": result["silent_ms"],
+                 "kept reply heard again after the acknowledgement": result["resumed_after_ms"],
+                 "interruption: reply heard silent": result["barge_in_client_ms"],
+                 "end of turn decided": result["turns"]["end_of_turn_ms"],
+                 "TTFA, client": result["turns"]["client_first_audio_ms"],
+                 "TTFA, gateway": result["turns"]["gateway_first_audio_ms"]}, "talk-over"))
+    print(f"\nacknowledgements kept {result['kept']} of {result['acknowledgements']} ({result['kept_share']:.0%}); "
+          f"interruptions honoured {result['honoured']} of {result['interruptions']}; turns "
+          f"{result['turns']['count']}, false starts {result['turns']['false_starts']}, WER {result['turns']['wer']}")
+    for text, voice, heard in result["missed"]:
+        print(f"  missed: {text!r} ({voice}) heard as {heard!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", choices=["transport", "turns", "load", "barge-in", "all"])
+    parser.add_argument("what", choices=["transport", "turns", "load", "barge-in", "talk-over", "all"])
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--plot", type=Path, help="write a PNG plot here")
     parser.add_argument("--sessions", default="1,2,4", help="concurrency levels for the turns benchmark")
@@ -84,6 +98,9 @@ def main() -> None:
         callers = [int(n) for n in args.callers.split(",")]
         out["load"] = asyncio.run(load.run(callers, args.voices.split(","), args.prompts))
         _print_load(out["load"])
+    if args.what in ("talk-over", "all"):
+        out["talk_over"] = asyncio.run(talk_over.run(args.voices.split(","), args.prompts))
+        _print_talk_over(out["talk_over"])
     if args.what in ("barge-in", "all"):
         out["barge_in"] = asyncio.run(barge_in.run(args.voices.split(","), min(args.prompts, 6)))
         _print_barge_in(out["barge_in"])

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
                                "on instead of cutting it.")
     backchannel_max_ms: int = Field(1000, ge=100, description="Speech over a reply longer than this is never a "
                                     "backchannel.")
+    backchannel_short_ms: int = Field(700, ge=0, description="A sound over a reply shorter than this is taken "
+                                      "as an acknowledgement unless a word in it interrupts (\"wait\", \"no\", a "
+                                      "question); 0: only the listed acknowledgements are.")
     backchannel_phrases: CommaList = Field(default_factory=list, description="Acknowledgements beyond the "
                                            "built-in ones (comma-separated).")
     idle_prompt_s: float = Field(20.0, ge=0, description="After a reply, silence this long gets the idle prompt; "

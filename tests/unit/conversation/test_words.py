@@ -46,17 +46,31 @@ def test_an_overlap_decides_on_the_first_words_that_are_no_acknowledgement() -> 
     overlap = Overlap(10.0, rules)
     assert overlap.heard_words("Yeah") is Verdict.PENDING
     assert overlap.still_speaking(10.9) is Verdict.PENDING
+    assert overlap.heard_words("and I can") is Verdict.PENDING, "three words, none that interrupts: wait"
     assert overlap.heard_words("Yeah, but") is Verdict.INTERRUPTION
     assert Overlap(10.0, rules).still_speaking(11.01) is Verdict.INTERRUPTION
-    assert Overlap(10.0, rules).final("Okay.") is Verdict.BACKCHANNEL
+    assert Overlap(10.0, rules).final("Okay.", 400) is Verdict.BACKCHANNEL
 
 
 @pytest.mark.parametrize(("before", "said", "verdict"), [
     ("Tell me a joke.", "Thanks, that's all for now.", Verdict.INTERRUPTION),
     ("Tell me a joke.", "about cats", Verdict.CONTINUATION),
-    ("I'd like a table for", "What do you have?", Verdict.CONTINUATION),
+    ("Tell me a joke.", "Kill me", Verdict.INTERRUPTION),
+    ("I'd like a table for", "two people", Verdict.CONTINUATION),
+    ("I'd like a table for", "What do you have?", Verdict.INTERRUPTION),  # the sentence was given up
     (None, "for two people", Verdict.INTERRUPTION),
 ])
 def test_continuation_needs_a_sentence_to_continue_and_words_that_go_on_with_it(
         before: str | None, said: str, verdict: Verdict) -> None:
-    assert Overlap(0.0, OverlapRules(), before).final(said) is verdict
+    assert Overlap(0.0, OverlapRules(), before).final(said, spoke_ms=900) is verdict
+
+
+@pytest.mark.parametrize(("said", "spoke_ms", "verdict"), [
+    ("and I can", 450, Verdict.BACKCHANNEL),  # what a short "mhm" can decode to
+    ("Kill me.", 400, Verdict.BACKCHANNEL),
+    ("No.", 300, Verdict.INTERRUPTION), ("Wait.", 350, Verdict.INTERRUPTION), ("Why?", 400, Verdict.INTERRUPTION),
+    ("and I can", 900, Verdict.INTERRUPTION),  # too long for a sound nobody can make out
+])
+def test_a_short_sound_is_an_acknowledgement_unless_a_word_in_it_interrupts(said: str, spoke_ms: float,
+                                                                          verdict: Verdict) -> None:
+    assert Overlap(0.0, OverlapRules(short_ms=700)).final(said, spoke_ms) is verdict

@@ -49,7 +49,7 @@ class PolicyConfig:
                 frame_samples=frame_samples,
             ),
             overlap=OverlapRules(enabled=settings.backchannels, max_ms=settings.backchannel_max_ms,
-                                 phrases=tuple(settings.backchannel_phrases)),
+                                 short_ms=settings.backchannel_short_ms, phrases=tuple(settings.backchannel_phrases)),
             idle=IdleRules(settings.idle_prompt_s, settings.idle_prompt_text, settings.idle_end_s,
                            settings.idle_farewell_text),
             turn_rejoin_ms=settings.turn_rejoin_ms,

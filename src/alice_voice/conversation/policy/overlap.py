@@ -3,15 +3,18 @@
 The reply pauses the moment the caller makes a sound (the turn policy does that). Then the caller's words
 decide, as they arrive:
 
-    backchannel    "mm-hmm", "yeah", "I see", or a hum decoded as nothing: the reply resumes where it paused
+    backchannel    "mm-hmm", "yeah", "I see", or a hum decoded as nothing: the reply resumes where it paused;
+                   also any sound shorter than `short_ms` with no word that stops a speaker in it ("wait",
+                   "no", "what", a question): on a short sound the recognizer guesses ("mhm" can come out
+                   as "and I can"), and a listener's short sounds are acknowledgements far more often
     continuation   the caller goes on with the utterance the reply answers, which had been taken as over at
                    a pause: the reply is dropped and both parts are answered as one
     interruption   anything else (more words, a question, "wait", "no", speech that goes on past
                    `max_ms`): the reply is cut, and what the caller says is the next turn
 
 Continuation is only possible shortly after that utterance ended (the policy's rejoin window), and is
-chosen when that utterance sounds unfinished ("I'd like a table for") or the new words do not open a new
-one ("...for two people" goes on; "Thanks, that's all" does not).
+chosen when that utterance sounds unfinished ("I'd like a table for") or the new words start where no
+sentence can ("...for two people", "...times eight"), and they do not open a new one ("Thanks, that's all").
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from alice_voice.conversation.policy.words import is_backchannel, opens_anew, sounds_unfinished
+from alice_voice.conversation.policy.words import (
+    goes_on,
+    interrupts,
+    is_backchannel,
+    opens_anew,
+    sounds_unfinished,
+    words,
+)
 
 
 class Verdict(Enum):
@@ -33,6 +43,7 @@ class Verdict(Enum):
 class OverlapRules:
     enabled: bool = True
     max_ms: int = 1000  # speech over a reply longer than this is never a backchannel
+    short_ms: int = 700  # ... and shorter than this, one unless a word in it interrupts
     phrases: tuple[str, ...] = ()  # acknowledgements beyond the built-in ones
     max_words: int = 3
 
@@ -47,24 +58,34 @@ class Overlap:
     text: str = field(default="")
 
     def heard_words(self, text: str) -> Verdict:
-        """The settled words of a partial transcript: words no acknowledgement has decide it at once."""
+        """The settled words of a partial transcript: a word that interrupts, or more words than an
+        acknowledgement has, decide it at once."""
         self.text = text
-        if is_backchannel(text, self.rules.phrases, self.rules.max_words):
-            return Verdict.PENDING
-        return self._not_a_backchannel()
+        if interrupts(text) or len(words(text)) > self.rules.max_words:
+            return self._not_a_backchannel()
+        return Verdict.PENDING
 
     def still_speaking(self, arrival: float) -> Verdict:
         if (arrival - self.first_arrival) * 1000 > self.rules.max_ms:
             return self._not_a_backchannel()
         return Verdict.PENDING
 
-    def final(self, text: str) -> Verdict:
+    def final(self, text: str, spoke_ms: float) -> Verdict:
+        """All it said (`spoke_ms` long)."""
         self.text = text
         if is_backchannel(text, self.rules.phrases, self.rules.max_words):
             return Verdict.BACKCHANNEL
-        return self._not_a_backchannel()
+        if self._continues():
+            return Verdict.CONTINUATION
+        short = spoke_ms <= self.rules.short_ms and len(words(text)) <= self.rules.max_words
+        if short and not interrupts(text):
+            return Verdict.BACKCHANNEL
+        return Verdict.INTERRUPTION
 
     def _not_a_backchannel(self) -> Verdict:
-        if self.before is not None and (sounds_unfinished(self.before) or not opens_anew(self.text)):
-            return Verdict.CONTINUATION
-        return Verdict.INTERRUPTION
+        return Verdict.CONTINUATION if self._continues() else Verdict.INTERRUPTION
+
+    def _continues(self) -> bool:
+        if self.before is None or opens_anew(self.text):
+            return False
+        return sounds_unfinished(self.before) or goes_on(self.text)

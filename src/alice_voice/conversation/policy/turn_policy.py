@@ -393,7 +393,9 @@ class TurnPolicy:
             self._turn.final_ready = at
         if self._overlap is not None:
             reopens = self._overlap_skip > 0
-            verdict = self._overlap.final(self._overlap_words(text))
+            spoken_until = self._turn.user_end if self._turn is not None and self._turn.user_end else at
+            verdict = self._overlap.final(self._overlap_words(text),
+                                          (spoken_until - self._overlap.first_arrival) * 1000)
             if verdict is Verdict.BACKCHANNEL:
                 self._resume_after_backchannel(self._overlap_words(text), at)
                 return

@@ -5,6 +5,8 @@
 - `sounds_unfinished`: the words stop where a sentence cannot ("a table for", "my name is", "four two"):
   a trailing article, preposition, conjunction, auxiliary or filler, or a string of digits being read out.
 - `opens_anew`: the words start a new utterance ("thanks", "what", "stop") rather than go on with the last.
+- `goes_on`: the words start where a sentence cannot ("for two people"): they continue the last one.
+- `interrupts`: a word that stops a speaker ("wait", "no", "sorry", "what"), or a question.
 
 Recognizer text is normalised first: lower case, no punctuation, hyphens dropped ("Mm-hmm." -> "mmhmm").
 """
@@ -30,9 +32,8 @@ _UNFINISHED = frozenset({
     "any", "every", "each", "no", "of", "to", "for", "with", "in", "on", "at", "by", "from", "about", "into",
     "over", "under", "after", "before", "between", "through", "during", "without", "like", "than", "as",
     "and", "or", "but", "so", "because", "if", "when", "while", "although", "though", "unless", "until",
-    "is", "are", "was", "were", "be", "been", "am", "will", "would", "can", "could", "should", "shall", "may",
-    "might", "must", "do", "does", "did", "have", "has", "had", "i'm", "it's", "there's", "what's", "let's",
-    "i'd", "i'll", "you're", "we're", "they're", "please", "me", "let", "want", "need", "plus", "minus",
+    "is", "are", "was", "were", "be", "been", "am", "i'm", "it's", "there's", "what's", "let's",
+    "i'd", "i'll", "you're", "we're", "they're", "let", "want", "need", "plus", "minus",
     "times", "divided", "point", "hundred", "thousand", "million", "twenty", "thirty", "forty", "fifty",
     "sixty", "seventy", "eighty", "ninety", *FILLERS,
 })
@@ -41,7 +42,13 @@ _OPENERS = frozenset({
     "thanks", "thank", "okay", "ok", "no", "yes", "yeah", "wait", "stop", "hello", "hi", "hey", "bye", "goodbye",
     "what", "what's", "how", "why", "when", "where", "who", "which", "can", "could", "would", "will", "do",
     "does", "is", "are", "please", "tell", "actually", "sorry", "never", "cancel", "forget", "alice", "hold",
-    "set", "turn", "play", "let's", "i", "i'm", "i'd", "well", "so", "now", "also", "and", "but",
+    "set", "turn", "play", "let's", "i", "i'm", "i'd",
+})
+# Words that stop a speaker, whatever else the recognizer made of a short sound around them.
+_INTERRUPTING = frozenset({
+    "stop", "wait", "no", "nope", "hold", "hang", "sorry", "excuse", "pardon", "actually", "but", "what",
+    "what's", "how", "why", "who", "where", "when", "which", "please", "hey", "alice", "cancel", "enough",
+    "quiet", "shut", "repeat", "again", "uhuh",
 })
 
 
@@ -68,6 +75,17 @@ def _reading_digits(said: list[str]) -> bool:
     def digit(word: str) -> bool:
         return word in _NUMBER_WORDS or (word.isdigit() and len(word) == 1)
     return len(said) >= 2 and digit(said[-1]) and digit(said[-2])
+
+
+def interrupts(text: str) -> bool:
+    """A word that stops a speaker ("wait", "no", "what", "sorry"), or a question."""
+    return "?" in text or any(w in _INTERRUPTING for w in words(text))
+
+
+def goes_on(text: str) -> bool:
+    """The words start where a sentence cannot, so they continue one: "for two people", "times eight"."""
+    said = words(text)
+    return bool(said) and said[0] in _UNFINISHED and said[0] not in FILLERS
 
 
 def opens_anew(text: str) -> bool:
