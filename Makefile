@@ -27,6 +27,8 @@ unit: install-test
 	$(PY) -m pytest tests/unit
 
 bench: install-test
+	# moonshine-voice is used only for the read-speech recordings it ships (bench/eot_sweep.py); not its code.
+	$(PY) -m pip install -q --no-deps moonshine-voice==0.0.55
 	$(PY) -m bench all --json bench/out/results.json --plot bench/out/results.png
 
 soak: install-test

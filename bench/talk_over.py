@@ -9,7 +9,10 @@ words and voices reported here were not used to tune the rules. Tuned on: mm-hmm
 uh-huh/sure/got it/wow in piper, espeak en-us and en-us+f3 (tests/integration/test_manners.py), then
 yep/uh huh/mhm/alright/cool/oh okay/yes/exactly and wait/hold on stop/what time is it/no that's not what I
 asked/sorry can you repeat that/actually tell me a joke in espeak en-gb, en-us+m3 and piper at 150 wpm
-(which is how the short-sound rule came about: on those, the recognizer made "and luckily" of "exactly").
+(which is how the short-sound rule came about: on those, the recognizer made "and luckily" of "exactly"),
+then mm hm/yeah sure/uh-huh right/okay okay/I know/true/nice/hmm and stop please/wait a second/no no
+that's wrong/how far away is the moon/hang on/excuse me I have a question in espeak en-us+f2, en-gb-x-rp
+and piper at 195 wpm (where two-word acknowledgements with a comma ran past 1 s: BACKCHANNEL_MAX_MS 1500).
 Reported: acknowledgements kept, interruptions honoured, how long a kept reply stayed silent (from the
 caller's first sound to the reply heard again, and from the end of the acknowledgement), barge-in on the
 client's clock, then one caller's turns: the end-of-turn decision and the first reply audio.
@@ -30,10 +33,11 @@ from support.gateway import gateway_process
 from support.rtc_client import Heard, RtcClient
 
 LONG_REPLY = "what can you do"  # the local agent's longest answer: ~10 s of speech
-ACKNOWLEDGEMENTS = ["Mm hm.", "Yeah, sure.", "Uh-huh, right.", "Okay, okay.", "I know.", "True.", "Nice.", "Hmm."]
-INTERRUPTIONS = ["Stop, please.", "Wait a second.", "No, no, that's wrong.", "How far away is the moon?",
-                 "Hang on.", "Excuse me, I have a question."]
-VOICES = [("espeak:en-us+f2", 170), ("espeak:en-gb-x-rp", 175), ("piper", 195)]
+ACKNOWLEDGEMENTS = ["Uh-huh.", "Yeah, yeah.", "Okay.", "Right, right.", "Oh, I see.", "Sure thing.", "Great.",
+                    "Hm."]
+INTERRUPTIONS = ["Stop.", "Wait, wait.", "No, that's wrong.", "What is the weather like tomorrow?",
+                 "Hold on a moment.", "Sorry, I didn't get that."]
+VOICES = [("espeak:en-GB-scotland", 170), ("espeak:en-029", 175), ("espeak:en-us+m7", 185)]
 INTO_S = (0.6, 1.2, 2.0)  # how far into the reply the caller speaks
 _LOUD = 200.0
 

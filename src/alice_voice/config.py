@@ -96,7 +96,7 @@ class Settings(BaseSettings):
                                 "pause). 0: off.")
     backchannels: bool = Field(True, description="An acknowledgement over a reply (\"mm-hmm\", \"okay\") lets it go "
                                "on instead of cutting it.")
-    backchannel_max_ms: int = Field(1000, ge=100, description="Speech over a reply longer than this is never a "
+    backchannel_max_ms: int = Field(1500, ge=100, description="Speech over a reply longer than this is never a "
                                     "backchannel.")
     backchannel_short_ms: int = Field(700, ge=0, description="A sound over a reply shorter than this is taken "
                                       "as an acknowledgement unless a word in it interrupts (\"wait\", \"no\", a "

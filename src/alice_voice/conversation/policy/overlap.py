@@ -42,7 +42,7 @@ class Verdict(Enum):
 @dataclass(frozen=True, slots=True)
 class OverlapRules:
     enabled: bool = True
-    max_ms: int = 1000  # speech over a reply longer than this is never a backchannel
+    max_ms: int = 1500  # speech over a reply longer than this is never a backchannel
     short_ms: int = 700  # ... and shorter than this, one unless a word in it interrupts
     phrases: tuple[str, ...] = ()  # acknowledgements beyond the built-in ones
     max_words: int = 3
