@@ -6,7 +6,7 @@ import dataclasses
 import gc
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from alice_voice.conversation.policy.endpointing import (
     SpeechStarted,
     TurnEnded,
 )
+from alice_voice.conversation.policy.words import sounds_unfinished
 from alice_voice.errors import ProviderError
 from alice_voice.speech import silero_vad, smart_turn
 from alice_voice.speech.silero_vad import FRAME_SAMPLES, SileroVad
@@ -87,13 +88,16 @@ def settings_config(**settings: Any) -> EndpointingConfig:
     return PolicyConfig.from_settings(Settings(**settings), model_enabled=True).endpointing
 
 
-def run(audio: Pcm, vad: SileroVad, config: EndpointingConfig, model: SmartTurn | None = None) -> Run:
+def run(audio: Pcm, vad: SileroVad, config: EndpointingConfig, model: SmartTurn | None = None,
+        words: Sequence[str] = ()) -> Run:
     """Frames through VAD and endpointing; each question is answered at once (the strictest timing:
     a real answer comes ~60-110 ms later, and speech resuming meanwhile voids it). Frame i arrives at its
-    end, (i + 1) * FRAME_S, so arrivals are positions in the audio."""
+    end, (i + 1) * FRAME_S, so arrivals are positions in the audio. `words[k]`: what the speculative final
+    of the k-th pause reads (the last one for any later pause), given at once as the pause starts."""
     endpointing = Endpointing(dataclasses.replace(config, model_enabled=model is not None))
     out = Run([], [])
     turn_start = 0
+    pauses = 0
     with vad.stream() as stream:
         for i in range(len(audio) // FRAME_SAMPLES):
             frame = audio[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
@@ -105,6 +109,9 @@ def run(audio: Pcm, vad: SileroVad, config: EndpointingConfig, model: SmartTurn 
                 out.events.append((i, event))
                 if isinstance(event, SpeechStarted):
                     turn_start = event.keep_from
+                elif isinstance(event, SilenceStarted) and words:
+                    pending += endpointing.on_words(sounds_unfinished(words[min(pauses, len(words) - 1)]))
+                    pauses += 1
                 elif isinstance(event, AskEndOfTurn) and model is not None:
                     turn = audio[turn_start * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
                     pending += endpointing.on_answer(event.ask_id, model.prob_complete(turn))
@@ -229,7 +236,7 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_complete_prompts_end_the_turn(vad: SileroVad, turn_model: SmartTurn, text: str, voice: str) -> None:
     config = settings_config()
     speech = trim(synth(text, voice))
-    result = run(in_room(speech), vad, config, turn_model)
+    result = run(in_room(speech), vad, config, turn_model, words=[text])
     assert len(result.of(SpeechStarted)) == 1
     (end_frame, ended), = result.of(TurnEnded)
     assert isinstance(ended, TurnEnded)
@@ -271,7 +278,7 @@ def test_a_400_ms_pause_inside_a_sentence_does_not_end_the_turn(
     config = settings_config(**PAUSE_SAFE)
     head, tail = trim(synth(first, voice)), trim(synth(second, voice))
     audio = in_room(head, silence(0.4), tail)
-    result = run(audio, vad, config, turn_model)
+    result = run(audio, vad, config, turn_model, words=[first, f"{first} {second}"])
     assert len(result.of(SpeechStarted)) == 1
     assert len(result.of(SpeechResumed)) >= 1, "the pause was seen as silence"
     (_, ended), = result.of(TurnEnded)
