@@ -29,7 +29,9 @@ def test_deployments_add_their_own_acknowledgements() -> None:
     ("I'd like a pizza with", True), ("The code is four two", True), ("The code is 4 2", True),
     ("What is 7 times 8?", False), ("What is seven times eight", False), ("My name is", True),
     ("Set a timer for", True), ("I want to", True), ("and um", True), ("Tell me a joke.", False),
-    ("What time is it?", False), ("I would like to book a table", False), ("", False)])
+    ("What time is it?", False), ("I would like to book a table", False), ("", False),
+    ("What is seven times", True), ("Add 3 plus", True), ("It was the best of times.", False),
+    ("That's a good point", False), ("I am thirty", False)])
 def test_a_sentence_that_cannot_end_there_sounds_unfinished(text: str, unfinished: bool) -> None:
     assert sounds_unfinished(text) is unfinished
 

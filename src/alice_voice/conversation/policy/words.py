@@ -3,7 +3,8 @@
 - `is_backchannel`: a short acknowledgement ("mm-hmm", "yeah", "okay", "I see") or a vocalisation the
   recognizer wrote as nothing or as a filler; said over a reply, it means "go on", not "stop".
 - `sounds_unfinished`: the words stop where a sentence cannot ("a table for", "my name is", "four two"):
-  a trailing article, preposition, conjunction, auxiliary or filler, or a string of digits being read out.
+  a trailing article, preposition, conjunction, auxiliary or filler, an operator after a number ("seven
+  times"), or a string of digits being read out.
 - `opens_anew`: the words start a new utterance ("thanks", "what", "stop") rather than go on with the last.
 - `goes_on`: the words start where a sentence cannot ("for two people"): they continue the last one.
 - `interrupts`: a word that stops a speaker ("wait", "no", "sorry", "what"), or a question.
@@ -33,11 +34,14 @@ _UNFINISHED = frozenset({
     "over", "under", "after", "before", "between", "through", "during", "without", "like", "than", "as",
     "and", "or", "but", "so", "because", "if", "when", "while", "although", "though", "unless", "until",
     "is", "are", "was", "were", "be", "been", "am", "i'm", "it's", "there's", "what's", "let's",
-    "i'd", "i'll", "you're", "we're", "they're", "let", "want", "need", "plus", "minus",
-    "times", "divided", "point", "hundred", "thousand", "million", "twenty", "thirty", "forty", "fifty",
-    "sixty", "seventy", "eighty", "ninety", *FILLERS,
+    "i'd", "i'll", "you're", "we're", "they're", "let", "want", "need", *FILLERS,
 })
 _NUMBER_WORDS = frozenset({"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"})
+# An operator after a number ("seven times", "3 point") waits for its operand; elsewhere the same word can
+# end a sentence ("the best of times", "a good point").
+_OPERATORS = frozenset({"plus", "minus", "times", "divided", "point"})
+_NUMBERS = _NUMBER_WORDS | {"ten", "eleven", "twelve", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
+                            "eighty", "ninety", "hundred", "thousand", "million"}
 _OPENERS = frozenset({
     "thanks", "thank", "okay", "ok", "no", "yes", "yeah", "wait", "stop", "hello", "hi", "hey", "bye", "goodbye",
     "what", "what's", "how", "why", "when", "where", "who", "which", "can", "could", "would", "will", "do",
@@ -67,7 +71,11 @@ def is_backchannel(text: str, phrases: Iterable[str] = (), max_words: int = 3) -
 
 def sounds_unfinished(text: str) -> bool:
     said = words(text)
-    return bool(said) and (said[-1] in _UNFINISHED or _reading_digits(said))
+    return bool(said) and (said[-1] in _UNFINISHED or _reading_digits(said) or _awaiting_operand(said))
+
+
+def _awaiting_operand(said: list[str]) -> bool:
+    return len(said) >= 2 and said[-1] in _OPERATORS and (said[-2] in _NUMBERS or said[-2].isdigit())
 
 
 def _reading_digits(said: list[str]) -> bool:
