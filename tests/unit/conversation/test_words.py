@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alice_voice.conversation.policy.overlap import Overlap, OverlapRules, Verdict
-from alice_voice.conversation.policy.words import is_backchannel, opens_anew, sounds_unfinished
+from alice_voice.conversation.policy.words import goes_on, is_backchannel, opens_anew, sounds_unfinished
 
 
 @pytest.mark.parametrize("text", ["Mm-hmm.", "Uh-huh", "Yeah.", "Yep!", "Okay.", "OK", "Right.", "Sure.", "I see.",
@@ -34,6 +34,13 @@ def test_deployments_add_their_own_acknowledgements() -> None:
     ("That's a good point", False), ("I am thirty", False)])
 def test_a_sentence_that_cannot_end_there_sounds_unfinished(text: str, unfinished: bool) -> None:
     assert sounds_unfinished(text) is unfinished
+
+
+@pytest.mark.parametrize(("text", "on"), [("for two people", True), ("times eight", True), ("plus two", True),
+                                          ("the lazy dog", True), ("Thanks, that's all", False), ("um yes", False),
+                                          ("", False)])
+def test_some_words_can_only_go_on_with_what_came_before(text: str, on: bool) -> None:
+    assert goes_on(text) is on
 
 
 @pytest.mark.parametrize(("text", "anew"), [("Thanks, that's all", True), ("What about tomorrow?", True),

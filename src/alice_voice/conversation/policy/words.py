@@ -93,7 +93,7 @@ def interrupts(text: str) -> bool:
 def goes_on(text: str) -> bool:
     """The words start where a sentence cannot, so they continue one: "for two people", "times eight"."""
     said = words(text)
-    return bool(said) and said[0] in _UNFINISHED and said[0] not in FILLERS
+    return bool(said) and (said[0] in _UNFINISHED or said[0] in _OPERATORS) and said[0] not in FILLERS
 
 
 def opens_anew(text: str) -> bool:
