@@ -120,6 +120,15 @@ class Settings(BaseSettings):
     tts_timeout_s: float = Field(10.0, gt=0)
     agent_timeout_s: float = Field(15.0, gt=0)
 
+    # --- tools ---
+    tools: bool = Field(True, description="Offer tools to the agent (the built-ins, and those of tools_file).")
+    tools_file: str | None = Field(None, description="TOML file declaring webhook tools and MCP servers, and "
+                                   "which built-in tools to offer (README: Tools).")
+    tool_rounds: int = Field(3, ge=1, le=10, description="Rounds of tool calls the model may ask for in one reply.")
+    tool_filler_ms: int = Field(1000, ge=0, description="A tool call still running after this long gets the "
+                                "filler, once per reply; 0: never.")
+    tool_filler_text: str = Field("One moment.", min_length=1)
+
     # --- cloud providers ---
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: SecretStr | None = None

@@ -39,6 +39,10 @@ class SessionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     def __init__(self, logger: logging.Logger, session_id: str) -> None:
         super().__init__(logger, {"session_id": session_id})
 
+    @property
+    def session_id(self) -> str:
+        return str(self.extra["session_id"]) if self.extra else "-"
+
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(kwargs.get("extra") or {}), "session_id": self.extra["session_id"]}  # type: ignore[index]
         return msg, kwargs

@@ -60,6 +60,11 @@ class Metrics:
                                     "reply begun to them was dropped.", registry=r)
         self.replies_resumed = Counter("voice_replies_resumed", "Paused replies that went on (after a "
                                        "backchannel, a cough, a click).", registry=r)
+        self.tool_duration_ms = Histogram("voice_tool_duration_ms", "Tool calls' run time (ms), by tool and "
+                                          "outcome (ok, error, invalid, unknown, timeout, cancelled).",
+                                          ["tool", "outcome"], buckets=_MS_BUCKETS, registry=r)
+        self.tool_errors = Counter("voice_tool_errors", "Tool calls that did not succeed, by tool and outcome.",
+                                   ["tool", "outcome"], registry=r)
         self.errors_total = Counter("voice_errors", "Errors reported to clients, by code.", ["code"], registry=r)
         self.provider_failures = Counter("voice_provider_failures", "Provider failures, by provider and code.",
                                          ["provider", "code"], registry=r)

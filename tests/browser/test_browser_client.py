@@ -193,6 +193,17 @@ async def test_text_box_gets_an_answer_and_stop_cuts_the_reply(agent_gateway: Ru
         states = await assert_status_followed_the_server(page, after=seen)
         assert states[0] == "thinking" and "speaking" in states, states
 
+        # A tool call is shown under the reply that made it: its name, then its time.
+        seen = await event_count(page)
+        await box.fill("set a timer for ten minutes")
+        await box.press("Enter")
+        finished = await wait_event(page, "tool.finished", after=seen, timeout=20_000)
+        chip = page.locator(".row.assistant .tools .tool").last
+        await expect(chip).to_have_class(re.compile(r"\bok\b"))
+        await expect(chip).to_have_text(f"set_timer {round(finished['duration_ms'])} ms")
+        await expect(page.locator(".row.assistant .bubble").last).to_contain_text("ten-minute timer is set")
+        await wait_event(page, "tts.stopped", after=seen, timeout=20_000, reason="done")
+
         seen = await event_count(page)
         await box.fill("tell me a joke")
         await box.press("Enter")

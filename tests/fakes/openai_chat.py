@@ -7,6 +7,12 @@ error JSON), "unauthorized" (401 even with the right key), "stall" (hang after `
 until the client gives up), "garbage" (a malformed JSON chunk after the first one), "error_event" (an
 `{"error": ...}` event mid-stream). `split_bytes` sends every event in pieces of that many bytes and
 `multiline_data` spreads each JSON object over two `data:` lines, as SSE allows.
+
+Tool calls: `tool_rounds[k]` is what the k-th response of a conversation asks for (k: how many times the
+request's messages already carry an assistant `tool_calls` message), streamed as the API does it: a
+`tool_calls` delta with the index, id, type and name and empty arguments, then the JSON arguments in
+pieces of `arguments_piece` characters, several calls by index, and `finish_reason: "tool_calls"`. A
+request without `tools` gets the text reply. Past the scripted rounds the text reply comes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -44,6 +50,13 @@ DEFAULT_REPLY = ("Hello", " there", "! How", " can I", " help?")
 
 
 @dataclass(frozen=True)
+class FakeCall:
+    name: str
+    arguments: str  # JSON text, sent in pieces
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     body: dict[str, Any]
     headers: dict[str, str]
@@ -59,6 +72,9 @@ class FakeOpenAiChat:
     stall_after: int = 1
     split_bytes: int | None = None
     multiline_data: bool = False
+    tool_rounds: Sequence[Sequence[FakeCall]] = ()
+    tool_rounds_for: Callable[[str], Sequence[Sequence[FakeCall]]] | None = None  # by the user's last words
+    arguments_piece: int = 7
     requests: list[ChatRequest] = field(default_factory=list)
     stream_closed: threading.Event = field(default_factory=threading.Event)
     _release: asyncio.Event | None = field(default=None, init=False)
@@ -73,6 +89,7 @@ class FakeOpenAiChat:
         """Back to a healthy server with the default script and nothing recorded."""
         self.reply, self.mode, self.stall_after = DEFAULT_REPLY, "ok", 1
         self.split_bytes, self.multiline_data = None, False
+        self.tool_rounds, self.tool_rounds_for, self.arguments_piece = (), None, 7
         self.requests.clear()
         self.stream_closed.clear()
 
@@ -111,12 +128,23 @@ class FakeOpenAiChat:
                                            "param": "stream", "code": None}}, status_code=400)
         if self._release is None:
             self._release = asyncio.Event()
-        return StreamingResponse(self._stream(str(body.get("model", ""))), media_type="text/event-stream")
+        return StreamingResponse(self._stream(str(body.get("model", "")), self._calls_for(body)),
+                                 media_type="text/event-stream")
 
-    async def _stream(self, model: str) -> AsyncIterator[bytes]:
+    def _calls_for(self, body: dict[str, Any]) -> Sequence[FakeCall]:
+        if not body.get("tools"):
+            return ()
+        messages = body["messages"]
+        asked = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+        rounds = self.tool_rounds_for(asked) if self.tool_rounds_for is not None else self.tool_rounds
+        done = sum(1 for m in messages if m.get("role") == "assistant" and m.get("tool_calls"))
+        return rounds[done] if done < len(rounds) else ()
+
+    async def _stream(self, model: str, calls: Sequence[FakeCall] = ()) -> AsyncIterator[bytes]:
         try:
             yield b": keep-alive\n\n"
-            async for event in self._events(model):
+            events = self._tool_call_events(model, calls) if calls else self._events(model)
+            async for event in events:
                 for piece in self._pieces(event):
                     yield piece
         finally:
@@ -140,6 +168,20 @@ class FakeOpenAiChat:
         yield self._event(_chunk(chunk_id, created, model, {}, "stop"))
         yield b"data: [DONE]\n\n"
 
+    async def _tool_call_events(self, model: str, calls: Sequence[FakeCall]) -> AsyncIterator[bytes]:
+        chunk_id, created = "chatcmpl-fake0002", int(time.time())
+        yield self._event(_chunk(chunk_id, created, model, {"role": "assistant", "content": None}, None))
+        for index, call in enumerate(calls):
+            head = {"index": index, "id": call.call_id or f"call_fake{len(self.requests)}_{index}",
+                    "type": "function", "function": {"name": call.name, "arguments": ""}}
+            yield self._event(_chunk(chunk_id, created, model, {"tool_calls": [head]}, None))
+            text, size = call.arguments, self.arguments_piece
+            for start in range(0, len(text), size):
+                piece = {"index": index, "function": {"arguments": text[start:start + size]}}
+                yield self._event(_chunk(chunk_id, created, model, {"tool_calls": [piece]}, None))
+        yield self._event(_chunk(chunk_id, created, model, {}, "tool_calls"))
+        yield b"data: [DONE]\n\n"
+
     def _event(self, payload: dict[str, Any]) -> bytes:
         text = json.dumps(payload)
         if self.multiline_data:
@@ -152,7 +194,7 @@ class FakeOpenAiChat:
         return [event[start:start + size] for start in range(0, len(event), size)]
 
 
-def _chunk(chunk_id: str, created: int, model: str, delta: dict[str, str], finish: str | None) -> dict[str, Any]:
+def _chunk(chunk_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
     return {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": "fp_fake", "choices": [{"index": 0, "delta": delta, "logprobs": None,
                                                           "finish_reason": finish}]}

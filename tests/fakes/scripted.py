@@ -17,9 +17,10 @@ import numpy as np
 
 from alice_voice.audio.frames import Pcm
 from alice_voice.compute import Priority
-from alice_voice.conversation.agents import Message
+from alice_voice.conversation.agents import Message, TurnTools
 from alice_voice.errors import ProviderError
 from alice_voice.speech.protocols import PcmChunk, Transcript
+from alice_voice.tools import ToolOutcome
 
 T = TypeVar("T")
 RATE = 16_000
@@ -170,21 +171,32 @@ class ScriptedAsr:
 
 
 class ScriptedAgent:
-    """Replies `replies[text]` (default: "You said <text>."), streamed word by word; records every call."""
+    """Replies `replies[text]` (default: "You said <text>."), streamed word by word; records every call.
+
+    `tool_calls[text]`: (tool, JSON arguments) to call first, in order, as a model would; their outcomes
+    are kept in `outcomes`, and the default reply is then their results joined."""
 
     name = "scripted-agent"
 
-    def __init__(self, replies: dict[str, str] | None = None) -> None:
+    def __init__(self, replies: dict[str, str] | None = None,
+                 tool_calls: dict[str, list[tuple[str, str]]] | None = None) -> None:
         self.replies = replies or {}
+        self.tool_calls = tool_calls or {}
         self.calls: list[tuple[str, list[Message]]] = []
+        self.outcomes: list[ToolOutcome] = []
         self.fail_next: Exception | None = None
 
-    async def respond(self, history: Sequence[Message], text: str) -> AsyncIterator[str]:
+    async def respond(self, history: Sequence[Message], text: str, tools: TurnTools) -> AsyncIterator[str]:
         self.calls.append((text, list(history)))
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
-        reply = self.replies.get(text, f"You said {text}.")
+        results = []
+        for n, (name, arguments) in enumerate(self.tool_calls.get(text, [])):
+            outcome = await tools.call(f"call_{len(self.calls)}_{n}", name, arguments)
+            self.outcomes.append(outcome)
+            results.append(outcome.result)
+        reply = self.replies.get(text, " ".join(results) if results else f"You said {text}.")
         for i, word in enumerate(reply.split()):
             yield word if i == 0 else f" {word}"
 

@@ -28,6 +28,7 @@ from alice_voice.conversation.session import Resources
 from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels
+from alice_voice.tools import Toolbox
 from fakes.scripted import (
     FRAME,
     InlineCompute,
@@ -75,7 +76,8 @@ class RecordingPort:
 
 class SessionHarness:
     def __init__(self, *, agent: ScriptedAgent | None = None, tts: ScriptedTts | None = None,
-                 end_of_turn: ScriptedEndOfTurn | None = None, **settings: Any) -> None:
+                 end_of_turn: ScriptedEndOfTurn | None = None, tools: Toolbox | None = None,
+                 **settings: Any) -> None:
         self.clock = VirtualClock()
         self.voice = ScriptedVoice()
         self.asr = ScriptedAsr(self.voice)
@@ -87,7 +89,8 @@ class SessionHarness:
         self.metrics = Metrics()
         self.settings = Settings(**{"echo_guard": False, **settings})
         models = SpeechModels(vad=self.vad, asr=self.asr, tts=self.tts, end_of_turn=self.end_of_turn)
-        resources = Resources(self.settings, models, self.agent, self.compute, self.metrics, self.clock)
+        resources = Resources(self.settings, models, self.agent, self.compute, self.metrics, self.clock,
+                              tools or Toolbox())
         self.port = RecordingPort(self.clock)
         self.actor = SessionActor(resources, self.port, session_logger("alice_voice.test", "harness"))
         self.actions: list[tuple[float, act.Action]] = []

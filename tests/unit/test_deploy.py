@@ -40,6 +40,8 @@ HISTOGRAMS = ["voice_webrtc_offer_ms", "voice_ice_connect_ms", "voice_first_part
 # The turn-taking counters: speech over a reply ends as a backchannel, an interruption or a turn repair.
 OVERLAPS = ["voice_backchannels_total", "voice_interruptions_total", "voice_turn_repairs_total"]
 TURN_TAKING = [*OVERLAPS, "voice_replies_resumed_total"]
+# Every tool call lands in the duration histogram (by tool and outcome); the ones that failed also in the counter.
+TOOLS = ["voice_tool_duration_ms_count", "voice_tool_duration_ms_bucket", "voice_tool_errors_total"]
 _METRIC = re.compile(r"\b(voice_[a-z0-9_]+)")
 _SELECTOR = re.compile(r"\b(voice_[a-z0-9_]+)\s*\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
@@ -361,11 +363,11 @@ def _assert_each_panel_names_its_metric(title: str) -> None:
         assert "\n" not in panel["description"], panel["title"]
 
 
-def test_rows_come_in_order_latency_load_turn_taking_errors() -> None:
+def test_rows_come_in_order_latency_load_turn_taking_tools_errors() -> None:
     rows = sorted((p["gridPos"]["y"], p["title"]) for p in dashboard()["panels"] if p["type"] == "row")
     titles = [t for _, t in rows]
     latency = next(i for i, t in enumerate(titles) if t.startswith("Latency"))
-    assert titles[latency + 1 : latency + 4] == ["Load and capacity", "Turn-taking", "Errors"]
+    assert titles[latency + 1 : latency + 5] == ["Load and capacity", "Turn-taking", "Tools", "Errors"]
 
 
 def test_load_panels_sit_in_their_row_and_name_their_metric() -> None:
@@ -394,6 +396,24 @@ def test_backchannel_share_divides_by_every_kind_of_overlap() -> None:
     assert [t["expr"] for t in panel["targets"]] == [expr]
     assert panel in _row_panels("Turn-taking")
     assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
+def test_tool_panels_sit_in_their_row_and_name_their_metric() -> None:
+    def rate(name: str) -> str:
+        return f'rate({name}{{instance=~"$instance"}}[$__rate_interval])'
+
+    assert _row_metrics("Tools") == set(TOOLS)
+    _assert_each_panel_names_its_metric("Tools")
+    calls = _panel_with(f"sum by (outcome) ({rate('voice_tool_duration_ms_count')})")
+    assert calls["fieldConfig"]["defaults"]["unit"] == "ops"
+    duration = _panel_with(*(f"histogram_quantile({q}, sum by (le, tool) ({rate('voice_tool_duration_ms_bucket')}))"
+                             for q in ("0.5", "0.95")))
+    assert duration["fieldConfig"]["defaults"]["unit"] == "ms"
+    expr = f"sum({rate('voice_tool_errors_total')}) / sum({rate('voice_tool_duration_ms_count')})"
+    share = _panel_with(expr)
+    assert [t["expr"] for t in share["targets"]] == [expr]
+    assert share["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert {calls["id"], duration["id"], share["id"]} == {p["id"] for p in _row_panels("Tools")}
 
 
 def test_dashboard_panels_use_the_provisioned_data_source_and_do_not_overlap() -> None:

@@ -76,6 +76,9 @@ class _GatewayMetrics:
         m.interruptions.inc()
         m.turn_repairs.inc()
         m.replies_resumed.inc(3)
+        m.tool_duration_ms.labels(tool="set_timer", outcome="ok").observe(5.0 + self.scrapes)
+        m.tool_duration_ms.labels(tool="set_timer", outcome="timeout").observe(2000.0)
+        m.tool_errors.labels(tool="set_timer", outcome="timeout").inc()
         m.errors_total.labels(code="asr_timeout").inc()
         m.provider_failures.labels(provider="deepgram", code="timeout").inc()
 

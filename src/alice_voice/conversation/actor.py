@@ -27,6 +27,8 @@ from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.session import Resources, SessionPort
 from alice_voice.errors import SessionUnresponsive
 from alice_voice.logs import SessionLogger
+from alice_voice.tools import ToolContext
+from alice_voice.tools.timers import SessionTimers
 
 _STOP_ANSWER_S = 2.0
 _FRAME_20MS = SPEECH_RATE // 50
@@ -67,7 +69,9 @@ class SessionActor:
         config = PolicyConfig.from_settings(settings, model_enabled=res.models.end_of_turn is not None,
                                             frame_samples=self.hearing.ring.frame_samples)
         self.policy = TurnPolicy(config)
-        self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log)
+        self.timers = SessionTimers(res.clock)
+        self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log,
+                                 ToolContext(log.session_id, self.timers))
         self._requests = itertools.count(1)
         self._frames_heard = 0
         self._closed = False
@@ -131,6 +135,8 @@ class SessionActor:
                 case _AudioIn():
                     self.hearing.push(item.frame)
                 case _Verdicts():
+                    for timer in self.timers.pop_due():  # checked as audio comes in: every ~100 ms
+                        self._decide(inp.ReminderDue(timer.reminder, item.at))
                     for v in item.verdicts:
                         self._decide(inp.Heard(v.index, v.arrival, v.prob, v.loudness, item.at))
                 case _HearingFailed():

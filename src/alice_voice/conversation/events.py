@@ -100,6 +100,29 @@ class SessionEnding(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ToolStarted(ServerEvent):
+    """A tool call began (after waiting for the turn to be certain, for a tool that changes things).
+    `arguments` only with LOG_CONTENT."""
+
+    type: ClassVar[str] = "tool.started"
+    call_id: str
+    name: str
+    arguments: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolFinished(ServerEvent):
+    """`outcome`: ok, error, invalid, unknown, timeout or cancelled. `result` only with LOG_CONTENT."""
+
+    type: ClassVar[str] = "tool.finished"
+    call_id: str
+    name: str
+    outcome: str
+    duration_ms: float
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TurnMetrics(ServerEvent):
     type: ClassVar[str] = "turn.metrics"
     turn: int

@@ -20,21 +20,26 @@ from alice_voice.conversation.policy import actions as act
 from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.reply import Reply, ReplyDeadlines, ReplyTools, Stage
 from alice_voice.conversation.session import Resources, SessionPort
+from alice_voice.conversation.tool_calls import SessionTools
 from alice_voice.errors import AliceError, ProviderError
 from alice_voice.logs import SessionLogger
 from alice_voice.speech.protocols import AsrStream
+from alice_voice.tools import ToolContext, ToolOutcome
 
 _CLOSE_S = 2.0
 
 
 class Executor:
     def __init__(self, res: Resources, hearing: Hearing, playout: Playout, port: SessionPort,
-                 post: Callable[[inp.Input], None], log: SessionLogger) -> None:
+                 post: Callable[[inp.Input], None], log: SessionLogger, tool_context: ToolContext) -> None:
         self._res, self._hearing, self._playout, self._port, self._post, self._log = (
             res, hearing, playout, port, post, log)
         settings = res.settings
+        session_tools = SessionTools(res.tools, tool_context, res.metrics, settings.tool_filler_ms / 1000,
+                                     settings.log_content) if settings.tools and len(res.tools) else None
         self._tools = ReplyTools(res.agent, res.models.tts, playout, res.compute,
-                                 ReplyDeadlines(agent_s=settings.agent_timeout_s, tts_s=settings.tts_timeout_s))
+                                 ReplyDeadlines(agent_s=settings.agent_timeout_s, tts_s=settings.tts_timeout_s),
+                                 session_tools, settings.tool_filler_text)
         self._group: asyncio.TaskGroup | None = None
         self._asr: tuple[int, AsrStream] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # ASR streams being closed: never cut short
@@ -173,12 +178,14 @@ class Executor:
             error = ProviderError.wrap(exc, "internal")
             self._post(inp.ReplyFailed(reply.reply_id, error, self._res.clock.now()))
 
-    def _progress(self, reply_id: int, stage: Stage, text: str) -> None:
-        self._post(inp.ReplyProgress(reply_id, stage, self._res.clock.now(), text))
+    def _progress(self, reply_id: int, stage: Stage, text: str, tools: tuple[ToolOutcome, ...]) -> None:
+        self._post(inp.ReplyProgress(reply_id, stage, self._res.clock.now(), text, tools))
 
     def _cut(self, action: act.CutReply) -> inp.ReplyCut:
+        tools: tuple[ToolOutcome, ...] = ()
         if self._reply is not None and self._reply[0].reply_id == action.reply_id:
-            self._reply[1].cancel()  # the group awaits it; its queued synthesis is withdrawn
+            self._reply[1].cancel()  # the group awaits it; its queued synthesis and tool calls are withdrawn
+            tools = self._reply[0].tool_records  # a call cancelled now is recorded when its task unwinds
             self._reply = None
         playing, finished = self._playout.reply, self._playout.finished
         if playing is not None and playing.reply_id == action.reply_id:
@@ -187,7 +194,7 @@ class Executor:
             cut = finished if finished is not None and finished.reply_id == action.reply_id else None
         started = cut is not None and cut.started
         heard = cut.heard_text() if cut is not None and started else ""
-        return inp.ReplyCut(action.reply_id, started, heard, self._res.clock.now())
+        return inp.ReplyCut(action.reply_id, started, heard, self._res.clock.now(), tools)
 
     # ---------- reporting ----------
     def _measure(self, action: act.Measure) -> None:

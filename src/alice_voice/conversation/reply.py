@@ -20,11 +20,13 @@ from alice_voice.audio.playout import Playout
 from alice_voice.audio.resample import OutboundResampler
 from alice_voice.audio.trim import SilenceTrimmer
 from alice_voice.compute import JobRunner, Priority
-from alice_voice.conversation.agents import Agent, Message
+from alice_voice.conversation.agents import Agent, Message, NoTools, TurnTools
 from alice_voice.conversation.events import AgentText, ServerEvent
 from alice_voice.conversation.sentences import SentenceChunker
+from alice_voice.conversation.tool_calls import ReplyToolCalls, SessionTools
 from alice_voice.errors import ProviderError, ProviderTimeout
 from alice_voice.speech.protocols import PcmChunk, StreamingTts
+from alice_voice.tools import ToolOutcome
 
 NOT_HEARD = "Sorry, I didn't catch that."
 T = TypeVar("T")
@@ -46,6 +48,8 @@ class ReplyTools:
     playout: Playout
     compute: JobRunner
     deadlines: ReplyDeadlines
+    session_tools: SessionTools | None = None
+    filler_text: str = "One moment."
 
 
 async def _within(iterator: AsyncIterator[T], deadline_s: float, provider: str) -> AsyncIterator[T]:
@@ -70,18 +74,31 @@ class Reply:
     history: Sequence[Message]
     tools: ReplyTools
     emit: Callable[[ServerEvent], None]
-    progress: Callable[[Stage, str], None]
+    progress: Callable[[Stage, str, tuple[ToolOutcome, ...]], None]
     held: bool
     verbatim: bool = False  # say `text` itself (the gateway's own words), not the agent's answer to it
     spoken_text: str = ""
     _held_events: list[ServerEvent] = field(default_factory=list)
+    _committed: asyncio.Event = field(default_factory=asyncio.Event)
+    _chunker: SentenceChunker = field(default_factory=SentenceChunker)
+    _chunks: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    _tool_calls: ReplyToolCalls | None = None
 
     def __post_init__(self) -> None:
         self.tools.playout.begin(self.reply_id, held=self.held)
+        if not self.held:
+            self._committed.set()
+        if self.tools.session_tools is not None and not self.verbatim:
+            self._tool_calls = ReplyToolCalls(self.tools.session_tools, self._committed, self._send, self._filler)
+
+    @property
+    def tool_records(self) -> tuple[ToolOutcome, ...]:
+        return self._tool_calls.records if self._tool_calls is not None else ()
 
     def commit(self) -> None:
-        """Let the reply play and its text reach the client."""
+        """Let the reply play and its text reach the client, and its tools that change things run."""
         self.held = False
+        self._committed.set()
         self.tools.playout.release(self.reply_id)
         events, self._held_events = self._held_events, []
         for event in events:
@@ -89,30 +106,41 @@ class Reply:
 
     async def run(self) -> None:
         """Produce the whole reply into playout; raises the first failure."""
-        chunks: asyncio.Queue[str | None] = asyncio.Queue()
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._write(chunks))
-                group.create_task(self._speak(chunks))
+                group.create_task(self._write())
+                group.create_task(self._speak(self._chunks))
         except BaseExceptionGroup as group:
             raise group.exceptions[0] from None  # the first failure is the one to report
         self.tools.playout.end(self.reply_id)
 
-    async def _write(self, chunks: asyncio.Queue[str | None]) -> None:
-        chunker = SentenceChunker()
+    async def _write(self) -> None:
         try:
             async for delta in self._agent_text():
-                if not self.spoken_text:
-                    self.progress("agent_first_text", "")
-                self.spoken_text += delta
-                self._send(AgentText(delta=delta))
-                for chunk in chunker.push(delta):
-                    chunks.put_nowait(chunk)
-            for chunk in chunker.flush():
-                chunks.put_nowait(chunk)
-            self.progress("written", self.spoken_text)
+                self._say(delta)
+            self._flush()
+            self.progress("written", self.spoken_text, self.tool_records)
         finally:
-            chunks.put_nowait(None)
+            self._chunks.put_nowait(None)
+
+    def _say(self, delta: str) -> None:
+        if not self.spoken_text:
+            self.progress("agent_first_text", "", ())
+        self.spoken_text += delta
+        self._send(AgentText(delta=delta))
+        for chunk in self._chunker.push(delta):
+            self._chunks.put_nowait(chunk)
+
+    def _flush(self) -> None:
+        for chunk in self._chunker.flush():
+            self._chunks.put_nowait(chunk)
+
+    def _filler(self) -> None:
+        """Said while a tool is slow: what the agent said before the call goes first, whole."""
+        self._flush()
+        separator = " " if self.spoken_text and not self.spoken_text.endswith(" ") else ""
+        self._say(separator + self.tools.filler_text + " ")
+        self._flush()
 
     def _agent_text(self) -> AsyncIterator[str]:
         if self.verbatim:
@@ -120,8 +148,9 @@ class Reply:
         if not self.text.strip():
             return _one(NOT_HEARD)
         agent = self.tools.agent
-        return _within(_blamed(agent.respond(self.history, self.text), agent.name), self.tools.deadlines.agent_s,
-                       agent.name)
+        tools: TurnTools = self._tool_calls or NoTools()
+        return _within(_blamed(agent.respond(self.history, self.text, tools), agent.name),
+                       self.tools.deadlines.agent_s, agent.name)
 
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
         """TTS in reply order; silence trimmed and audio resampled once, as one stream per reply."""
@@ -134,7 +163,7 @@ class Reply:
                 shaper = shaper or _Shaper(pcm.rate)
                 audio = await self.tools.compute.run(_priority(lead), functools.partial(shaper.shape, pcm))
                 if lead:
-                    self.progress("tts_first_audio", "")
+                    self.progress("tts_first_audio", "", ())
                     lead = False
                 playout.push(self.reply_id, audio, pcm.text)
         if shaper is not None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from alice_voice.audio.frames import PcmFrame
@@ -15,6 +15,7 @@ from alice_voice.conversation.agents import Agent
 from alice_voice.conversation.events import ServerEvent
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels
+from alice_voice.tools import Toolbox
 
 
 class Conversation(Protocol):
@@ -69,3 +70,4 @@ class Resources:
     compute: JobRunner
     metrics: Metrics
     clock: Clock
+    tools: Toolbox = field(default_factory=Toolbox)  # the process's tools (empty: the agent gets none)

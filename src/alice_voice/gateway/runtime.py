@@ -1,5 +1,5 @@
-"""The process-wide agent runtime: the inference scheduler, and the models and agent loaded once, off the
-event loop, shared by every session.
+"""The process-wide agent runtime: the inference scheduler, and the models, agent and tools loaded once,
+off the event loop, shared by every session.
 
 Loading starts with the app and runs in the background, so the HTTP API and tone sessions are up at
 once; an agent session waits for the load (bounded by the offer's own deadline), and /health shows its
@@ -9,6 +9,7 @@ progress.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,9 @@ from alice_voice.errors import ModelsUnavailable
 from alice_voice.logs import SessionLogger
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels, load_all
+from alice_voice.tools import Toolbox
+from alice_voice.tools.catalog import ToolCatalog
+from alice_voice.tools.config import load_tools_file
 
 log = logging.getLogger("alice_voice.runtime")
 
@@ -42,11 +46,16 @@ class AgentRuntime:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-models")
         self._task: asyncio.Future[_Loaded] | None = None
         self._resources: Resources | None = None
+        # The tools file is read now, so a broken one stops the gateway at start with its reason.
+        self._tools_file = load_tools_file(settings.tools_file) if settings.tools else None
+        self._tools: asyncio.Task[ToolCatalog] | None = None
 
     def start_loading(self) -> None:
         if self._task is None:
             loop = asyncio.get_running_loop()
             self._task = asyncio.ensure_future(loop.run_in_executor(self._loader, self._load))
+            if self._tools_file is not None:  # MCP servers start meanwhile, on the event loop
+                self._tools = asyncio.create_task(ToolCatalog.from_file(self._tools_file), name="tools")
 
     def _load(self) -> _Loaded:
         loaded = _Loaded(models=load_all(self._settings), agent=load_agent(self._settings))
@@ -66,12 +75,14 @@ class AgentRuntime:
             try:
                 async with asyncio.timeout(wait_s):
                     loaded = await asyncio.shield(self._task)
+                    catalog = await asyncio.shield(self._tools) if self._tools is not None else None
             except TimeoutError:
                 raise ModelsUnavailable("the speech models are still loading") from None
             except Exception as exc:
                 raise ModelsUnavailable(f"the speech models failed to load: {exc}") from None
             self._resources = Resources(self._settings, loaded.models, loaded.agent, self.compute,
-                                        self._metrics, self._clock)
+                                        self._metrics, self._clock,
+                                        catalog.toolbox if catalog is not None else Toolbox())
         return self._resources
 
     async def new_conversation(self, port: SessionPort, log: SessionLogger, wait_s: float) -> Conversation:
@@ -85,7 +96,10 @@ class AgentRuntime:
             return {"state": "loading"}
         if task.cancelled() or task.exception() is not None:
             return {"state": f"failed: {task.exception() if not task.cancelled() else 'cancelled'}"}
-        return {"state": "ready", **task.result().models.status, "agent": task.result().agent.name}
+        tools = self._tools
+        offered = str(len(tools.result().toolbox)) if tools is not None and tools.done() and not tools.cancelled() \
+            and tools.exception() is None else "0"
+        return {"state": "ready", **task.result().models.status, "agent": task.result().agent.name, "tools": offered}
 
     def _observe_job(self, priority: Priority, waited_s: float, ran_s: float) -> None:
         label = priority.label
@@ -97,4 +111,9 @@ class AgentRuntime:
         self.compute.remove_observer(self._observe_job)
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self._tools is not None:
+            if not self._tools.done():
+                self._tools.cancel()
+            with contextlib.suppress(BaseException):
+                await (await self._tools).aclose()
         self._loader.shutdown(wait=False, cancel_futures=True)

@@ -154,6 +154,9 @@ function onEvent(event) {
     case "agent.text": view.assistantDelta(event.delta ?? ""); break;
     case "backchannel": view.backchannel(event.text ?? "", event.duration_ms); break;
     case "tts.stopped": view.replyStopped(event.reason, event.heard); break;
+    case "tool.started": view.toolStarted(event.call_id ?? "", event.name ?? "tool"); break;
+    case "tool.finished": view.toolFinished(event.call_id ?? "", event.name ?? "tool", event.outcome ?? "error",
+                                            event.duration_ms ?? 0); break;
     case "turn.metrics": view.metrics(event.turn, event.timings ?? {}); break;
     case "error": view.note(`${event.message} (${event.code})`, { error: true }); break;
     default: break;

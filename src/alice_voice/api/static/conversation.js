@@ -1,5 +1,5 @@
-// The conversation as chat bubbles: user turns, Alice's streamed replies, cuts, backchannels, per-turn latencies,
-// notes.
+// The conversation as chat bubbles: user turns, Alice's streamed replies, cuts, backchannels, tool calls,
+// per-turn latencies, notes.
 
 // [timing key, chip label, what it measures]; the first is the number a caller feels.
 const METRICS = [
@@ -65,15 +65,20 @@ export class ConversationView {
   }
 
   assistantDelta(delta) {
+    const bubble = this.#replyRow().querySelector(".bubble");
+    bubble.textContent += delta;
+    this.#scroll();
+  }
+
+  /** The reply being written, begun if need be (a tool call can come before its first word). */
+  #replyRow() {
     if (!this.reply) {
       this.reply = this.#row("assistant streaming");
       this.reply.setAttribute("aria-busy", "true");  // read the reply once it is complete, not word by word
       this.reply.appendChild(el("p", "bubble"));
       this.lastTurnRow = this.reply;
     }
-    const bubble = this.reply.querySelector(".bubble");
-    bubble.textContent += delta;
-    this.#scroll();
+    return this.reply;
   }
 
   /** tts.stopped: `done` closes the reply; a cut shows what was heard and strikes the rest. */
@@ -119,6 +124,30 @@ export class ConversationView {
       this.#row("note backchannel-note").appendChild(el("p")).appendChild(chip);
     }
     this.#scroll();
+    return chip;
+  }
+
+  /** tool.started / tool.finished: a chip per call under the reply (name, then its time and outcome). */
+  toolStarted(callId, name) {
+    const chip = el("span", "tool running", `${name}…`);
+    chip.title = `Alice is using ${name}`;
+    chip.dataset.callId = callId;
+    const row = this.#replyRow();
+    let tools = row.querySelector(":scope > .tools");
+    if (!tools) tools = row.appendChild(el("p", "tools"));
+    tools.appendChild(chip);
+    this.#scroll();
+    return chip;
+  }
+
+  toolFinished(callId, name, outcome, durationMs) {
+    const chip = [...this.list.querySelectorAll(".tool")].find((c) => c.dataset.callId === callId)
+      ?? this.toolStarted(callId, name);
+    chip.classList.remove("running");
+    chip.classList.add(outcome === "ok" ? "ok" : "failed");
+    chip.dataset.outcome = outcome;
+    chip.textContent = `${name} ${Math.round(durationMs)} ms${outcome === "ok" ? "" : ` (${outcome})`}`;
+    chip.title = `${name}: ${outcome}, ${Math.round(durationMs)} ms`;
     return chip;
   }
 

@@ -1,4 +1,5 @@
-"""The Agent interface: conversation history and the user's text in, streamed reply text out."""
+"""The Agent interface: conversation history and the user's text in, streamed reply text out; the tools
+it may call come with each turn (`TurnTools`), since whether a call may run yet depends on the turn."""
 
 from __future__ import annotations
 
@@ -8,12 +9,33 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from alice_voice.config import Settings
+from alice_voice.tools import ToolOutcome, ToolSpec
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """`tool_calls`: what the assistant did before saying `content` (kept even when nothing was heard)."""
+
     role: Literal["user", "assistant"]
     content: str
+    tool_calls: tuple[ToolOutcome, ...] = ()
+
+
+class TurnTools(Protocol):
+    """The tools of this turn. `call` never raises but for cancellation: a failure is an error result.
+    A tool that changes things waits inside `call` until the turn is certain (the user has finished)."""
+
+    @property
+    def specs(self) -> Sequence[ToolSpec]: ...
+
+    async def call(self, call_id: str, name: str, arguments: str) -> ToolOutcome: ...
+
+
+class NoTools:
+    specs: Sequence[ToolSpec] = ()
+
+    async def call(self, call_id: str, name: str, arguments: str) -> ToolOutcome:
+        return ToolOutcome(call_id, name, arguments, "unknown", f"Error: there is no tool called {name!r}.", 0.0)
 
 
 class Agent(Protocol):
@@ -21,7 +43,7 @@ class Agent(Protocol):
 
     name: str
 
-    def respond(self, history: Sequence[Message], text: str) -> AsyncIterator[str]: ...
+    def respond(self, history: Sequence[Message], text: str, tools: TurnTools) -> AsyncIterator[str]: ...
 
 
 _AGENTS = {"local": "local", "openai": "openai_compatible"}

@@ -9,6 +9,7 @@ speech synthesizer reads them well.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from datetime import datetime
 from fractions import Fraction
 
 from alice_voice.config import Settings
-from alice_voice.conversation.agents import Message
+from alice_voice.conversation.agents import Message, TurnTools
+from alice_voice.conversation.agents.local_timers import said, timer_call
 from alice_voice.conversation.agents.numbers import integer_words, number_words, ordinal_words, parse_number
 
 _TOKEN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?|\.\d+|[a-z]+(?:'[a-z]+)?|[-+*/\u00d7\u00f7]")
@@ -55,9 +57,9 @@ JOKES = (
 NOT_HEARD = "Sorry, I didn't catch that."
 NOTHING_TO_REPEAT = "I haven't said anything yet."
 CAPABILITIES = ("I'm Alice, and right now I'm running offline. I can tell you the time and the date, "
-                "do arithmetic like seven times eight, tell you a joke, or repeat what I just said.")
+                "do arithmetic like seven times eight, set timers, tell you a joke, or repeat what I just said.")
 OFFLINE = ("I'm running offline, so I can't help with that. I can tell you the time or the date, "
-           "do arithmetic, or tell you a joke.")
+           "do arithmetic, set a timer, or tell you a joke.")
 GOODBYE = "Goodbye! Talk to you soon."
 THANKS = "You're welcome!"
 DIVISION_BY_ZERO = "You can't divide by zero, so there's no number I can give you for that."
@@ -76,8 +78,13 @@ class LocalAgent:
     def __init__(self, now: Callable[[], datetime] | None = None) -> None:
         self._now = now or (lambda: datetime.now().astimezone())
 
-    async def respond(self, history: Sequence[Message], text: str) -> AsyncIterator[str]:
-        words = self.reply(history, text).split(" ")
+    async def respond(self, history: Sequence[Message], text: str, tools: TurnTools) -> AsyncIterator[str]:
+        timer = timer_call(normalize(text))
+        if timer is not None:  # the timer tools, like any agent's calls (a timer is set once the turn is sure)
+            reply = said(await tools.call("local-1", timer.tool, json.dumps(timer.arguments)))
+        else:
+            reply = self.reply(history, text)
+        words = reply.split(" ")
         for start in range(0, len(words), _WORDS_PER_DELTA):
             group = " ".join(words[start:start + _WORDS_PER_DELTA])
             yield group if start == 0 else " " + group

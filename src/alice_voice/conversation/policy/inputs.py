@@ -8,8 +8,9 @@ from typing import Literal
 
 from alice_voice.audio.playout import Mark as PlayoutMark
 from alice_voice.errors import AliceError
+from alice_voice.tools import ToolOutcome
 
-__all__ = ["AsrFailed", "EndOfTurnAnswer", "Heard", "Input", "PlayoutMark", "ReplyCut", "ReplyFailed",
+__all__ = ["AsrFailed", "EndOfTurnAnswer", "Heard", "Input", "PlayoutMark", "ReminderDue", "ReplyCut", "ReplyFailed",
            "ReplyProgress", "StopRequested", "TextIn", "TranscriptIn"]
 
 
@@ -63,6 +64,7 @@ class ReplyProgress:
     stage: Literal["agent_first_text", "tts_first_audio", "written"]
     at: float
     text: str = ""  # for "written": everything the agent said
+    tools: tuple[ToolOutcome, ...] = ()  # for "written": the tool calls it made
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class ReplyCut:
     started: bool
     heard: str
     at: float
+    tools: tuple[ToolOutcome, ...] = ()  # the calls it made before it was cut (they happened: remember them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,5 +101,13 @@ class StopRequested:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ReminderDue:
+    """A timer of the session is done: say `text` when the caller is not speaking."""
+
+    text: str
+    at: float
+
+
 Input = (Heard | TranscriptIn | AsrFailed | EndOfTurnAnswer | ReplyProgress | ReplyFailed | ReplyCut | PlayoutMark
-         | TextIn | StopRequested)
+         | TextIn | StopRequested | ReminderDue)

@@ -16,6 +16,8 @@
   halves as one utterance.
 - A provider that fails ends the turn with an `error` event; the session listens again.
 - An idle caller: after a reply, a long silence gets a prompt, and a longer one a farewell, then the end.
+- A timer that is done is said at once if the caller is listening, else when they have finished and the
+  reply has ended. The tool calls a reply made stay in the history with it, even when it was cut.
 
 Replies are numbered, and every input about a reply names it, so news of a reply already replaced is
 ignored. When and how speech starts and ends is `Endpointing`'s concern, driven from here.
@@ -47,6 +49,7 @@ from alice_voice.conversation.policy.overlap import Overlap, Verdict
 from alice_voice.conversation.policy.words import sounds_unfinished
 from alice_voice.conversation.timings import TurnTimings
 from alice_voice.errors import AliceError
+from alice_voice.tools import ToolOutcome
 
 
 class TurnState(StrEnum):
@@ -64,6 +67,7 @@ class _Reply:
     turn: TurnTimings | None
     audio_started: bool = False
     text: str = ""
+    tools: tuple[ToolOutcome, ...] = ()
     error: AliceError | None = None
     agent_first_text: float | None = None
     tts_first_audio: float | None = None
@@ -128,6 +132,7 @@ class TurnPolicy:
         # an idle caller: silence since a reply ended, and whether they were asked if they are still there
         self._idle_since: float | None = None
         self._idle_prompted = False
+        self._reminders: list[str] = []  # timers that are done, to be said when the caller is not speaking
 
     def handle(self, item: inp.Input) -> list[act.Action]:
         self._out = []
@@ -153,6 +158,9 @@ class TurnPolicy:
                 self._stop(item)
             case inp.AsrFailed():
                 self._asr_failed(item)
+            case inp.ReminderDue():
+                self._reminders.append(item.text)
+                self._say_reminders()
         if self.state is not before:
             self._out += [act.SetState(self.state.value), act.Emit(ev.TurnStateChanged(state=self.state.value))]
         return self._out
@@ -166,6 +174,7 @@ class TurnPolicy:
             self._feed(self._fed, heard.index + 1)  # this frame, and a pause that turned out not to end it
             if self._overlap is not None:
                 self._settle_overlap(self._overlap.still_speaking(heard.arrival))
+        self._say_reminders()
         self._watch_idle(heard.at)
 
     def _endpoint(self, event: Event, heard: inp.Heard) -> None:
@@ -485,7 +494,7 @@ class TurnPolicy:
         elif progress.stage == "tts_first_audio":
             reply.tts_first_audio = progress.at
         else:
-            reply.text = progress.text
+            reply.text, reply.tools = progress.text, progress.tools
 
     def _reply_failed(self, failure: inp.ReplyFailed) -> None:
         reply = self._reply
@@ -509,8 +518,8 @@ class TurnPolicy:
             return  # a held reply nobody heard of, or one replaced by another: nothing to report
         self._emit(ev.TtsStopped(reason="stop_request" if why.reason == "stop_request" else "barge_in",
                                  heard=cut.heard))
-        if cut.heard and why.reason != "rejoin":
-            self._remember(Message("assistant", cut.heard), at=why.history_len)
+        if (cut.heard or cut.tools) and why.reason != "rejoin":
+            self._remember(Message("assistant", cut.heard, cut.tools), at=why.history_len)
         if cut.started:
             self._cut_turn = why.turn  # its metrics go out once the cut is heard as silence
             self._settle_cut()  # at once if the reply was already paused on the onset
@@ -532,7 +541,7 @@ class TurnPolicy:
         self._reply = None
         if mark.started:
             self._emit(ev.TtsStopped(reason="done"))
-        self._remember(Message("assistant", reply.text.strip()))
+        self._remember(Message("assistant", reply.text.strip(), reply.tools))
         if self.state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.PAUSED):
             self.state = TurnState.LISTENING
         self._finish_turn(reply.turn)
@@ -576,6 +585,13 @@ class TurnPolicy:
             self._say(rules.prompt)
         elif (self._idle_prompted or not rules.prompt_s) and rules.end_s and waited >= rules.end_s:
             self._say(rules.farewell, farewell=True)
+
+    def _say_reminders(self) -> None:
+        """A timer that is done is told at once, or when the caller has finished and the reply has ended."""
+        if self._reminders and self._reply is None and self.state is TurnState.LISTENING \
+                and self._endpointing.phase is Phase.IDLE:
+            text, self._reminders = " ".join(self._reminders), []
+            self._say(text)
 
     def _say(self, text: str, *, farewell: bool = False) -> None:
         """The gateway's own words, spoken like a reply (interruptible like one), answering no turn."""

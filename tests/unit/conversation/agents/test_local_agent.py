@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from alice_voice.config import Settings
-from alice_voice.conversation.agents import Message
+from alice_voice.conversation.agents import Message, NoTools
 from alice_voice.conversation.agents import local as local_agent
 from alice_voice.conversation.agents.local import (
     CAPABILITIES,
@@ -33,7 +33,7 @@ def agent_at(moment: datetime = TUESDAY_MORNING) -> LocalAgent:
 
 
 async def streamed(agent: LocalAgent, text: str, history: list[Message] | None = None) -> list[str]:
-    return [delta async for delta in agent.respond(history or [], text)]
+    return [delta async for delta in agent.respond(history or [], text, NoTools())]
 
 
 @pytest.mark.parametrize(("heard", "expected"), [
@@ -167,7 +167,7 @@ async def test_short_reply_streams_whole() -> None:
 
 @pytest.mark.asyncio
 async def test_closing_the_stream_stops_it() -> None:
-    stream = agent_at().respond([], "What can you do?")
+    stream = agent_at().respond([], "What can you do?", NoTools())
     first = await anext(stream)
     await stream.aclose()  # type: ignore[attr-defined]
     assert CAPABILITIES.startswith(first)

@@ -12,9 +12,9 @@ import pytest
 import pytest_asyncio
 
 from alice_voice.config import Settings
-from alice_voice.conversation.agents import Message
+from alice_voice.conversation.agents import Message, NoTools
 from alice_voice.conversation.agents import openai_compatible as llm_agent
-from alice_voice.conversation.agents.openai_compatible import OpenAiCompatibleAgent, SseDecoder, error_message
+from alice_voice.conversation.agents.openai_compatible import OpenAiCompatibleAgent, error_message
 from alice_voice.errors import ProviderAuthError, ProviderError, ProviderTimeout
 from fakes.openai_chat import DEFAULT_REPLY, INVALID_KEY, SERVER_ERROR, STREAM_ERROR, FakeOpenAiChat
 from support.local_services import free_port
@@ -52,7 +52,7 @@ async def agent(fake: FakeOpenAiChat) -> AsyncIterator[OpenAiCompatibleAgent]:
 
 async def collect(agent: OpenAiCompatibleAgent, history: list[Message] | None = None,
                   text: str = "Hi!") -> list[str]:
-    return [delta async for delta in agent.respond(history or [], text)]
+    return [delta async for delta in agent.respond(history or [], text, NoTools())]
 
 
 @pytest.mark.asyncio
@@ -183,7 +183,7 @@ async def test_stall_after_the_first_chunk_times_out(fake: FakeOpenAiChat, agent
     received: list[str] = []
     started = time.monotonic()
     with pytest.raises(ProviderTimeout):
-        async for delta in agent.respond([], "Hi"):
+        async for delta in agent.respond([], "Hi", NoTools()):
             received.append(delta)
     elapsed = time.monotonic() - started
     assert received == [DEFAULT_REPLY[0]]
@@ -206,7 +206,7 @@ async def test_garbage_chunk_raises_provider_error(fake: FakeOpenAiChat, agent: 
     fake.mode = "garbage"
     received: list[str] = []
     with pytest.raises(ProviderError) as caught:
-        async for delta in agent.respond([], "Hi"):
+        async for delta in agent.respond([], "Hi", NoTools()):
             received.append(delta)
     assert type(caught.value) is ProviderError
     assert "malformed JSON" in caught.value.message
@@ -225,7 +225,7 @@ async def test_error_event_mid_stream_raises_provider_error(
 @pytest.mark.asyncio
 async def test_closing_the_iterator_closes_the_stream(fake: FakeOpenAiChat, agent: OpenAiCompatibleAgent) -> None:
     fake.mode = "stall"
-    stream = agent.respond([], "Hi")
+    stream = agent.respond([], "Hi", NoTools())
     assert await anext(stream) == DEFAULT_REPLY[0]
     started = time.monotonic()
     await stream.aclose()  # type: ignore[attr-defined]
@@ -259,21 +259,6 @@ async def test_load_builds_the_agent_from_settings(fake: FakeOpenAiChat) -> None
     assert request.body["model"] == "from-settings"
     assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert request.headers["authorization"] == "Bearer test-key"
-
-
-def test_sse_decoder_joins_data_lines_and_skips_comments_and_other_fields() -> None:
-    decoder = SseDecoder()
-    lines = [": keep-alive", "", "event: message", "id: 7", 'data: {"a":', "data:1}", "", "retry: 10", "",
-             "data: [DONE]", ""]
-    events = [data for line in lines if (data := decoder.feed(line)) is not None]
-    assert events == ['{"a":\n1}', "[DONE]"]
-
-
-def test_sse_decoder_returns_an_unterminated_event_at_end_of_stream() -> None:
-    decoder = SseDecoder()
-    assert decoder.feed("data: tail") is None
-    assert decoder.end() == "tail"
-    assert decoder.end() is None
 
 
 @pytest.mark.parametrize(("body", "expected"), [

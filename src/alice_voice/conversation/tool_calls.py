@@ -1,0 +1,96 @@
+"""One reply's tool calls: when they may run, what the caller hears meanwhile, and what is recorded.
+
+- A tool that changes things waits until the reply is committed (the turn is certain): a speculative
+  reply may think and speak ahead, but sets no timer and calls no webhook for a turn the user may still
+  be in. A read-only tool runs at once. A dropped or cut reply cancels its task, and with it a call
+  that is waiting or running.
+- When a call has run `filler_after_s` without returning, the filler ("One moment.") is said, once per
+  reply, so the caller is never left in silence; it is part of the reply, interruptible like it.
+- Each call goes to the client as `tool.started` / `tool.finished`, to the metrics, and into `records`,
+  which the history keeps with the reply (even one cut before a word of it was heard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from alice_voice.conversation.events import ServerEvent, ToolFinished, ToolStarted
+from alice_voice.metrics import Metrics
+from alice_voice.tools import Toolbox, ToolContext, ToolOutcome, ToolSpec
+
+_CANCELLED = "Cancelled while running (the caller interrupted): it may or may not have taken effect."
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTools:
+    """What every reply of a session calls tools with."""
+
+    toolbox: Toolbox
+    context: ToolContext
+    metrics: Metrics
+    filler_after_s: float  # 0: never
+    log_content: bool = False
+
+
+class ReplyToolCalls:
+    def __init__(self, session: SessionTools, committed: asyncio.Event, emit: Callable[[ServerEvent], None],
+                 say_filler: Callable[[], None]) -> None:
+        self._session, self._committed, self._emit, self._say_filler = session, committed, emit, say_filler
+        self._filler_said = False
+        self._done: list[ToolOutcome] = []
+        self._running: dict[str, tuple[str, str, float]] = {}  # call id -> (name, arguments, started)
+
+    @property
+    def records(self) -> tuple[ToolOutcome, ...]:
+        """The calls made so far; one still running counts as cancelled (the reply is being cut)."""
+        now = time.perf_counter()
+        running = tuple(ToolOutcome(call_id, name, arguments, "cancelled", _CANCELLED, (now - started) * 1000)
+                        for call_id, (name, arguments, started) in self._running.items())
+        return (*self._done, *running)
+
+    @property
+    def specs(self) -> Sequence[ToolSpec]:
+        return self._session.toolbox.specs
+
+    async def call(self, call_id: str, name: str, arguments: str) -> ToolOutcome:
+        session = self._session
+        spec = session.toolbox.spec(name)
+        if spec is not None and not spec.read_only:
+            await self._committed.wait()
+        self._emit(ToolStarted(call_id=call_id, name=name, arguments=arguments if session.log_content else None))
+        started = time.perf_counter()
+        self._running[call_id] = (name, arguments, started)
+        try:
+            outcome = await self._run(call_id, name, arguments)
+        except asyncio.CancelledError:
+            self._finished(ToolOutcome(call_id, name, arguments, "cancelled", _CANCELLED,
+                                       (time.perf_counter() - started) * 1000))
+            raise
+        self._finished(outcome)
+        return outcome
+
+    async def _run(self, call_id: str, name: str, arguments: str) -> ToolOutcome:
+        session = self._session
+        async with asyncio.TaskGroup() as group:
+            running = group.create_task(session.toolbox.run(call_id, name, arguments, session.context))
+            if session.filler_after_s and not self._filler_said:
+                done, _ = await asyncio.wait({running}, timeout=session.filler_after_s)
+                if not done:
+                    self._filler_said = True
+                    self._say_filler()
+        return running.result()
+
+    def _finished(self, outcome: ToolOutcome) -> None:
+        self._running.pop(outcome.call_id, None)
+        self._done.append(outcome)
+        metrics = self._session.metrics
+        tool = "(unknown)" if outcome.outcome == "unknown" else outcome.name  # the model's inventions: no label
+        metrics.tool_duration_ms.labels(tool=tool, outcome=outcome.outcome).observe(outcome.duration_ms)
+        if not outcome.ok:
+            metrics.tool_errors.labels(tool=tool, outcome=outcome.outcome).inc()
+        self._emit(ToolFinished(call_id=outcome.call_id, name=outcome.name, outcome=outcome.outcome,
+                                duration_ms=round(outcome.duration_ms, 1),
+                                result=outcome.result if self._session.log_content else None))

@@ -1,0 +1,103 @@
+"""A session's timers: set, listed and cancelled by voice, and due on the session's clock.
+
+The session checks `pop_due` as its inputs arrive and hands a due timer's reminder to the turn policy,
+which says it when the caller is not speaking. Durations are spoken in words ("ten minutes") so any
+synthesizer reads them well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from num2words import num2words
+
+from alice_voice.clock import Clock
+from alice_voice.tools.spec import ToolError
+
+MAX_TIMERS = 20
+MAX_SECONDS = 24 * 3600
+_UNITS = ((3600, "hour"), (60, "minute"), (1, "second"))
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    timer_id: int
+    seconds: int
+    label: str  # the caller's name for it ("pasta"), or ""
+    due: float  # on the session's clock
+
+    @property
+    def name(self) -> str:
+        """How it is spoken of: "pasta timer", "ten-minute timer", "timer for one hour and ten minutes"."""
+        if self.label:
+            return f"{self.label} timer"
+        short = duration_name(self.seconds)
+        return f"{short} timer" if short else f"timer for {spoken_duration(self.seconds)}"
+
+    @property
+    def reminder(self) -> str:
+        return f"Your {self.name} is done."
+
+
+def duration_parts(seconds: int) -> list[tuple[int, str]]:
+    parts = []
+    for size, unit in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append((count, unit))
+    return parts
+
+
+def duration_name(seconds: int) -> str:
+    """A duration of one unit as a timer is named by it ("ten-minute"); "" for mixed units."""
+    parts = duration_parts(seconds)
+    return f"{num2words(parts[0][0])}-{parts[0][1]}" if len(parts) == 1 else ""
+
+
+def spoken_duration(seconds: int) -> str:
+    """3725 -> "one hour, two minutes and five seconds"."""
+    words = [f"{num2words(n)} {unit}{'s' if n != 1 else ''}" for n, unit in duration_parts(seconds)]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+class SessionTimers:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._timers: dict[int, Timer] = {}
+        self._next_id = 1
+
+    def set(self, seconds: float, label: str = "") -> Timer:
+        whole = round(seconds)
+        if not 1 <= whole <= MAX_SECONDS:
+            raise ToolError(f"a timer must run between one second and {MAX_SECONDS // 3600} hours")
+        if len(self._timers) >= MAX_TIMERS:
+            raise ToolError(f"there are already {MAX_TIMERS} timers; cancel one first")
+        timer = Timer(self._next_id, whole, label.strip(), self._clock.now() + whole)
+        self._timers[timer.timer_id] = timer
+        self._next_id += 1
+        return timer
+
+    def active(self) -> list[Timer]:
+        return sorted(self._timers.values(), key=lambda t: t.due)
+
+    def remaining_s(self, timer: Timer) -> int:
+        return max(0, round(timer.due - self._clock.now()))
+
+    def cancel(self, label: str = "") -> list[Timer]:
+        """Cancel the timers called `label` (or, with a duration name like "ten-minute", that one); all
+        timers without a label. Raises `ToolError` when nothing matches."""
+        wanted = label.strip().lower().removesuffix(" timer")
+        hits = [t for t in self._timers.values()
+                if not wanted or wanted in (t.label.lower(), t.name.lower().removesuffix(" timer"))]
+        if not hits:
+            raise ToolError(f"there is no {wanted} timer" if wanted else "there are no timers")
+        for timer in hits:
+            del self._timers[timer.timer_id]
+        return hits
+
+    def pop_due(self) -> list[Timer]:
+        now = self._clock.now()
+        due = [t for t in self.active() if t.due <= now]
+        for timer in due:
+            del self._timers[timer.timer_id]
+        return due
