@@ -92,13 +92,17 @@ async def run(voices: list[str], repeats: int, slow_s: float) -> dict[str, Any]:
             try:
                 for name in KINDS:
                     kind["now"] = name
+                    seen = len(client.events)
                     turns = [await speak_turn(client, utt, tail_s=slow_s + 2.5 if name == "slow" else 2.5)
                              for utt in utts]
+                    calls = [e for e in client.events[seen:] if e["type"] == "tool.finished"]
                     results[name] = {"client_first_audio_ms": summary(t.client_first_audio_ms for t in turns),
                                      "gateway_first_audio_ms": summary(t.gateway.get("first_audio_ms")
                                                                        for t in turns),
                                      "end_of_turn_ms": summary(t.gateway.get("end_of_turn_ms") for t in turns),
-                                     "turns": len(turns), "false_starts": sum(t.false_starts for t in turns)}
+                                     "turns": len(turns), "false_starts": sum(t.false_starts for t in turns),
+                                     "tool_calls_ok": sum(e["outcome"] == "ok" for e in calls),
+                                     "tool_ms": summary(e["duration_ms"] for e in calls)}
             finally:
                 await client.close()
     base = results["none"]["gateway_first_audio_ms"].get("p50")
@@ -117,12 +121,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     out = asyncio.run(run(args.voices.split(","), args.repeats, args.slow_s))
-    print("| turn | TTFA client p50 / p95 ms | TTFA gateway p50 / p95 ms | added p50 ms |\n|---|---|---|---|")
+    print("| turn | TTFA client p50 / p95 ms | TTFA gateway p50 / p95 ms | added p50 ms | tool calls ok / turns |\n"
+          "|---|---|---|---|---|")
     for name in KINDS:
         row = out[name]
         client, gateway = row["client_first_audio_ms"], row["gateway_first_audio_ms"]
         print(f"| {name} | {client.get('p50')} / {client.get('p95')} | {gateway.get('p50')} / {gateway.get('p95')} | "
-              f"{row.get('added_p50_ms', '')} |")
+              f"{row.get('added_p50_ms', '')} | {row['tool_calls_ok']} / {row['turns']} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))

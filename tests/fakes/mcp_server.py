@@ -1,4 +1,5 @@
-"""A tiny MCP server for the tests, on the official SDK, served over stdio: `python -m fakes.mcp_server LOG`.
+"""A tiny MCP server for the tests, on the official SDK: `python -m fakes.mcp_server LOG` serves it over
+stdio, `python -m fakes.mcp_server LOG PORT` over streamable HTTP on 127.0.0.1.
 
 Tools: `lookup_order` (read-only: the server says so; an order that is not a number is an
 error), `book_table` (changes things: every call is
@@ -53,4 +54,7 @@ def crash() -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if len(sys.argv) > 2:  # LOG PORT: streamable HTTP on 127.0.0.1:PORT/mcp
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

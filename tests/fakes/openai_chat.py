@@ -8,8 +8,8 @@ until the client gives up), "garbage" (a malformed JSON chunk after the first on
 `{"error": ...}` event mid-stream). `split_bytes` sends every event in pieces of that many bytes and
 `multiline_data` spreads each JSON object over two `data:` lines, as SSE allows.
 
-Tool calls: `tool_rounds[k]` is what the k-th response of a conversation asks for (k: how many times the
-request's messages already carry an assistant `tool_calls` message), streamed as the API does it: a
+Tool calls: `tool_rounds[k]` is what the k-th response to the user's last message asks for (k: how many
+assistant `tool_calls` messages follow that message in the request), streamed as the API does it: a
 `tool_calls` delta with the index, id, type and name and empty arguments, then the JSON arguments in
 pieces of `arguments_piece` characters, several calls by index, and `finish_reason: "tool_calls"`. A
 request without `tools` gets the text reply. Past the scripted rounds the text reply comes.
@@ -135,9 +135,10 @@ class FakeOpenAiChat:
         if not body.get("tools"):
             return ()
         messages = body["messages"]
-        asked = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+        last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+        asked = messages[last_user].get("content") or ""
         rounds = self.tool_rounds_for(asked) if self.tool_rounds_for is not None else self.tool_rounds
-        done = sum(1 for m in messages if m.get("role") == "assistant" and m.get("tool_calls"))
+        done = sum(1 for m in messages[last_user:] if m.get("role") == "assistant" and m.get("tool_calls"))
         return rounds[done] if done < len(rounds) else ()
 
     async def _stream(self, model: str, calls: Sequence[FakeCall] = ()) -> AsyncIterator[bytes]:

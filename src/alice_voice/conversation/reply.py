@@ -83,13 +83,16 @@ class Reply:
     _chunker: SentenceChunker = field(default_factory=SentenceChunker)
     _chunks: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     _tool_calls: ReplyToolCalls | None = None
+    _agent_wait: asyncio.Timeout | None = None  # the deadline of the agent's next delta, while it runs
+    _tools_busy: bool = False
 
     def __post_init__(self) -> None:
         self.tools.playout.begin(self.reply_id, held=self.held)
         if not self.held:
             self._committed.set()
         if self.tools.session_tools is not None and not self.verbatim:
-            self._tool_calls = ReplyToolCalls(self.tools.session_tools, self._committed, self._send, self._filler)
+            self._tool_calls = ReplyToolCalls(self.tools.session_tools, self._committed, self._send, self._filler,
+                                              self._pace)
 
     @property
     def tool_records(self) -> tuple[ToolOutcome, ...]:
@@ -149,8 +152,29 @@ class Reply:
             return _one(NOT_HEARD)
         agent = self.tools.agent
         tools: TurnTools = self._tool_calls or NoTools()
-        return _within(_blamed(agent.respond(self.history, self.text, tools), agent.name),
-                       self.tools.deadlines.agent_s, agent.name)
+        return self._agent_deltas(_blamed(agent.respond(self.history, self.text, tools), agent.name), agent.name)
+
+    async def _agent_deltas(self, deltas: AsyncIterator[str], provider: str) -> AsyncIterator[str]:
+        """Each delta within the agent's deadline, the time its tool calls take not counted (each tool is
+        bounded by its own timeout, and the filler speaks for a slow one)."""
+        while True:
+            try:
+                async with asyncio.timeout(None if self._tools_busy else self.tools.deadlines.agent_s) as wait:
+                    self._agent_wait = wait
+                    delta = await anext(deltas)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise ProviderTimeout(provider) from None
+            finally:
+                self._agent_wait = None
+            yield delta
+
+    def _pace(self, busy: bool) -> None:
+        self._tools_busy = busy
+        if self._agent_wait is not None:
+            when = None if busy else asyncio.get_running_loop().time() + self.tools.deadlines.agent_s
+            self._agent_wait.reschedule(when)
 
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
         """TTS in reply order; silence trimmed and audio resampled once, as one stream per reply."""

@@ -37,8 +37,12 @@ class SessionTools:
 
 class ReplyToolCalls:
     def __init__(self, session: SessionTools, committed: asyncio.Event, emit: Callable[[ServerEvent], None],
-                 say_filler: Callable[[], None]) -> None:
+                 say_filler: Callable[[], None], busy: Callable[[bool], None] = lambda _: None) -> None:
+        """`busy(True)` when calls begin (waiting for the turn included), `busy(False)` when none is left:
+        the agent's deadline does not run meanwhile (each tool has its own)."""
         self._session, self._committed, self._emit, self._say_filler = session, committed, emit, say_filler
+        self._busy = busy
+        self._active = 0
         self._filler_said = False
         self._done: list[ToolOutcome] = []
         self._running: dict[str, tuple[str, str, float]] = {}  # call id -> (name, arguments, started)
@@ -56,6 +60,16 @@ class ReplyToolCalls:
         return self._session.toolbox.specs
 
     async def call(self, call_id: str, name: str, arguments: str) -> ToolOutcome:
+        self._active += 1
+        self._busy(True)
+        try:
+            return await self._call(call_id, name, arguments)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._busy(False)
+
+    async def _call(self, call_id: str, name: str, arguments: str) -> ToolOutcome:
         session = self._session
         spec = session.toolbox.spec(name)
         if spec is not None and not spec.read_only:
@@ -78,7 +92,7 @@ class ReplyToolCalls:
             running = group.create_task(session.toolbox.run(call_id, name, arguments, session.context))
             if session.filler_after_s and not self._filler_said:
                 done, _ = await asyncio.wait({running}, timeout=session.filler_after_s)
-                if not done:
+                if not done and not self._filler_said:  # (calls of one round run at once: one filler)
                     self._filler_said = True
                     self._say_filler()
         return running.result()
@@ -87,7 +101,8 @@ class ReplyToolCalls:
         self._running.pop(outcome.call_id, None)
         self._done.append(outcome)
         metrics = self._session.metrics
-        tool = "(unknown)" if outcome.outcome == "unknown" else outcome.name  # the model's inventions: no label
+        known = self._session.toolbox.spec(outcome.name) is not None
+        tool = outcome.name if known else "(unknown)"  # the model's inventions get no label of their own
         metrics.tool_duration_ms.labels(tool=tool, outcome=outcome.outcome).observe(outcome.duration_ms)
         if not outcome.ok:
             metrics.tool_errors.labels(tool=tool, outcome=outcome.outcome).inc()

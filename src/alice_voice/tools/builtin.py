@@ -16,6 +16,7 @@ from alice_voice.tools.timers import spoken_duration
 BUILTIN_TIMEOUT_S = 2.0
 _MAX_EXPRESSION = 200
 _MAX_POWER = 64
+_MAX_BITS = 4096  # ~1200 digits: past this no one wants the number read out, and it would cost the loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +64,21 @@ def _value(node: ast.expr) -> Fraction:
             raise ToolError("only whole powers up to 64 are supported")
         if base == 0 and power < 0:
             raise ToolError("division by zero")
+        if _bits(base) * abs(int(power)) > _MAX_BITS:
+            raise ToolError("the result is too large to say")
         return base ** int(power)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _value(node.left), _value(node.right)
         if isinstance(node.op, ast.Div) and right == 0:
             raise ToolError("division by zero")
+        if _bits(left) + _bits(right) > _MAX_BITS:
+            raise ToolError("the result is too large to say")
         return _BINARY[type(node.op)](left, right)
     raise ToolError("only numbers, + - * / ** and parentheses are allowed")
+
+
+def _bits(value: Fraction) -> int:
+    return max(value.numerator.bit_length(), value.denominator.bit_length())
 
 
 def _calculate(arguments: dict[str, Any], _: ToolContext) -> str:
@@ -80,10 +89,13 @@ def _calculate(arguments: dict[str, Any], _: ToolContext) -> str:
 
 
 # ---------- timers ----------
+def _seconds(arguments: dict[str, Any]) -> float:
+    return (float(arguments.get("hours", 0)) * 3600 + float(arguments.get("minutes", 0)) * 60
+            + float(arguments.get("seconds", 0)))
+
+
 def _set_timer(arguments: dict[str, Any], context: ToolContext) -> str:
-    seconds = float(arguments.get("hours", 0)) * 3600 + float(arguments.get("minutes", 0)) * 60 + float(
-        arguments.get("seconds", 0))
-    timer = context.timers.set(seconds, str(arguments.get("label", "")))
+    timer = context.timers.set(_seconds(arguments), str(arguments.get("label", "")))
     if timer.label:
         return f"The {timer.name} is set for {spoken_duration(timer.seconds)}."
     return f"A {timer.name} is set."
@@ -98,7 +110,7 @@ def _list_timers(_: dict[str, Any], context: ToolContext) -> str:
 
 
 def _cancel_timer(arguments: dict[str, Any], context: ToolContext) -> str:
-    cancelled = context.timers.cancel(str(arguments.get("label", "")))
+    cancelled = context.timers.cancel(str(arguments.get("label", "")), _seconds(arguments) or None)
     names = [f"the {t.name}" for t in cancelled]
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     return f"{listed[0].upper()}{listed[1:]} {'is' if len(names) == 1 else 'are'} cancelled."
@@ -124,7 +136,7 @@ BUILTIN: tuple[Tool, ...] = (
     FunctionTool(ToolSpec("list_timers", "The timers running in this call and the time each has left.",
                           read_only=True), _list_timers),
     FunctionTool(ToolSpec(
-        "cancel_timer", "Cancel the timer with this label (or duration name, e.g. 'ten-minute'); an empty label "
-                        "cancels every timer.",
-        {"type": "object", "properties": {"label": TIMER_LABEL}, "additionalProperties": False}), _cancel_timer),
+        "cancel_timer", "Cancel the timer with this label, or of this duration; with neither, every timer.",
+        {"type": "object", "properties": {"label": TIMER_LABEL, "hours": _DURATION, "minutes": _DURATION,
+                                          "seconds": _DURATION}, "additionalProperties": False}), _cancel_timer),
 )

@@ -7,11 +7,12 @@ import asyncio
 import logging
 
 import httpx
+import jsonschema
 
 from alice_voice.config import Settings
 from alice_voice.tools.builtin import BUILTIN, BUILTIN_TIMEOUT_S
-from alice_voice.tools.config import ToolsFile, load_tools_file
-from alice_voice.tools.mcp_servers import McpServer
+from alice_voice.tools.config import TOOL_NAME, ToolsFile, load_tools_file
+from alice_voice.tools.mcp_servers import McpServer, McpTool
 from alice_voice.tools.spec import ToolSpec
 from alice_voice.tools.toolbox import Toolbox
 from alice_voice.tools.webhook import WebhookTool
@@ -50,13 +51,28 @@ class ToolCatalog:
         catalog = cls(toolbox, http, [McpServer(m.server()) for m in file.mcp])
         try:
             started = await asyncio.gather(*(s.start() for s in catalog._servers))
+            for server, tools in zip(catalog._servers, started, strict=True):
+                for tool in tools:
+                    catalog._add_remote(tool, server)
         except BaseException:  # cancelled while the servers start (the gateway stopping): stop them all
             await catalog.aclose()
             raise
-        for server, tools in zip(catalog._servers, started, strict=True):
-            for tool in tools:
-                toolbox.add(tool, server.config.timeout_s)
         return catalog
+
+    def _add_remote(self, tool: McpTool, server: McpServer) -> None:
+        """An MCP server's tool, unless its name or schema would break every request to the model."""
+        name = tool.spec.name
+        if not TOOL_NAME.fullmatch(name):
+            log.error("MCP server %r: tool %r skipped: the name is not one a model API accepts", server.config.name,
+                      name)
+            return
+        if self.toolbox.spec(name) is not None:
+            log.warning("MCP server %r: tool %r replaces the tool of the same name", server.config.name, name)
+        try:
+            self.toolbox.add(tool, server.config.timeout_s)
+        except jsonschema.SchemaError as exc:
+            log.error("MCP server %r: tool %r skipped: its input schema is invalid (%s)", server.config.name, name,
+                      exc.message)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(server.aclose() for server in self._servers))

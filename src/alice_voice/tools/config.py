@@ -25,17 +25,20 @@
 from __future__ import annotations
 
 import os
+import re
 import string
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alice_voice.tools.mcp_servers import McpServerConfig
 from alice_voice.tools.spec import NO_ARGUMENTS
 
 _NAME = r"^[a-zA-Z0-9_-]{1,64}$"  # what OpenAI-compatible servers accept as a function name
+TOOL_NAME = re.compile(_NAME)
 
 
 class ToolsFileError(ValueError):
@@ -54,6 +57,15 @@ class WebhookConfig(_Strict):
     read_only: bool = False
     timeout_s: float = Field(10.0, gt=0, le=120)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("parameters")
+    @classmethod
+    def _a_schema(cls, parameters: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.validators.validator_for(parameters).check_schema(parameters)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a JSON schema: {exc.message}") from None
+        return parameters
 
     @field_validator("headers")
     @classmethod

@@ -11,7 +11,6 @@ tools file lists it in `read_only`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -81,7 +80,9 @@ class McpServer:
             raise ToolError(f"the {self.config.name} server is not running")
         client = self._client
         try:
-            result = await client.call_tool(name, arguments, read_timeout_seconds=self.config.timeout_s)
+            # The toolbox bounds the call (and cancels it): the SDK's own timeout is only a backstop, so a slow
+            # tool is a timeout, never taken for a dead server.
+            result = await client.call_tool(name, arguments, read_timeout_seconds=self.config.timeout_s + 5)
         except Exception as exc:  # MCPError, or the SDK's stream errors when the server dies (anyio's too)
             if not await self._still_there(client):
                 log.error("MCP server %r stopped during a call to %s: its tools fail until restart",
@@ -105,13 +106,14 @@ class McpServer:
 
     async def aclose(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError, Exception):
-                async with asyncio.timeout(5):
-                    await asyncio.shield(self._task)
-            if not self._task.done():
-                self._task.cancel()
-                await asyncio.wait({self._task})
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=5)  # the client's own exit: the server process is stopped
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        if task is not None and task.done() and not task.cancelled():
+            task.exception()  # retrieved: its failure was logged when it happened
         self._client = None
 
     async def _serve(self) -> None:

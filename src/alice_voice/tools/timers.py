@@ -57,6 +57,8 @@ def duration_name(seconds: int) -> str:
 def spoken_duration(seconds: int) -> str:
     """3725 -> "one hour, two minutes and five seconds"."""
     words = [f"{num2words(n)} {unit}{'s' if n != 1 else ''}" for n, unit in duration_parts(seconds)]
+    if not words:
+        return ""
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
@@ -83,14 +85,16 @@ class SessionTimers:
     def remaining_s(self, timer: Timer) -> int:
         return max(0, round(timer.due - self._clock.now()))
 
-    def cancel(self, label: str = "") -> list[Timer]:
-        """Cancel the timers called `label` (or, with a duration name like "ten-minute", that one); all
-        timers without a label. Raises `ToolError` when nothing matches."""
+    def cancel(self, label: str = "", seconds: float | None = None) -> list[Timer]:
+        """Cancel the timers called `label` (a duration name like "ten-minute" too), or set for `seconds`;
+        with neither, every timer. Raises `ToolError` when nothing matches."""
         wanted = label.strip().lower().removesuffix(" timer")
         hits = [t for t in self._timers.values()
-                if not wanted or wanted in (t.label.lower(), t.name.lower().removesuffix(" timer"))]
+                if (not wanted or wanted in (t.label.lower(), t.name.lower().removesuffix(" timer")))
+                and (seconds is None or t.seconds == round(seconds))]
         if not hits:
-            raise ToolError(f"there is no {wanted} timer" if wanted else "there are no timers")
+            what = wanted or (spoken_duration(round(seconds)) if seconds else "")
+            raise ToolError(f"there is no {what} timer" if what else "there are no timers")
         for timer in hits:
             del self._timers[timer.timer_id]
         return hits

@@ -73,7 +73,7 @@ class Toolbox:
                                       f"Tools: {', '.join(self._entries) or 'none'}.")
         try:
             parsed = _parse(arguments, entry.validator)
-        except ValueError as exc:
+        except Exception as exc:  # ValueError; or the schema itself fails on them (an unresolvable $ref)
             return outcome("invalid", f"Error: invalid arguments for {name}: {exc}")
         try:
             async with asyncio.timeout(entry.timeout_s):

@@ -131,3 +131,19 @@ async def test_a_timer_is_told_when_due_and_waits_for_the_caller_to_finish() -> 
     starts = [a.text for a in s.done(act.StartReply) if isinstance(a, act.StartReply)]
     assert starts[-2:] == ["and tell me a long story", "Your three-second timer is done."], \
         "the caller's turn is answered first, then the reminder"
+
+
+async def test_a_tool_slower_than_the_agents_deadline_is_not_taken_for_a_silent_agent() -> None:
+    gate = asyncio.Event()
+    slow = Recorder("slow_lookup", read_only=True, gate=gate)
+    agent = ScriptedAgent(tool_calls={"check it": [("slow_lookup", "{}")]})
+    async with SessionHarness(agent=agent, tools=toolbox(slow), agent_timeout_s=0.05, tool_filler_ms=0) as s:
+        s.say("check it", 500)
+        s.pause(1500)
+        await s.run_until(lambda: bool(slow.calls))
+        # The deadline is real time: the tool answers after six times the agent's deadline has passed.
+        asyncio.get_running_loop().call_later(0.3, gate.set)
+        await asyncio.wait_for(gate.wait(), 5)
+        await s.run_until_event("tts.stopped", reason="done")
+    assert s.types("error") == []
+    assert "".join(e["delta"] for e in s.events("agent.text")) == "slow_lookup done."

@@ -30,6 +30,7 @@ def test_arithmetic_is_exact(expression: str, value: Fraction) -> None:
 @pytest.mark.parametrize(("expression", "words"), [
     ("1 / 0", "division by zero"), ("2 ** 1000", "whole powers up to 64"), ("__import__('os')", "only numbers"),
     ("x + 1", "only numbers"), ("1 +", "cannot read"), ("1" * 300, "too long"),
+    ("(((9 ** 64) ** 64) ** 64) ** 64", "too large"), ("(2 ** 64) ** 64 * (2 ** 64) ** 64", "too large"),
 ])
 def test_arithmetic_refuses_what_it_cannot_do(expression: str, words: str) -> None:
     with pytest.raises(ToolError, match=words):
@@ -38,6 +39,7 @@ def test_arithmetic_refuses_what_it_cannot_do(expression: str, words: str) -> No
 
 def test_durations_are_spoken_in_words() -> None:
     assert spoken_duration(600) == "ten minutes"
+    assert spoken_duration(0) == ""
     assert spoken_duration(3725) == "one hour, two minutes and five seconds"
     assert Timer(1, 600, "", 0).reminder == "Your ten-minute timer is done."
     assert Timer(1, 90, "", 0).reminder == "Your timer for one minute and thirty seconds is done."
@@ -62,6 +64,13 @@ async def test_timers_are_set_listed_cancelled_and_fall_due_on_the_sessions_cloc
     assert timers.pop_due() == []
     clock.t += 10
     assert [t.reminder for t in timers.pop_due()] == ["Your tea timer is done."]
+    assert await call("set_timer", '{"seconds": 90}') == "A timer for one minute and thirty seconds is set."
+    clock.t += 570
+    assert await call("list_timers") == ("The timer for one minute and thirty seconds has no time left. "
+                                         "The ten-minute timer has no time left.")
+    assert await call("cancel_timer", '{"minutes": 1.5}') == ("The timer for one minute and thirty seconds "
+                                                               "is cancelled.")
+    assert await call("cancel_timer", '{"seconds": 30}') == "Error: there is no thirty seconds timer"
     assert await call("cancel_timer", '{"label": "ten-minute"}') == "The ten-minute timer is cancelled."
     assert await call("cancel_timer") == "Error: there are no timers"
     assert (await call("set_timer", "{}")).startswith("Error: invalid arguments")

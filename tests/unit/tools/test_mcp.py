@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from alice_voice.tools import ToolContext
 from alice_voice.tools.catalog import ToolCatalog
 from alice_voice.tools.config import load_tools_file
 from alice_voice.tools.timers import SessionTimers
+from support.local_services import free_port, wait_port
 
 pytestmark = pytest.mark.asyncio
 CONTEXT = ToolContext("session-3", SessionTimers(MonotonicClock()))
@@ -88,3 +92,30 @@ start_timeout_s = 5
         await catalog.aclose()
     assert found.result == "Order 7 was shipped yesterday."
     assert any("ghost" in r.getMessage() and "did not start" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+def shop_over_http(tmp_path: Path) -> Iterator[int]:
+    """The test server over streamable HTTP on 127.0.0.1; yields its port."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    with subprocess.Popen([sys.executable, "-m", "fakes.mcp_server", str(tmp_path / "calls.jsonl"), str(port)],
+                          env=env, stderr=subprocess.DEVNULL) as server:
+        try:
+            wait_port(port, server, timeout=30)
+            yield port
+        finally:
+            server.terminate()
+
+
+async def test_a_server_over_streamable_http(tmp_path: Path, shop_over_http: int) -> None:
+    path = tmp_path / "tools.toml"
+    path.write_text(f'builtin = false\n[[mcp]]\nname = "shop"\nurl = "http://127.0.0.1:{shop_over_http}/mcp"\n')
+    catalog = await ToolCatalog.from_file(load_tools_file(path))
+    try:
+        assert catalog.toolbox.spec("lookup_order") is not None
+        found = await catalog.toolbox.run("c1", "lookup_order", '{"order": "5"}', CONTEXT)
+    finally:
+        await catalog.aclose()
+    assert (found.outcome, found.result) == ("ok", "Order 5 was shipped yesterday.")
+    assert calls(tmp_path) == [{"tool": "lookup_order", "order": "5"}]

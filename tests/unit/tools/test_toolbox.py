@@ -97,6 +97,14 @@ async def test_cancelling_the_call_cancels_the_tool() -> None:
     assert probe.cancelled.is_set()
 
 
+@pytest.mark.asyncio
+async def test_a_schema_that_fails_on_the_arguments_is_an_invalid_call_not_a_crash() -> None:
+    probe = Probe()
+    probe.spec = ToolSpec("probe", "refers nowhere", {"type": "object", "properties": {"n": {"$ref": "#/nowhere"}}})
+    outcome = await Toolbox([(probe, 1.0)]).run("c1", "probe", '{"n": 1}', CONTEXT)
+    assert outcome.outcome == "invalid" and probe.calls == []
+
+
 def test_a_tool_with_a_broken_schema_is_refused_when_added() -> None:
     probe = Probe()
     probe.spec = ToolSpec("probe", "broken", {"type": "objekt"})

@@ -127,6 +127,8 @@ async def test_an_unreachable_webhook_is_an_error_result(tmp_path: Path, monkeyp
     ('[[webhook]]\nname = "a"\ndescription = "d"\nurl = "http://x"\nheaders = { K = "${NOT_SET_ANYWHERE}" }',
      "NOT_SET_ANYWHERE"),
     ('[[mcp]]\nname = "m"', "either `command`"),
+    ('[[webhook]]\nname = "a"\ndescription = "d"\nurl = "http://x"\nparameters = { type = "objekt" }',
+     "not a JSON schema"),
     ('[[mcp]]\nname = "m"\ncommand = "x"\nurl = "http://x"', "either `command`"),
     ("surprise = 1", "surprise"),
 ])

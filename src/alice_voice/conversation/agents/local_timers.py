@@ -9,7 +9,6 @@ from typing import Any
 
 from alice_voice.conversation.agents.numbers import parse_number
 from alice_voice.tools import ToolOutcome
-from alice_voice.tools.timers import duration_name
 
 _UNIT_SECONDS = {"day": 86400, "days": 86400, "hour": 3600, "hours": 3600, "hr": 3600, "hrs": 3600,
                  "minute": 60, "minutes": 60, "min": 60, "mins": 60, "second": 1, "seconds": 1, "sec": 1, "secs": 1}
@@ -33,8 +32,9 @@ def timer_call(tokens: list[str]) -> TimerCall | None:
     """The timer tool a request asks for, or None if it is not about timers."""
     phrase = " ".join(tokens)
     seconds = duration_seconds(tokens)
-    if _CANCEL.search(phrase):  # "cancel the pasta timer", "the ten minute timer", "all timers"
-        return TimerCall("cancel_timer", {"label": _label(phrase) or (duration_name(seconds) if seconds else "")})
+    if _CANCEL.search(phrase):  # "cancel the pasta timer", "the ninety second timer", "all timers"
+        label = _label(phrase)
+        return TimerCall("cancel_timer", {"label": label} if label or not seconds else {"seconds": seconds})
     if _SET.search(phrase) and seconds:
         label = _label(phrase)
         return TimerCall("set_timer", {"seconds": seconds, **({"label": label} if label else {})})

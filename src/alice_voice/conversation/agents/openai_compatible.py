@@ -234,7 +234,9 @@ def _tool_messages(outcomes: Sequence[ToolOutcome]) -> list[dict[str, Any]]:
 
 
 def _retryable(exc: Exception) -> bool:
-    return (isinstance(exc, ProviderError) and exc.retryable) or isinstance(exc, httpx.TransportError)
+    # A refused connection or a 429/5xx answer: the request was not taken. A read that failed midway is not
+    # retried (the server may have begun).
+    return (isinstance(exc, ProviderError) and exc.retryable) or isinstance(exc, httpx.ConnectError)
 
 
 def error_message(body: bytes) -> str:

@@ -72,6 +72,7 @@ class _Reply:
     agent_first_text: float | None = None
     tts_first_audio: float | None = None
     farewell: bool = False  # the session ends when it has been said
+    reminder: str = ""  # a timer's reminder: said again later if it is cut before a word of it is heard
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class _Cut:
     reason: act.CutReason
     turn: TurnTimings | None
     history_len: int  # where what was heard of it belongs in the history (a typed turn may follow at once)
+    reminder: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,7 +478,7 @@ class TurnPolicy:
             self._overlap = self._overlapped = None
             if self.state is TurnState.PAUSED:
                 self.state = TurnState.USER_SPEAKING
-        self._cuts[reply.reply_id] = _Cut(reason, reply.turn, len(self.history))
+        self._cuts[reply.reply_id] = _Cut(reason, reply.turn, len(self.history), reply.reminder)
         self._out.append(act.CutReply(reply.reply_id, reason))
 
     def _fail(self, reply: _Reply, error: AliceError) -> None:
@@ -509,6 +511,10 @@ class TurnPolicy:
         why = self._cuts.pop(cut.reply_id, None)
         if why is None:
             return
+        if why.reminder and not cut.heard:
+            self._reminders.insert(0, why.reminder)  # not heard at all: told again when the caller is done
+        if cut.tools and why.reason in ("error", "rejoin"):  # what its tools did happened: the model must know
+            self._remember(Message("assistant", "", cut.tools), at=None if why.reason == "rejoin" else why.history_len)
         if why.reason == "error":
             if cut.started:
                 self._emit(ev.TtsStopped(reason="error", heard=cut.heard))
@@ -591,13 +597,14 @@ class TurnPolicy:
         if self._reminders and self._reply is None and self.state is TurnState.LISTENING \
                 and self._endpointing.phase is Phase.IDLE:
             text, self._reminders = " ".join(self._reminders), []
-            self._say(text)
+            self._say(text, reminder=True)
 
-    def _say(self, text: str, *, farewell: bool = False) -> None:
+    def _say(self, text: str, *, farewell: bool = False, reminder: bool = False) -> None:
         """The gateway's own words, spoken like a reply (interruptible like one), answering no turn."""
         self._idle_since = None
         self._replies_started += 1
-        self._reply = _Reply(self._replies_started, held=False, turn=None, farewell=farewell)
+        self._reply = _Reply(self._replies_started, held=False, turn=None, farewell=farewell,
+                             reminder=text if reminder else "")
         self._out.append(act.StartReply(self._replies_started, text, tuple(self.history), held=False, verbatim=True))
         self.state = TurnState.THINKING
 

@@ -31,7 +31,8 @@ class Clock:
     ("Set a timer called eggs for three minutes.", TimerCall("set_timer", {"seconds": 180, "label": "eggs"})),
     ("How much time is left on my timer?", TimerCall("list_timers", {})),
     ("Cancel the pasta timer.", TimerCall("cancel_timer", {"label": "pasta"})),
-    ("Cancel the ten minute timer.", TimerCall("cancel_timer", {"label": "ten-minute"})),
+    ("Cancel the ten minute timer.", TimerCall("cancel_timer", {"seconds": 600})),
+    ("Cancel the ninety second timer.", TimerCall("cancel_timer", {"seconds": 90})),
     ("Stop all timers.", TimerCall("cancel_timer", {"label": ""})),
     ("What time is it?", None), ("Set the table for two", None),
 ])
