@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     tts_timeout_s: float = Field(10.0, gt=0)
     agent_timeout_s: float = Field(15.0, gt=0)
 
+    # --- telephony ---
+    public_url: str | None = Field(None, pattern=r"^https?://[^/]+$", description="How callers' providers reach "
+                                   "this gateway (https://alice.example.com): the TwiML's stream URL, and the "
+                                   "URL Twilio signs. Unset: taken from the request.")
+    twilio_auth_token: SecretStr | None = Field(None, description="Verify X-Twilio-Signature with it.")
+    twilio_allow_unsigned: bool = Field(False, description="Without twilio_auth_token, take Twilio requests "
+                                        "unverified (development only); otherwise they are refused.")
+
     # --- tools ---
     tools: bool = Field(True, description="Offer tools to the agent (the built-ins, and those of tools_file).")
     tools_file: str | None = Field(None, description="TOML file declaring webhook tools and MCP servers, and "

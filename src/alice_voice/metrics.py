@@ -48,7 +48,8 @@ class Metrics:
                                        "its latency budget, from measured load (0: it refuses offers).", registry=r)
         self.cpu_busy = Gauge("voice_cpu_busy_ratio", "Recent busy share of the CPUs this process runs on.",
                               registry=r)
-        self.sessions_total = Counter("voice_sessions", "Sessions opened, by mode.", ["mode"], registry=r)
+        self.sessions_total = Counter("voice_sessions", "Sessions opened, by mode and transport (webrtc, "
+                                      "websocket, twilio).", ["mode", "transport"], registry=r)
         self.sessions_ended = Counter("voice_sessions_ended", "Sessions ended, by reason.", ["reason"],
                                       registry=r)
         self.offers_refused = Counter("voice_offers_refused", "Offers refused, by reason.", ["reason"], registry=r)

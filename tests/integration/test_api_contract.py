@@ -147,7 +147,7 @@ async def test_health_metrics_openapi_and_index(http: httpx.AsyncClient) -> None
     text = (await http.get("/metrics")).text
     for name in ("voice_webrtc_offer_ms_bucket", "voice_ice_connect_ms_count", "voice_first_partial_ms_bucket",
                  "voice_first_audio_ms_bucket", "voice_barge_in_ms_bucket", "voice_active_sessions",
-                 'voice_sessions_total{mode="tone"} 1.0'):
+                 'voice_sessions_total{mode="tone",transport="webrtc"} 1.0'):
         assert name in text
     schema = (await http.get("/openapi.json")).json()
     assert {"OfferRequest", "OfferResponse", "SessionView", "ErrorResponse"} <= set(schema["components"]["schemas"])

@@ -36,7 +36,7 @@ async def one_way_delays(mode: str) -> list[float]:
                     loud_seen.set()
             was_loud[0] = loud
 
-        live.peer._deliver = record  # observe the inbound audio exactly where the conversation gets it
+        live.transport._deliver = record  # observe the inbound audio exactly where the conversation gets it
         click = np.full(960, 12000, dtype=np.int16)
         sent_from = len(client.mic.sent_speech)
         for _ in range(20):

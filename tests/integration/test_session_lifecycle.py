@@ -56,7 +56,7 @@ async def test_a_client_that_vanishes_is_cleaned_up_within_the_peer_timeout() ->
             async with asyncio.timeout(20):
                 session_id = (await proc.stdout.readline()).decode().split()[0]
             live = running.gateway.sessions[session_id]
-            await poll_until(lambda: live.peer.last_media is not None, timeout=10)  # media is flowing
+            await poll_until(lambda: live.transport.last_media is not None, timeout=10)  # media is flowing
             proc.send_signal(signal.SIGKILL)
             loop = asyncio.get_running_loop()
             killed_at = loop.time()
@@ -64,7 +64,7 @@ async def test_a_client_that_vanishes_is_cleaned_up_within_the_peer_timeout() ->
                 await live.ended.wait()
             assert loop.time() - killed_at < 1.0 + 1.5
             assert session_id not in running.gateway.sessions
-            assert live.peer.pc.connectionState == "closed"
+            assert live.transport.pc.connectionState == "closed"
         finally:
             if proc.returncode is None:
                 proc.kill()

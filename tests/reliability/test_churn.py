@@ -84,13 +84,13 @@ async def _in_process(running: RunningGateway, http: httpx.AsyncClient, kind: st
             assert response.status_code == 200, response.text
             assert live.ended.is_set()  # DELETE answers once the session is gone
         else:
-            await poll_until(lambda: live.peer.last_media is not None, timeout=5)  # the watch needs media first
+            await poll_until(lambda: live.transport.last_media is not None, timeout=5)  # the watch needs media first
             assert vanish(client) > 0
             start = time.monotonic()
             async with asyncio.timeout(REAP_BOUND_S + 3):
                 await live.ended.wait()
             reaped = time.monotonic() - start
-        return Ending(kind, live.peer.end_reason, reaped)
+        return Ending(kind, live.transport.end_reason, reaped)
     finally:
         await client.close()
 
@@ -103,12 +103,12 @@ async def _killed(running: RunningGateway) -> Ending:
         async with asyncio.timeout(30):
             session_id = (await proc.stdout.readline()).decode().split()[0]
         live = running.gateway.sessions[session_id]
-        await poll_until(lambda: live.peer.last_media is not None, timeout=10)  # media from another process
+        await poll_until(lambda: live.transport.last_media is not None, timeout=10)  # media from another process
         proc.send_signal(signal.SIGKILL)
         start = time.monotonic()
         async with asyncio.timeout(REAP_BOUND_S + 3):
             await live.ended.wait()
-        return Ending("kill", live.peer.end_reason, time.monotonic() - start)
+        return Ending("kill", live.transport.end_reason, time.monotonic() - start)
     finally:
         if proc.returncode is None:
             proc.kill()

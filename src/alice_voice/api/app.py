@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alice_voice import __version__
+from alice_voice.api import sockets
 from alice_voice.api.limits import BodyGuard, error_body
 from alice_voice.api.routes import router
 from alice_voice.api.static_files import STATIC_DIR
@@ -31,6 +32,22 @@ from alice_voice.state.store import MemoryStore, SessionStore
 from alice_voice.transport.ice import pin_host_addresses
 
 log = logging.getLogger("alice_voice.api")
+
+
+_DESCRIPTION = """Real-time voice-agent gateway: WebRTC or WebSocket in, VAD -> ASR -> agent -> TTS, the same
+transport out.
+
+**WebSockets** (not listed below: OpenAPI describes HTTP only):
+
+- `WS /api/voice/ws?rate=16000&mode=agent`: the plain PCM protocol. Binary messages both ways are 16-bit
+  little-endian mono PCM at `rate` (8000, 16000, 24000 or 48000); the gateway sends a 20 ms frame every
+  20 ms. Text messages are JSON: the gateway sends the DataChannel's events (`session.ready` first, with the
+  session's `token`), the client sends `{"type": "text", "text"}` and `{"type": "stop_tts"}`. A malformed
+  message gets an `error` event; more than 20, or over 250 messages a second, close the socket with 1008.
+  A refused session is closed with 1013 (at capacity, shutting down) and the reason.
+- `WS /api/telephony/twilio/stream`: Twilio Media Streams (signed with `X-Twilio-Signature`); see
+  `POST /api/telephony/twilio/voice` for the TwiML that connects a call to it.
+"""
 
 
 def build_store(settings: Settings) -> SessionStore:
@@ -66,10 +83,12 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
             await runtime.aclose()
 
     app = FastAPI(title="Alice Voice", version=__version__, lifespan=lifespan,
-                  description="Real-time voice-agent gateway: WebRTC in, VAD -> ASR -> agent -> TTS, WebRTC out.")
+                  description=_DESCRIPTION)
     app.state.gateway = gateway
     app.state.runtime = runtime
+    app.state.settings = settings
     app.include_router(router)
+    app.include_router(sockets.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)

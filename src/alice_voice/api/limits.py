@@ -24,6 +24,10 @@ async def send_error(send: Send, exc: AliceError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_TELEPHONY = "/api/telephony/"
+_FORM = b"application/x-www-form-urlencoded"
+
+
 class BodyGuard:
     """Rejects bodies over `max_bytes` (413) and non-JSON content types on POST/PUT/PATCH (415)."""
 
@@ -37,9 +41,11 @@ class BodyGuard:
             return
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if content_type != b"application/json":
+        # A telephony provider's webhooks are forms (Twilio posts application/x-www-form-urlencoded).
+        wanted = _FORM if scope["path"].startswith(_TELEPHONY) else b"application/json"
+        if content_type != wanted:
             await send_error(send, UnsupportedMediaType(
-                f"content type must be application/json, got {content_type.decode() or 'none'}"))
+                f"content type must be {wanted.decode()}, got {content_type.decode() or 'none'}"))
             return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:

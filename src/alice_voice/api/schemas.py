@@ -50,6 +50,7 @@ class SessionView(BaseModel):
     session_id: str
     owner: str
     mode: Literal["agent", "tone"]
+    transport: Literal["webrtc", "websocket", "twilio"]
     state: str
     created_at: float
     updated_at: float

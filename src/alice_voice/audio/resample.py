@@ -25,6 +25,26 @@ class InboundResampler:
         return np.concatenate(out).astype(np.int16, copy=False)
 
 
+class SteadyResampler:
+    """Mono int16 at one rate -> another, chunk by chunk, with output as steady as the input: 20 ms in,
+    20 ms out (after a few samples of delay). soxr's streaming resampler releases its output in blocks of
+    100-200 ms at these ratios, which would add that much latency to hearing a WebSocket caller; PyAV's
+    (libswresample) does not."""
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        self.rate_in = rate_in
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate_out)
+        self._pts = 0
+
+    def convert(self, pcm: Pcm) -> Pcm:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16",
+                                           layout="mono")
+        frame.sample_rate, frame.pts = self.rate_in, self._pts
+        self._pts += len(pcm)
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.int16, copy=False) if out else empty_pcm()
+
+
 class OutboundResampler:
     """TTS audio at its native rate -> 48 kHz for playout; soxr keeps filter state across chunks."""
 

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from starlette.websockets import WebSocket
+
 from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.compute import available_cores
 from alice_voice.compute.load import CpuMeter, LoopLagMonitor
@@ -47,7 +49,9 @@ from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.state.control import ControlAction, ControlChannel
 from alice_voice.state.store import SessionRecord, SessionStore, hash_token, token_matches
+from alice_voice.transport.media_socket import Dialect, MediaSocket, SocketEvents
 from alice_voice.transport.peer import EventChannel, Peer, ice_servers
+from alice_voice.transport.session_transport import EventSink, SessionTransport
 
 Mode = Literal["agent", "tone"]
 _TASKS_CLOSE_S = 5.0
@@ -73,7 +77,7 @@ class RecordWriter:
 class _Port:
     """The conversation's side of its session (`SessionPort`): events to the client, state to the record."""
 
-    def __init__(self, events: EventChannel, writer: RecordWriter, metrics: Metrics,
+    def __init__(self, events: EventSink, writer: RecordWriter, metrics: Metrics,
                  on_turn: Callable[[dict[str, float]], None], on_end: Callable[[str], None]) -> None:
         self._events, self._writer, self._metrics, self._on_turn = events, writer, metrics, on_turn
         self._on_end = on_end
@@ -97,7 +101,7 @@ class _Port:
 @dataclass
 class LiveSession:
     writer: RecordWriter
-    peer: Peer
+    transport: SessionTransport
     conversation: Conversation
     log: SessionLogger
     answered_at: float
@@ -117,6 +121,9 @@ class LiveSession:
 
 ConversationFactory = Callable[[SessionPort, SessionLogger, float], Awaitable[Conversation]]
 """(port, log, seconds it may wait for the models) -> the session's conversation."""
+TransportFactory = Callable[[EventSink, Conversation, SessionLogger], SessionTransport]
+"""(the session's events, its conversation, log) -> the transport it runs over."""
+TransportKind = Literal["webrtc", "websocket", "twilio"]
 
 
 class Gateway:
@@ -156,11 +163,12 @@ class Gateway:
         """Stop taking offers, tell every session why, and end them all within `shutdown_grace_s`."""
         self.accepting = False
         lives = list(self.sessions.values())
+        goodbye = ErrorEvent(code=ShuttingDown.code, message="the gateway is shutting down").to_dict()
         for live in lives:
-            live.peer.events.send(ErrorEvent(code=ShuttingDown.code, message="the gateway is shutting down").to_dict())
+            live.transport.events.send(goodbye)
         try:
             async with asyncio.timeout(self.settings.shutdown_grace_s):
-                await asyncio.gather(*(live.peer.events.drain() for live in lives))
+                await asyncio.gather(*(live.transport.events.drain() for live in lives))
                 await asyncio.gather(*(self.end(live.id, reason) for live in lives), return_exceptions=True)
         except TimeoutError:
             log.warning("%d sessions did not close within %.1f s", len(self.sessions), self.settings.shutdown_grace_s)
@@ -173,23 +181,59 @@ class Gateway:
     # ---------- opening ----------
     async def open(self, offer_sdp: str, mode: Mode | None) -> tuple[SessionRecord, str, str]:
         """Answer an offer: returns (record, bearer token, answer SDP), within `offer_timeout_s`."""
+        answer = ""
+
+        def peer(events: EventSink, conversation: Conversation, slog: SessionLogger) -> Peer:
+            assert isinstance(events, EventChannel)
+            return Peer(ice_servers=self.ice_servers, jitter_mode=self.settings.jitter_buffer, clock=self.clock,
+                        events=events, source=conversation.source, deliver_audio=conversation.deliver_audio,
+                        log=slog, metrics=self.metrics, peer_timeout_s=self.settings.peer_timeout_s,
+                        connect_timeout_s=self.settings.ice_connect_timeout_s)
+
+        async def connect(live: LiveSession) -> None:
+            nonlocal answer
+            assert isinstance(live.transport, Peer)
+            answer = await live.transport.answer(offer_sdp)
+
+        live, token = await self._open(mode, "webrtc", EventChannel, peer, connect)
+        return live.record, token, answer
+
+    async def open_socket(self, kind: Literal["websocket", "twilio"], dialect: Dialect, ws: WebSocket,
+                          mode: Mode | None = None) -> tuple[LiveSession, str]:
+        """A session over an accepted WebSocket (the PCM protocol, or Twilio Media Streams)."""
+        def socket(events: EventSink, conversation: Conversation, slog: SessionLogger) -> MediaSocket:
+            assert isinstance(events, SocketEvents)
+            return MediaSocket(ws, dialect, events, source=conversation.source,
+                               deliver_audio=conversation.deliver_audio, clock=self.clock, log=slog,
+                               metrics=self.metrics, quiet_timeout_s=self.settings.peer_timeout_s)
+
+        async def connect(live: LiveSession) -> None:
+            assert isinstance(live.transport, MediaSocket)
+            live.transport.start()
+
+        return await self._open(mode, kind, SocketEvents, socket, connect)
+
+    async def _open(self, mode: Mode | None, kind: TransportKind, new_events: Callable[[SessionLogger], EventSink],
+                    new_transport: TransportFactory, connect: Callable[[LiveSession], Awaitable[None]]
+                    ) -> tuple[LiveSession, str]:
+        """Admit, build and connect a session within `offer_timeout_s`; returns it and its bearer token."""
         self._admit()
         deadline = self.clock.now() + self.settings.offer_timeout_s
         mode = mode or self.settings.default_mode
         session_id, token = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
         now = time.time()
-        record = SessionRecord(session_id=session_id, owner=self.owner, mode=mode, created_at=now,
+        record = SessionRecord(session_id=session_id, owner=self.owner, mode=mode, transport=kind, created_at=now,
                                updated_at=now, token_hash=hash_token(token))
         slog = session_logger("alice_voice.session", session_id)
         self._opening += 1  # counts against capacity while the models load, before the session exists
         try:
-            live = await self._build_session(record, slog, deadline)
+            live = await self._build_session(record, token, slog, deadline, new_events(slog), new_transport)
         finally:
             self._opening -= 1
         self.sessions[session_id] = live  # the slot is taken before anything else is awaited
         try:
             async with asyncio.timeout(max(0.0, deadline - self.clock.now())):
-                answer = await live.peer.answer(offer_sdp)
+                await connect(live)
                 await self.store.create(record, self.settings.session_ttl_s)
             live.recorded = True
             if live.closing:  # ended while being opened (e.g. shutdown)
@@ -209,10 +253,10 @@ class Gateway:
             raise
         live.answered_at = self.clock.now()
         self._start_tasks(live)
-        self.metrics.sessions_total.labels(mode=mode).inc()
+        self.metrics.sessions_total.labels(mode=mode, transport=kind).inc()
         self.metrics.active_sessions.set(len(self.sessions))
-        slog.info("session opened (mode %s)", mode)
-        return record, token, answer
+        slog.info("session opened (mode %s, over %s)", mode, kind)
+        return live, token
 
     def _admit(self) -> None:
         if not self.accepting:
@@ -226,9 +270,9 @@ class Gateway:
         raise AtCapacity(f"at capacity ({verdict.reason.replace('_', ' ')}, {len(self.sessions)} sessions)",
                          retry_after_s=self.settings.retry_after_s)
 
-    async def _build_session(self, record: SessionRecord, slog: SessionLogger, deadline: float) -> LiveSession:
+    async def _build_session(self, record: SessionRecord, token: str, slog: SessionLogger, deadline: float,
+                             events: EventSink, new_transport: TransportFactory) -> LiveSession:
         writer = RecordWriter(record)
-        events = EventChannel(slog)
         port = _Port(events, writer, self.metrics, self._turn_done,
                      lambda reason: self._end_later(record.session_id, reason))
         if record.mode == "tone" or self._agent_factory is None:
@@ -236,13 +280,13 @@ class Gateway:
         else:
             wait_s = max(0.0, deadline - self.clock.now())
             conversation = await self._agent_factory(port, slog, wait_s)
-        peer = Peer(ice_servers=self.ice_servers, jitter_mode=self.settings.jitter_buffer, clock=self.clock,
-                    events=events, source=conversation.source, deliver_audio=conversation.deliver_audio,
-                    log=slog, metrics=self.metrics, peer_timeout_s=self.settings.peer_timeout_s,
-                    connect_timeout_s=self.settings.ice_connect_timeout_s)
-        live = LiveSession(writer, peer, conversation, slog, answered_at=self.clock.now())
+        live = LiveSession(writer, new_transport(events, conversation, slog), conversation, slog,
+                           answered_at=self.clock.now())
         events.on_message = lambda raw: self._on_client_message(live, raw)
-        events.send(SessionReady(session_id=record.session_id, mode=record.mode).to_dict())
+        ready = SessionReady(session_id=record.session_id, mode=record.mode).to_dict()
+        if record.transport != "webrtc":  # no offer response carried it: the token comes with the greeting
+            ready["token"] = token
+        events.send(ready)
         return live
 
     def _turn_done(self, timings: dict[str, float]) -> None:
@@ -260,8 +304,8 @@ class Gateway:
     async def _supervise(self, live: LiveSession) -> None:
         try:
             async with asyncio.timeout(self.settings.session_max_s):
-                await live.peer.ended.wait()
-            reason = live.peer.end_reason
+                await live.transport.ended.wait()
+            reason = live.transport.end_reason
         except TimeoutError:
             reason = "max duration"
         self._end_later(live.id, reason)
@@ -276,8 +320,9 @@ class Gateway:
         self._end_later(live.id, "conversation failed")
 
     async def _observe_ice(self, live: LiveSession) -> None:
-        await live.peer.connected.wait()
-        self.metrics.ice_connect_ms.observe((self.clock.now() - live.answered_at) * 1000)
+        await live.transport.connected.wait()
+        if live.record.transport == "webrtc":
+            self.metrics.ice_connect_ms.observe((self.clock.now() - live.answered_at) * 1000)
         live.writer.update(state="listening")
 
     async def _write_record(self, live: LiveSession) -> None:
@@ -306,7 +351,7 @@ class Gateway:
 
     def _report(self, live: LiveSession, exc: AliceError) -> None:
         self.metrics.errors_total.labels(code=exc.code).inc()
-        live.peer.events.send(ErrorEvent(code=exc.code, message=exc.message).to_dict())
+        live.transport.events.send(ErrorEvent(code=exc.code, message=exc.message).to_dict())
 
     # ---------- ending ----------
     async def end(self, session_id: str, reason: str) -> bool:
@@ -334,7 +379,7 @@ class Gateway:
             live.log.error("%d session tasks did not stop within %.0f s: %s", len(stuck), _TASKS_CLOSE_S,
                            sorted(t.get_name() for t in stuck))
         await live.conversation.aclose()  # its run() cleaned up already, unless it never ran
-        await live.peer.close()
+        await live.transport.close()
         try:
             await self.store.delete(live.id)
         except AliceError as exc:

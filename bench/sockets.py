@@ -1,0 +1,123 @@
+"""The same spoken turns and barge-ins over each transport: WebRTC, the PCM WebSocket (16 kHz), and a
+phone call through Twilio Media Streams (μ-law 8 kHz, the fake Twilio client of the tests), against one
+gateway process with the embedded models. The word error is read from the PCM socket's transcripts at
+16 kHz and, for the telephone's sound, at 8 kHz with every frame passed through μ-law both ways.
+
+TTFA at the client: from the last loud frame of the question leaving the client to the first reply
+chunk with sound arriving. Barge-in at the client: from the first loud frame of "Stop, stop." leaving to
+the last reply chunk with sound arriving (the reply is silent after it).
+
+    .venv/bin/python -m bench.sockets [--prompts 4] [--voices piper,espeak:en-us] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import audioop
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.stats import summary
+from bench.turns import Utterance, speak_turn
+from speech_fixtures import PROMPTS, synth, word_error_rate
+from support.gateway import gateway_process
+from support.rtc_client import RtcClient
+from support.socket_clients import LOUD_RMS, FakeTwilio, PcmClient, SocketClient, opened
+
+QUIET_AFTER_S = 0.3  # the reply counts as silent once this long passes without sound
+
+
+def mulaw_round_trip(pcm16k: np.ndarray) -> np.ndarray:
+    """The telephone's sound: 8 kHz, through μ-law and back, at 16 kHz again for the client to send."""
+    import soxr
+    narrow = soxr.resample(pcm16k, 16_000, 8_000).astype(np.int16)
+    coded = np.frombuffer(audioop.ulaw2lin(audioop.lin2ulaw(narrow.astype("<i2").tobytes(), 2), 2), "<i2")
+    return soxr.resample(coded.astype(np.int16), 8_000, 16_000).astype(np.int16)
+
+
+async def socket_turn(client: SocketClient, pcm16k: np.ndarray) -> tuple[float | None, str]:
+    loud_before, seen = len(client.sent_loud), len(client.events)
+    await client.say(pcm16k, tail_s=0.2)
+    last = client.sent_loud[-1] if len(client.sent_loud) > loud_before else None
+    reply = await client.wait_for(lambda: next((t for t, level in client.heard if last and t > last
+                                                and level > LOUD_RMS / 10), None), timeout=30)
+    await client.wait_for(lambda: _quiet_since(client, QUIET_AFTER_S + 0.7) or None, timeout=60)
+    finals = [e["text"] for e in client.events[seen:] if e.get("type") == "transcript.final"]
+    return ((reply - last) * 1000 if last else None), (finals[-1] if finals else "")
+
+
+def _quiet_since(client: SocketClient, seconds: float) -> bool:
+    loud = [t for t, level in client.heard if level > LOUD_RMS / 10]
+    return bool(loud) and asyncio.get_running_loop().time() - loud[-1] > seconds
+
+
+async def socket_barge_in(client: SocketClient, question: np.ndarray, stop: np.ndarray) -> float | None:
+    await client.say(question, tail_s=0.2)
+    await client.wait_for(lambda: sum(1 for t, level in client.heard[-50:] if level > LOUD_RMS / 10) > 40 or None,
+                          timeout=30)  # a second of the (long) reply is playing
+    loud_before = len(client.sent_loud)
+    await client.say(stop, tail_s=1.0)
+    first = client.sent_loud[loud_before]
+    await client.wait_for(lambda: _quiet_since(client, QUIET_AFTER_S) or None, timeout=30)
+    last_sound = max(t for t, level in client.heard if level > LOUD_RMS / 10)
+    return (last_sound - first) * 1000 if last_sound > first else 0.0
+
+
+async def run(voices: list[str], prompts: int) -> dict[str, Any]:
+    utts = [Utterance(text, voice, synth(text, voice)) for voice in voices for text in PROMPTS[:prompts]]
+    question, stop = synth("What can you do?"), synth("Stop, stop.")
+    out: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "turns": len(utts)}
+    async with gateway_process(twilio_allow_unsigned=True) as gateway:
+        base = gateway.url.replace("http://", "ws://")
+        rtc = RtcClient(gateway.url)
+        await rtc.connect(timeout=60)
+        try:
+            webrtc = [await speak_turn(rtc, utt) for utt in utts]
+        finally:
+            await rtc.close()
+        out["webrtc"] = {"ttfa_client_ms": summary(t.client_first_audio_ms for t in webrtc),
+                         "wer": round(float(np.mean([t.wer for t in webrtc])), 3)}
+        for name, rate, degrade in (("pcm_16k", 16_000, False), ("pcm_8k_mulaw", 8_000, True)):
+            async with opened(PcmClient, f"{base}/api/voice/ws?rate={rate}", rate) as client:
+                await client.wait_event("session.ready", timeout=30)
+                turns = [await socket_turn(client, mulaw_round_trip(u.pcm) if degrade else u.pcm) for u in utts]
+                barge = [await socket_barge_in(client, question, stop) for _ in range(3)]
+            out[name] = {"ttfa_client_ms": summary(t for t, _ in turns),
+                         "wer": round(float(np.mean([word_error_rate(u.text, text)
+                                                     for u, (_, text) in zip(utts, turns, strict=True)])), 3),
+                         "barge_in_client_ms": summary(barge)}
+        async with opened(FakeTwilio, f"{base}/api/telephony/twilio/stream", 8_000) as call:
+            await call.start()
+            turns = [await socket_turn(call, u.pcm) for u in utts]
+            barge = [await socket_barge_in(call, question, stop) for _ in range(3)]
+            out["twilio"] = {"ttfa_client_ms": summary(t for t, _ in turns), "barge_in_client_ms": summary(barge),
+                             "clears": call.cleared, "marks_acknowledged": call.marks_acknowledged}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.sockets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--voices", default="piper,espeak:en-us")
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    out = asyncio.run(run(args.voices.split(","), args.prompts))
+    print("| transport | TTFA client p50 / p95 ms | barge-in client p50 / p95 ms | WER |\n|---|---|---|---|")
+    for name in ("webrtc", "pcm_16k", "pcm_8k_mulaw", "twilio"):
+        row = out[name]
+        ttfa, barge = row["ttfa_client_ms"], row.get("barge_in_client_ms", {})
+        print(f"| {name} | {ttfa.get('p50')} / {ttfa.get('p95')} | {barge.get('p50', '')} / {barge.get('p95', '')} | "
+              f"{row.get('wer', '')} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The WebSocket routes: the plain PCM protocol for programs, and Twilio Media Streams for phone calls
+(with the TwiML webhook that connects a call to it). Both open a session like any other: admission, the
+store record, control from any process, metrics; the socket is closed with a code and a reason when it
+cannot be opened, is refused, or ends."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from xml.etree import ElementTree
+
+from fastapi import APIRouter, Query, Request, Response, WebSocket
+from starlette.websockets import WebSocketState
+
+from alice_voice.api.schemas import ErrorResponse
+from alice_voice.config import Settings
+from alice_voice.errors import AliceError, AtCapacity, Forbidden, InvalidMessage, ShuttingDown
+from alice_voice.gateway import Gateway
+from alice_voice.gateway.sessions import LiveSession
+from alice_voice.transport import twilio_signature
+from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect
+from alice_voice.transport.pcm_dialect import PcmDialect
+from alice_voice.transport.twilio_dialect import TwilioDialect
+
+router = APIRouter()
+TRY_AGAIN_LATER = 1013
+INTERNAL_ERROR = 1011
+STREAM_PATH = "/api/telephony/twilio/stream"
+
+
+@router.websocket("/api/voice/ws")
+async def pcm_socket(ws: WebSocket, rate: Annotated[int, Query()] = 16_000,
+                     mode: Annotated[Literal["agent", "tone"] | None, Query()] = None) -> None:
+    """Binary PCM16 frames and JSON messages both ways; the first event, `session.ready`, carries the
+    session's token for the HTTP API."""
+    await ws.accept()
+    try:
+        dialect = PcmDialect(rate)
+    except InvalidMessage as exc:
+        await ws.close(POLICY_VIOLATION, exc.message)
+        return
+    await _serve(ws, "websocket", dialect, mode)
+
+
+@router.post("/api/telephony/twilio/voice", response_class=Response, tags=["telephony"],
+             responses={200: {"content": {"application/xml": {}}, "description": "TwiML"},
+                        **{code: {"model": ErrorResponse} for code in (403, 413, 415)}})
+async def twilio_voice(request: Request) -> Response:
+    """The webhook a Twilio number calls: TwiML that connects the call to this gateway's media stream."""
+    settings: Settings = request.app.state.settings
+    form = {name: str(value) for name, value in (await request.form()).items()}
+    _verify(settings, request.headers.get("x-twilio-signature"), _public(settings, request.url), form)
+    stream = ElementTree.Element("Stream", url=_public(settings, request.url.replace(
+        scheme="wss" if request.url.scheme == "https" or settings.public_url else "ws", path=STREAM_PATH, query="")))
+    for name in ("From", "To", "CallSid"):
+        if form.get(name):
+            ElementTree.SubElement(stream, "Parameter", name=name, value=form[name])
+    connect = ElementTree.Element("Connect")
+    connect.append(stream)
+    response = ElementTree.Element("Response")
+    response.append(connect)
+    twiml = ElementTree.tostring(response, encoding="unicode", xml_declaration=True)
+    return Response(twiml, media_type="application/xml")
+
+
+@router.websocket(STREAM_PATH)
+async def twilio_stream(ws: WebSocket) -> None:
+    settings: Settings = ws.app.state.settings
+    await ws.accept()
+    try:
+        _verify(settings, ws.headers.get("x-twilio-signature"), _public(settings, ws.url), None)
+    except Forbidden as exc:
+        await ws.close(POLICY_VIOLATION, exc.message)
+        return
+    await _serve(ws, "twilio", TwilioDialect(), None)
+
+
+async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: Dialect,
+                 mode: Literal["agent", "tone"] | None) -> None:
+    gateway: Gateway = ws.app.state.gateway
+    live: LiveSession | None = None
+    try:
+        live, _ = await gateway.open_socket(kind, dialect, ws, mode)
+    except (AtCapacity, ShuttingDown) as exc:
+        await ws.close(TRY_AGAIN_LATER, exc.message[:120])
+        return
+    except AliceError as exc:
+        await ws.close(INTERNAL_ERROR, exc.message[:120])
+        return
+    await live.ended.wait()  # the session's own tasks use the socket until it is disposed of
+    if ws.client_state is WebSocketState.CONNECTED:
+        await ws.close()
+
+
+def _public(settings: Settings, url: object) -> str:
+    """The URL as the provider called it: behind a proxy, the configured public origin's."""
+    text = str(url)
+    if not settings.public_url:
+        return text
+    scheme, _, rest = text.partition("://")
+    path = rest[rest.find("/"):] if "/" in rest else "/"
+    origin = settings.public_url.rstrip("/")
+    if scheme in ("ws", "wss"):
+        origin = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return origin + path
+
+
+def _verify(settings: Settings, given: str | None, url: str, form: dict[str, str] | None) -> None:
+    token = settings.twilio_auth_token
+    if token is None:
+        if settings.twilio_allow_unsigned:
+            return
+        raise Forbidden("Twilio requests are refused: no TWILIO_AUTH_TOKEN is configured to verify them")
+    if not twilio_signature.valid(token.get_secret_value(), given, url, form):
+        raise Forbidden("the X-Twilio-Signature does not match this request")

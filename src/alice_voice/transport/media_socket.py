@@ -1,0 +1,272 @@
+"""A session over a WebSocket: audio and messages in, paced audio and events out, in one `Dialect`.
+
+The socket's reader hands the dialect every message; what it makes of one (audio at the socket's rate, a
+client message, the start or the end of the stream, an acknowledged mark) is carried out here: audio is
+resampled once to the pipeline's 16 kHz and cut into 20 ms frames. A pacer takes one 20 ms frame from the
+session's playout every 20 ms (deadlines from the start, so it does not drift) and sends it converted to
+the socket's rate; events go out as the dialect writes them. A malformed message gets an `error` event
+(or, where the dialect has no events, a log line); past `MAX_BAD_MESSAGES`, or a flood of messages, the
+socket is closed with 1008 and the reason. A client that goes away ends the session, and so does one
+that sends nothing for `quiet_timeout_s` (it vanished without closing: a client keeps sending audio,
+silence included, as Twilio does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from alice_voice.audio.frames import SPEECH_RATE, WEBRTC_RATE, Framer, Pcm, PcmFrame
+from alice_voice.audio.playout import FrameSource
+from alice_voice.audio.resample import SteadyResampler
+from alice_voice.clock import Clock, wall_ms
+from alice_voice.errors import InvalidMessage
+from alice_voice.logs import SessionLogger
+from alice_voice.metrics import Metrics
+
+FRAME_S = 0.02
+MAX_BAD_MESSAGES = 20
+MAX_MESSAGES_PER_S = 250  # 50 audio frames a second, with room for control messages and bursts
+_CLOSE_S = 3.0
+POLICY_VIOLATION = 1008
+
+
+# ---------- what a dialect reads ----------
+@dataclass(frozen=True, slots=True)
+class AudioIn:
+    pcm: Pcm  # at the dialect's rate
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    raw: str  # a client message as the DataChannel would carry it (`stop_tts`, `text`)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStarted:
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStopped:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPlayed:
+    name: str
+
+
+Inbound = AudioIn | ClientMessage | StreamStarted | StreamStopped | MarkPlayed
+Outbound = str | bytes
+
+
+class Dialect(Protocol):
+    """One wire format. `rate`: its audio rate. `inbound` raises `InvalidMessage` for what it cannot read."""
+
+    rate: int
+    has_events: bool  # it carries our events (else a bad message closes the socket at once)
+    needs_start: bool  # the stream begins with a start message (else at once)
+
+    def inbound(self, message: str | bytes) -> list[Inbound]: ...
+
+    def audio(self, pcm: Pcm) -> list[Outbound]:
+        """20 ms of reply audio at `rate` (and whatever goes with it, e.g. a mark)."""
+        ...
+
+    def event(self, event: dict[str, Any]) -> list[Outbound]: ...
+
+
+class SocketEvents:
+    """The session's events, written in the socket's dialect; queued until the socket is open."""
+
+    def __init__(self, log: SessionLogger) -> None:
+        self._log = log
+        self.outbox: asyncio.Queue[Outbound] = asyncio.Queue()
+        self.on_message: Callable[[str | bytes], None] = lambda message: None
+        self.dialect: Dialect | None = None
+
+    def send(self, event: dict[str, Any]) -> None:
+        if self.dialect is None:
+            raise RuntimeError("the socket's dialect is not set")
+        for message in self.dialect.event(event):
+            self.outbox.put_nowait(message)
+
+    async def drain(self, timeout_s: float = 1.0) -> None:
+        """Wait (bounded) until what was sent has been handed to the socket."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.outbox.join()
+
+
+class MediaSocket:
+    """One session's WebSocket (a `SessionTransport`)."""
+
+    def __init__(self, ws: WebSocket, dialect: Dialect, events: SocketEvents, *, source: FrameSource,
+                 deliver_audio: Callable[[PcmFrame], None], clock: Clock, log: SessionLogger,
+                 metrics: Metrics, quiet_timeout_s: float = 5.0) -> None:
+        self._ws, self._dialect, self._events = ws, dialect, events
+        events.dialect = dialect
+        self._source, self._deliver, self._clock, self._log, self._metrics = (
+            source, deliver_audio, clock, log, metrics)
+        self.connected = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self.details: dict[str, Any] = {}  # what the stream's start said (Twilio: call and stream ids)
+        self.marks_played = 0
+        self._in = SteadyResampler(dialect.rate, SPEECH_RATE) if dialect.rate != SPEECH_RATE else None
+        self._out = SteadyResampler(WEBRTC_RATE, dialect.rate) if dialect.rate != WEBRTC_RATE else None
+        self._framer = Framer(SPEECH_RATE // 50, SPEECH_RATE)
+        self._bad = 0
+        self._window: tuple[float, int] = (0.0, 0)
+        self._close: tuple[int, str] = (1000, "session ended")
+        self._playable = asyncio.Event()
+        source.on_playable = self._playable.set
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._quiet_timeout_s = quiet_timeout_s
+
+    @property
+    def events(self) -> SocketEvents:
+        return self._events
+
+    def start(self) -> None:
+        if not self._dialect.needs_start:
+            self.connected.set()
+        for coro in (self._read(), self._pace(), self._send_events()):
+            task = asyncio.ensure_future(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLOSE_S):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                if self._ws.client_state is WebSocketState.CONNECTED:
+                    with contextlib.suppress(Exception):
+                        await self._ws.close(*self._close)
+        self._end("closed")
+
+    # ---------- in ----------
+    async def _read(self) -> None:
+        try:
+            while not self.ended.is_set():
+                try:
+                    async with asyncio.timeout(self._quiet_timeout_s):
+                        message = await self._ws.receive()
+                except TimeoutError:
+                    self._end("client gone")
+                    return
+                if message["type"] == "websocket.disconnect":
+                    self._end("client gone")
+                    return
+                data = message.get("text")
+                self._take(data if data is not None else message.get("bytes") or b"")
+        except (WebSocketDisconnect, RuntimeError):
+            self._end("client gone")
+
+    def _take(self, message: str | bytes) -> None:
+        if self._flooding():
+            self._refuse("too many messages")
+            return
+        try:
+            items = self._dialect.inbound(message)
+        except InvalidMessage as exc:
+            self._bad += 1
+            self._log.info("socket message rejected: %s", exc.message)
+            if self._dialect.has_events:
+                self._events.send({"type": "error", "t": wall_ms(), "code": exc.code, "message": exc.message})
+            if self._bad > MAX_BAD_MESSAGES or not self._dialect.has_events:
+                self._refuse(exc.message)
+            return
+        for item in items:
+            match item:
+                case AudioIn():
+                    self._hear(item.pcm)
+                case ClientMessage():
+                    self._events.on_message(item.raw)
+                case StreamStarted():
+                    self.details = item.details
+                    self.connected.set()
+                case StreamStopped():
+                    self._end(item.reason)
+                case MarkPlayed():
+                    self.marks_played += 1
+
+    def _hear(self, pcm: Pcm) -> None:
+        now = self._clock.now()
+        pcm16k = self._in.convert(pcm) if self._in is not None else pcm
+        frames = self._framer.push(np.asarray(pcm16k, dtype=np.int16), now)
+        self._metrics.audio_frames.labels(stage="received").inc(len(frames))
+        for frame in frames:
+            self._deliver(frame)
+
+    def _flooding(self) -> bool:
+        now = self._clock.now()
+        start, count = self._window
+        self._window = (start, count + 1) if now - start < 1.0 else (now, 1)
+        return self._window[1] > MAX_MESSAGES_PER_S
+
+    def _refuse(self, reason: str) -> None:
+        self._close = (POLICY_VIOLATION, reason[:120])
+        self._end(f"refused: {reason}")
+
+    # ---------- out ----------
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.connected.wait()
+        start, sent = loop.time(), 0
+        while True:
+            frame = self._source.next_frame(self._clock.now())
+            pcm = self._out.convert(frame) if self._out is not None else frame
+            for message in self._dialect.audio(np.asarray(pcm, dtype=np.int16)):
+                if not await self._send(message):
+                    return
+            sent += 1
+            self._playable.clear()
+            delay = start + sent * FRAME_S - loop.time()
+            if delay > 0:  # an idle playout that becomes playable is sent at once, not at the next tick
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._playable.wait()
+                        start = loop.time() - sent * FRAME_S  # the timeline restarts from now
+
+    async def _send_events(self) -> None:
+        outbox = self._events.outbox
+        while True:
+            message = await outbox.get()
+            sent = await self._send(message)
+            outbox.task_done()
+            if not sent:
+                return
+
+    async def _send(self, message: Outbound) -> bool:
+        """False once the socket is gone (the session then ends)."""
+        try:
+            if isinstance(message, bytes):
+                await self._ws.send_bytes(message)
+            else:
+                await self._ws.send_text(message)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._end("client gone")
+            return False
+        return True
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("socket task failed", exc_info=task.exception())
+            self._end("socket failed")
+
+    def _end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.end_reason = reason
+            self.ended.set()
+

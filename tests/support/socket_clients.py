@@ -1,0 +1,193 @@
+"""Real WebSocket clients of the gateway: a program speaking the plain PCM protocol, and a fake Twilio
+written against the published Media Streams message formats (connected, start, media, mark, dtmf, stop;
+it plays what it is sent in real time, acknowledges marks as played, and honours `clear`)."""
+
+from __future__ import annotations
+
+import asyncio
+import audioop
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soxr
+from websockets.asyncio.client import ClientConnection, connect
+
+FRAME_S = 0.02
+LOUD_RMS = 300.0  # a frame of the caller's speech (synthesized speech is far louder; silence is ~0)
+
+
+def _rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
+
+
+@dataclass
+class SocketClient:
+    """Reads everything the gateway sends into `events` (JSON) and `audio` (PCM at `rate`)."""
+
+    ws: ClientConnection
+    rate: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    closed: tuple[int | None, str] | None = None
+    speech: asyncio.Queue[np.ndarray] = field(default_factory=asyncio.Queue)  # 20 ms frames at `rate`
+    streaming: bool = False  # the microphone runs: speech when there is some, silence otherwise
+    sent_loud: list[float] = field(default_factory=list)  # when each loud frame of speech left (monotonic)
+    heard: list[tuple[float, float]] = field(default_factory=list)  # (arrival, rms) of each audio chunk
+
+    async def microphone(self) -> None:
+        """Like a real client (and Twilio), audio goes out every 20 ms, silence when nobody speaks."""
+        loop = asyncio.get_running_loop()
+        start, sent, silence = loop.time(), 0, np.zeros(self.rate // 50, np.int16)
+        while True:
+            if self.streaming:
+                frame = silence if self.speech.empty() else self.speech.get_nowait()
+                await self.send_audio(frame, sent)
+                if frame is not silence and _rms(frame) > LOUD_RMS:
+                    self.sent_loud.append(loop.time())
+                if frame is not silence:
+                    self.speech.task_done()
+            sent += 1
+            await asyncio.sleep(max(0.0, start + sent * FRAME_S - loop.time()))  # real-time pacing
+
+    async def send_audio(self, frame: np.ndarray, n: int) -> None:
+        raise NotImplementedError
+
+    async def say(self, pcm16k: np.ndarray, tail_s: float = 1.5) -> None:
+        """Speak (at the client's rate, 20 ms frames, in real time), followed by `tail_s` of silence."""
+        pcm = soxr.resample(pcm16k, 16_000, self.rate).astype(np.int16) if self.rate != 16_000 else pcm16k
+        audio = np.concatenate([pcm, np.zeros(int(tail_s * self.rate), np.int16)])
+        step = self.rate // 50
+        for i in range(0, len(audio) - step + 1, step):
+            self.speech.put_nowait(audio[i:i + step])
+        self.streaming = True
+        await self.speech.join()
+
+    async def read(self) -> None:
+        try:
+            async for message in self.ws:
+                self.take(message)
+                async with self.changed:
+                    self.changed.notify_all()
+        finally:
+            self.closed = (self.ws.close_code, self.ws.close_reason or "")
+            async with self.changed:
+                self.changed.notify_all()
+
+    def hear(self, chunk: np.ndarray) -> None:
+        self.audio.append(chunk)
+        self.heard.append((asyncio.get_running_loop().time(), _rms(chunk)))
+
+    def take(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self.hear(np.frombuffer(message, dtype="<i2"))
+        else:
+            self.events.append(json.loads(message))
+
+    async def wait_for(self, found: Any, timeout: float = 30.0) -> Any:
+        async with asyncio.timeout(timeout), self.changed:
+            while (result := found()) is None:
+                if self.closed is not None:
+                    raise AssertionError(f"the socket closed: {self.closed}")
+                await self.changed.wait()
+            return result
+
+    async def wait_event(self, type_: str, after: int = 0, timeout: float = 30.0, **match: Any) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((e for e in self.events[after:] if e.get("type") == type_
+                         and all(e.get(k) == v for k, v in match.items())), None)
+        result: dict[str, Any] = await self.wait_for(found, timeout)
+        return result
+
+    async def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str]:
+        async with asyncio.timeout(timeout), self.changed:
+            while self.closed is None:
+                await self.changed.wait()
+        return self.closed
+
+    def reply_text(self, after: int = 0) -> str:
+        return "".join(e["delta"] for e in self.events[after:] if e.get("type") == "agent.text")
+
+
+class PcmClient(SocketClient):
+    async def send_audio(self, frame: np.ndarray, n: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.send(frame.astype("<i2").tobytes())
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+
+class FakeTwilio(SocketClient):
+    """Twilio's side of a bidirectional Media Stream."""
+
+    stream_sid = "MZ00000000000000000000000000000001"
+    call_sid = "CA00000000000000000000000000000001"
+    marks_acknowledged: int = 0
+    cleared: int = 0
+
+    def take(self, message: str | bytes) -> None:
+        assert isinstance(message, str), "Media Streams messages are JSON text"
+        event = json.loads(message)
+        assert event.get("streamSid") == self.stream_sid, event
+        self.events.append(event)
+        if event["event"] == "media":
+            ulaw = base64.b64decode(event["media"]["payload"])
+            self.hear(np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype="<i2"))
+        elif event["event"] == "mark":  # played at once: what we are sent is played in real time
+            self.marks_acknowledged += 1
+            asyncio.get_running_loop().create_task(self.send({"event": "mark", "streamSid": self.stream_sid,
+                                                              "mark": event["mark"]}))
+        elif event["event"] == "clear":
+            self.cleared += 1
+
+    async def send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.send(json.dumps(message))
+
+    async def start(self, parameters: dict[str, str] | None = None) -> None:
+        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await self.send({"event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid, "start": {
+            "accountSid": "AC0", "streamSid": self.stream_sid, "callSid": self.call_sid, "tracks": ["inbound"],
+            "customParameters": parameters or {},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+        self.streaming = True
+
+    async def send_audio(self, frame: np.ndarray, n: int) -> None:
+        """The caller's audio: μ-law 8 kHz `media` messages, 20 ms each."""
+        payload = base64.b64encode(audioop.lin2ulaw(frame.astype("<i2").tobytes(), 2)).decode()
+        await self.send({"event": "media", "sequenceNumber": str(n + 2), "streamSid": self.stream_sid,
+                         "media": {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20),
+                                   "payload": payload}})
+
+    async def dtmf(self, digit: str) -> None:
+        await self.send({"event": "dtmf", "streamSid": self.stream_sid, "sequenceNumber": "900",
+                         "dtmf": {"track": "inbound_track", "digit": digit}})
+
+    async def stop(self) -> None:
+        await self.send({"event": "stop", "sequenceNumber": "999", "streamSid": self.stream_sid,
+                         "stop": {"accountSid": "AC0", "callSid": self.call_sid}})
+
+    def audible_ms(self) -> int:
+        return 20 * sum(1 for chunk in self.audio if np.abs(chunk).max() > 500)
+
+
+@contextlib.asynccontextmanager
+async def opened(client_type: type[SocketClient], url: str, rate: int,
+                 headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+    async with connect(url, additional_headers=headers, max_size=2**20) as ws:
+        client = client_type(ws, rate)
+        client.streaming = client_type is PcmClient  # Twilio's media flows once the stream has started
+        tasks = {asyncio.create_task(client.read()), asyncio.create_task(client.microphone())}
+        try:
+            yield client
+        finally:
+            await ws.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=5)
