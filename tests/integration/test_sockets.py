@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from xml.etree import ElementTree
 
 import httpx
 import numpy as np
@@ -36,6 +37,18 @@ def ws_url(gateway: RunningGateway, path: str) -> str:
 
 def twilio_headers(gateway: RunningGateway) -> dict[str, str]:
     return {"X-Twilio-Signature": signature(TOKEN, ws_url(gateway, "/api/telephony/twilio/stream"))}
+
+
+async def answered(gateway: RunningGateway, call: FakeTwilio, **form: str) -> dict[str, str]:
+    """What Twilio does first: the signed webhook; the TwiML's stream parameters come back in `start`."""
+    url = gateway.url + "/api/telephony/twilio/voice"
+    fields = {"CallSid": call.call_sid, **form}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(url, data=fields, headers={"X-Twilio-Signature": signature(TOKEN, url, fields)})
+    response.raise_for_status()
+    stream = ElementTree.fromstring(response.text).find("./Connect/Stream")
+    assert stream is not None
+    return {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
 
 
 async def no_sessions_left(gateway: RunningGateway, *ids: str) -> None:
@@ -88,9 +101,10 @@ async def test_bad_messages_get_errors_and_a_flood_closes_the_socket(gateway: Ru
         odd = await client.wait_event("error")
         assert odd["code"] == "invalid_message" and "whole 16-bit samples" in odd["message"]
         await client.ws.send("{not json")
-        await client.wait_event("error", after=client.events.index(odd) + 1, code="invalid_message")
-        for _ in range(400):
-            await client.ws.send(b"\x00\x00" * 320)
+        garbage = await client.wait_event("error", after=client.events.index(odd) + 1, code="invalid_message")
+        assert garbage["message"] == "a text message must be JSON"
+        for _ in range(1000):  # more messages than a real client sends in four seconds, at once
+            await client.ws.send(b"\x00\x00")
         code, reason = await client.wait_closed()
         assert code == 1008 and reason == "too many messages"
     await no_sessions_left(gateway)
@@ -105,13 +119,15 @@ async def test_an_unknown_rate_is_refused_with_a_reason(gateway: RunningGateway)
 async def test_a_phone_call_through_twilio_media_streams(gateway: RunningGateway) -> None:
     async with opened(FakeTwilio, ws_url(gateway, "/api/telephony/twilio/stream"), 8_000,
                       twilio_headers(gateway)) as call:
-        await call.start({"From": "+15550001111"})
+        parameters = await answered(gateway, call, From="+15550001111")
+        await call.start(parameters)
         await call.say(sf.synth("What is seven times eight?"))
         await call.wait_for(lambda: call.audible_ms() > 800 or None, timeout=30)
         [live] = gateway.gateway.sessions.values()
         assert live.record.transport == "twilio"
-        assert live.transport.details == {"stream_sid": call.stream_sid, "call_sid": call.call_sid,  # type: ignore[attr-defined]
-                                          "parameters": {"From": "+15550001111"}}
+        details = live.transport.details  # type: ignore[attr-defined]
+        assert details["stream_sid"] == call.stream_sid and details["call_sid"] == call.call_sid
+        assert details["parameters"]["From"] == "+15550001111"
 
         def history(at_least: int) -> list[Message] | None:
             said: list[Message] = live.conversation.history  # type: ignore[attr-defined]
@@ -146,6 +162,36 @@ async def test_an_unsigned_or_forged_twilio_stream_is_refused(gateway: RunningGa
             code, reason = await call.wait_closed()
         assert code == 1008 and "X-Twilio-Signature" in reason
     assert not gateway.gateway.sessions
+
+
+async def test_a_stream_without_its_calls_ticket_is_refused(gateway: RunningGateway) -> None:
+    """The stream's signature is the same for every call; the TwiML's ticket is what ties it to one."""
+    async with opened(FakeTwilio, ws_url(gateway, "/api/telephony/twilio/stream"), 8_000,
+                      twilio_headers(gateway)) as call:
+        parameters = await answered(gateway, call)
+        call.call_sid = "CA99999999999999999999999999999999"  # a replayed handshake, for another call
+        await call.start(parameters)
+        code, reason = await call.wait_closed()
+    assert code == 1008 and reason == "the stream is not from a call this gateway answered"
+    await no_sessions_left(gateway)
+
+
+async def test_a_browser_page_elsewhere_cannot_open_a_session(gateway: RunningGateway) -> None:
+    headers = {"Origin": "https://elsewhere.example"}
+    async with opened(PcmClient, ws_url(gateway, "/api/voice/ws"), 16_000, headers) as client:
+        code, reason = await client.wait_closed()
+    assert code == 1008 and reason == "cross-origin WebSocket refused"
+    assert not gateway.gateway.sessions
+
+
+async def test_audio_faster_than_real_time_closes_the_socket(gateway: RunningGateway) -> None:
+    async with opened(PcmClient, ws_url(gateway, "/api/voice/ws"), 16_000) as client:
+        await client.wait_event("session.ready")
+        for _ in range(12):
+            await client.ws.send(b"\x00\x00" * 16_000)  # a second of audio per message, all at once
+        code, reason = await client.wait_closed()
+    assert code == 1008 and reason == "audio faster than real time"
+    await no_sessions_left(gateway)
 
 
 async def test_media_before_start_closes_the_stream(gateway: RunningGateway) -> None:

@@ -5,7 +5,10 @@ cannot be opened, is refused, or ends."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket
@@ -13,18 +16,20 @@ from starlette.websockets import WebSocketState
 
 from alice_voice.api.schemas import ErrorResponse
 from alice_voice.config import Settings
-from alice_voice.errors import AliceError, AtCapacity, Forbidden, InvalidMessage, ShuttingDown
+from alice_voice.errors import AliceError, Forbidden, InvalidMessage
 from alice_voice.gateway import Gateway
 from alice_voice.gateway.sessions import LiveSession
 from alice_voice.transport import twilio_signature
-from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect
+from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect, close_code, close_reason
 from alice_voice.transport.pcm_dialect import PcmDialect
 from alice_voice.transport.twilio_dialect import TwilioDialect
+from alice_voice.transport.twilio_signature import call_ticket, valid_ticket
+
+log = logging.getLogger("alice_voice.telephony")
 
 router = APIRouter()
-TRY_AGAIN_LATER = 1013
-INTERNAL_ERROR = 1011
 STREAM_PATH = "/api/telephony/twilio/stream"
+TICKET = "alice_call"  # the TwiML's per-call ticket, handed back in the stream's start
 
 
 @router.websocket("/api/voice/ws")
@@ -33,10 +38,15 @@ async def pcm_socket(ws: WebSocket, rate: Annotated[int, Query()] = 16_000,
     """Binary PCM16 frames and JSON messages both ways; the first event, `session.ready`, carries the
     session's token for the HTTP API."""
     await ws.accept()
+    origin = ws.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != ws.headers.get("host"):
+        # A browser opens WebSockets to any site without CORS: a page elsewhere must not spend our capacity.
+        await ws.close(POLICY_VIOLATION, "cross-origin WebSocket refused")
+        return
     try:
         dialect = PcmDialect(rate)
     except InvalidMessage as exc:
-        await ws.close(POLICY_VIOLATION, exc.message)
+        await ws.close(POLICY_VIOLATION, close_reason(exc.message))
         return
     await _serve(ws, "websocket", dialect, mode)
 
@@ -54,6 +64,9 @@ async def twilio_voice(request: Request) -> Response:
     for name in ("From", "To", "CallSid"):
         if form.get(name):
             ElementTree.SubElement(stream, "Parameter", name=name, value=form[name])
+    if settings.twilio_auth_token is not None:  # the stream's signature is the same for every call: a ticket
+        ticket = call_ticket(settings.twilio_auth_token.get_secret_value(), form.get("CallSid", ""), time.time())
+        ElementTree.SubElement(stream, "Parameter", name=TICKET, value=ticket)
     connect = ElementTree.Element("Connect")
     connect.append(stream)
     response = ElementTree.Element("Response")
@@ -69,9 +82,14 @@ async def twilio_stream(ws: WebSocket) -> None:
     try:
         _verify(settings, ws.headers.get("x-twilio-signature"), _public(settings, ws.url), None)
     except Forbidden as exc:
-        await ws.close(POLICY_VIOLATION, exc.message)
+        await ws.close(POLICY_VIOLATION, close_reason(exc.message))
         return
-    await _serve(ws, "twilio", TwilioDialect(), None)
+    token = settings.twilio_auth_token
+
+    def answered(call_sid: str, parameters: dict[str, str]) -> bool:
+        return token is None or valid_ticket(token.get_secret_value(), call_sid, parameters.get(TICKET), time.time())
+
+    await _serve(ws, "twilio", TwilioDialect(answered, log.info), None)
 
 
 async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: Dialect,
@@ -80,15 +98,11 @@ async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: D
     live: LiveSession | None = None
     try:
         live, _ = await gateway.open_socket(kind, dialect, ws, mode)
-    except (AtCapacity, ShuttingDown) as exc:
-        await ws.close(TRY_AGAIN_LATER, exc.message[:120])
-        return
-    except AliceError as exc:
-        await ws.close(INTERNAL_ERROR, exc.message[:120])
+    except AliceError as exc:  # refused (1013: at capacity, shutting down) or failed (1011), with the reason
+        if ws.application_state is WebSocketState.CONNECTED:  # (a session begun has closed it already)
+            await ws.close(close_code(exc), close_reason(exc.message))
         return
     await live.ended.wait()  # the session's own tasks use the socket until it is disposed of
-    if ws.client_state is WebSocketState.CONNECTED:
-        await ws.close()
 
 
 def _public(settings: Settings, url: object) -> str:

@@ -49,7 +49,7 @@ from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.state.control import ControlAction, ControlChannel
 from alice_voice.state.store import SessionRecord, SessionStore, hash_token, token_matches
-from alice_voice.transport.media_socket import Dialect, MediaSocket, SocketEvents
+from alice_voice.transport.media_socket import Dialect, MediaSocket, SocketEvents, close_code
 from alice_voice.transport.peer import EventChannel, Peer, ice_servers
 from alice_voice.transport.session_transport import EventSink, SessionTransport
 
@@ -239,6 +239,8 @@ class Gateway:
             if live.closing:  # ended while being opened (e.g. shutdown)
                 raise ShuttingDown("the session ended while it was being opened")
         except Exception as exc:
+            if isinstance(live.transport, MediaSocket):  # the client learns why from the close frame
+                live.transport.close_with(close_code(exc), getattr(exc, "message", "the session could not open"))
             if not live.closing:
                 await self._dispose(live, "offer failed")
             if isinstance(exc, AliceError):

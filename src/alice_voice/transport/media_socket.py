@@ -32,9 +32,41 @@ from alice_voice.metrics import Metrics
 
 FRAME_S = 0.02
 MAX_BAD_MESSAGES = 20
-MAX_MESSAGES_PER_S = 250  # 50 audio frames a second, with room for control messages and bursts
+MAX_MESSAGES_PER_S = 250  # 50 audio frames a second, with room for control messages
+MESSAGE_BURST = 500  # what may queue up while a session opens (up to OFFER_TIMEOUT_S of audio)
+AUDIO_SPEED = 1.5  # audio may come at most this much faster than real time, after a burst of:
+AUDIO_BURST_S = 10.0
 _CLOSE_S = 3.0
+_RESYNC_S = 0.2  # a pacer this far behind (a slow client, a stalled loop) starts its timeline again
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+INTERNAL_ERROR = 1011
+
+
+def close_code(error: InvalidMessage | Exception) -> int:
+    """A refused session's close code: 1013 when trying later may work, 1011 otherwise."""
+    status = getattr(error, "status", 500)
+    return TRY_AGAIN_LATER if status == 503 else POLICY_VIOLATION if 400 <= status < 500 else INTERNAL_ERROR
+
+
+def close_reason(text: str) -> str:
+    """A WebSocket close reason: at most 123 bytes of UTF-8, cut at a character."""
+    return text.encode()[:123].decode("utf-8", "ignore")
+
+
+class Bucket:
+    """A token bucket: `rate` a second, up to `burst` saved."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.level, self.at = rate, burst, burst, now
+
+    def take(self, amount: float, now: float) -> bool:
+        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+        self.at = now
+        if amount > self.level:
+            return False
+        self.level -= amount
+        return True
 
 
 # ---------- what a dialect reads ----------
@@ -124,7 +156,9 @@ class MediaSocket:
         self._out = SteadyResampler(WEBRTC_RATE, dialect.rate) if dialect.rate != WEBRTC_RATE else None
         self._framer = Framer(SPEECH_RATE // 50, SPEECH_RATE)
         self._bad = 0
-        self._window: tuple[float, int] = (0.0, 0)
+        now = clock.now()
+        self._messages = Bucket(MAX_MESSAGES_PER_S, MESSAGE_BURST, now)
+        self._audio = Bucket(AUDIO_SPEED, AUDIO_BURST_S, now)  # in seconds of audio
         self._close: tuple[int, str] = (1000, "session ended")
         self._playable = asyncio.Event()
         source.on_playable = self._playable.set
@@ -143,37 +177,38 @@ class MediaSocket:
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
 
+    def close_with(self, code: int, reason: str) -> None:
+        """The close frame `close()` will send (a refusal's code and reason)."""
+        self._close = (code, close_reason(reason))
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_S):
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-                if self._ws.client_state is WebSocketState.CONNECTED:
+                if self._ws.application_state is WebSocketState.CONNECTED:  # (our side: not closed yet)
                     with contextlib.suppress(Exception):
                         await self._ws.close(*self._close)
         self._end("closed")
 
     # ---------- in ----------
     async def _read(self) -> None:
-        try:
-            while not self.ended.is_set():
-                try:
-                    async with asyncio.timeout(self._quiet_timeout_s):
-                        message = await self._ws.receive()
-                except TimeoutError:
-                    self._end("client gone")
-                    return
-                if message["type"] == "websocket.disconnect":
-                    self._end("client gone")
-                    return
-                data = message.get("text")
-                self._take(data if data is not None else message.get("bytes") or b"")
-        except (WebSocketDisconnect, RuntimeError):
-            self._end("client gone")
+        while not self.ended.is_set():
+            try:
+                async with asyncio.timeout(self._quiet_timeout_s):
+                    message = await self._ws.receive()
+            except (TimeoutError, WebSocketDisconnect, RuntimeError):  # silent, gone, or already closed
+                self._end("client gone")
+                return
+            if message["type"] == "websocket.disconnect":
+                self._end("client gone")
+                return
+            data = message.get("text")
+            self._take(data if data is not None else message.get("bytes") or b"")
 
     def _take(self, message: str | bytes) -> None:
-        if self._flooding():
+        if not self._messages.take(1, self._clock.now()):
             self._refuse("too many messages")
             return
         try:
@@ -202,20 +237,17 @@ class MediaSocket:
 
     def _hear(self, pcm: Pcm) -> None:
         now = self._clock.now()
+        if not self._audio.take(len(pcm) / self._dialect.rate, now):
+            self._refuse("audio faster than real time")
+            return
         pcm16k = self._in.convert(pcm) if self._in is not None else pcm
         frames = self._framer.push(np.asarray(pcm16k, dtype=np.int16), now)
         self._metrics.audio_frames.labels(stage="received").inc(len(frames))
         for frame in frames:
             self._deliver(frame)
 
-    def _flooding(self) -> bool:
-        now = self._clock.now()
-        start, count = self._window
-        self._window = (start, count + 1) if now - start < 1.0 else (now, 1)
-        return self._window[1] > MAX_MESSAGES_PER_S
-
     def _refuse(self, reason: str) -> None:
-        self._close = (POLICY_VIOLATION, reason[:120])
+        self.close_with(POLICY_VIOLATION, reason)
         self._end(f"refused: {reason}")
 
     # ---------- out ----------
@@ -224,19 +256,25 @@ class MediaSocket:
         await self.connected.wait()
         start, sent = loop.time(), 0
         while True:
+            self._playable.clear()  # before the frame is taken: a wake-up during the send is kept
             frame = self._source.next_frame(self._clock.now())
             pcm = self._out.convert(frame) if self._out is not None else frame
             for message in self._dialect.audio(np.asarray(pcm, dtype=np.int16)):
                 if not await self._send(message):
                     return
             sent += 1
-            self._playable.clear()
             delay = start + sent * FRAME_S - loop.time()
-            if delay > 0:  # an idle playout that becomes playable is sent at once, not at the next tick
+            if delay < -_RESYNC_S:  # far behind: going on from now beats sending stale audio back to back
+                start, delay = loop.time() - sent * FRAME_S, 0.0
+            if delay <= 0:
+                await asyncio.sleep(0)  # never a loop that does not yield
+            elif not frame.any():  # idle: sound that becomes playable goes out at once, not at the next tick
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._playable.wait()
                         start = loop.time() - sent * FRAME_S  # the timeline restarts from now
+            else:
+                await asyncio.sleep(delay)
 
     async def _send_events(self) -> None:
         outbox = self._events.outbox

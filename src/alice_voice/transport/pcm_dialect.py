@@ -28,7 +28,13 @@ class PcmDialect:
 
     def inbound(self, message: str | bytes) -> list[Inbound]:
         if isinstance(message, str):
-            return [ClientMessage(message)]  # parsed and validated by the gateway, as on the DataChannel
+            try:  # the gateway validates it as it does the DataChannel's; garbage counts against the socket
+                parsed = json.loads(message)
+            except json.JSONDecodeError:
+                raise InvalidMessage("a text message must be JSON") from None
+            if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
+                raise InvalidMessage('a text message must be a JSON object with a "type"')
+            return [ClientMessage(message)]
         if not message or len(message) % 2 or len(message) > MAX_AUDIO_BYTES:
             raise InvalidMessage(f"audio must be whole 16-bit samples, 2 to {MAX_AUDIO_BYTES} bytes "
                                  f"(got {len(message)})")

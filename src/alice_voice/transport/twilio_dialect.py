@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import warnings
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -100,8 +101,12 @@ class TwilioDialect:
     has_events = False
     needs_start = True
 
-    def __init__(self) -> None:
+    def __init__(self, admit_start: Callable[[str, dict[str, str]], bool] | None = None,
+                 log: Callable[[str], None] = lambda line: None) -> None:
+        """`admit_start(call_sid, custom parameters)`: whether this stream belongs to a call we answered."""
         self.stream_sid = ""
+        self._admit_start = admit_start
+        self._log = log
         self._audible = 0  # reply frames sent
 
     def inbound(self, message: str | bytes) -> list[Inbound]:
@@ -110,9 +115,16 @@ class TwilioDialect:
         try:
             parsed = _TWILIO.validate_json(message)
         except ValidationError as exc:
+            event = _event_name(message)
+            if event is not None and event not in _KNOWN:  # one Twilio added later: noted, not fatal
+                self._log(f"Media Streams event {event[:40]!r} ignored")
+                return []
             raise InvalidMessage(f"not a Media Streams message: {exc.errors()[0]['msg']}") from None
         match parsed:
             case Start():
+                admit = self._admit_start
+                if admit is not None and not admit(parsed.start.callSid, parsed.start.customParameters):
+                    raise InvalidMessage("the stream is not from a call this gateway answered")
                 self.stream_sid = parsed.start.streamSid
                 return [StreamStarted({"stream_sid": parsed.start.streamSid, "call_sid": parsed.start.callSid,
                                        "parameters": parsed.start.customParameters})]
@@ -149,6 +161,18 @@ class TwilioDialect:
     def _require_start(self, what: str) -> None:
         if not self.stream_sid:
             raise InvalidMessage(f"{what} before start")
+
+
+_KNOWN = frozenset({"connected", "start", "media", "mark", "dtmf", "stop"})
+
+
+def _event_name(message: str) -> str | None:
+    try:
+        parsed = json.loads(message)
+    except json.JSONDecodeError:
+        return None
+    event = parsed.get("event") if isinstance(parsed, dict) else None
+    return event if isinstance(event, str) else None
 
 
 def _decode(payload: str) -> Pcm:

@@ -1,6 +1,7 @@
 """Twilio's request signature (`X-Twilio-Signature`): base64 HMAC-SHA1, keyed by the account's auth token,
 of the URL Twilio requested followed by each POST parameter's name and value, sorted by name. A
-WebSocket handshake is signed over its URL alone."""
+WebSocket handshake is signed over its URL alone, so the same signature opens any stream: the TwiML also
+hands the stream a per-call ticket (`call_ticket`), checked when the stream's `start` names its call."""
 
 from __future__ import annotations
 
@@ -14,6 +15,22 @@ def signature(auth_token: str, url: str, params: Mapping[str, str] | None = None
     fields = params or {}
     data = url + "".join(name + fields[name] for name in sorted(fields))
     return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+TICKET_MAX_AGE_S = 600.0  # from the webhook's answer to the stream's start: seconds in practice
+
+
+def call_ticket(auth_token: str, call_sid: str, now: float) -> str:
+    stamp = str(int(now))
+    mac = hmac.new(auth_token.encode(), f"{stamp}.{call_sid}".encode(), hashlib.sha256).hexdigest()
+    return f"{stamp}.{mac}"
+
+
+def valid_ticket(auth_token: str, call_sid: str, ticket: str | None, now: float) -> bool:
+    stamp, _, _ = (ticket or "").partition(".")
+    if not stamp.isdigit() or not 0 <= now - int(stamp) <= TICKET_MAX_AGE_S:
+        return False
+    return hmac.compare_digest(call_ticket(auth_token, call_sid, int(stamp)), ticket or "")
 
 
 def valid(auth_token: str, given: str | None, url: str, params: Mapping[str, str] | None = None) -> bool:
