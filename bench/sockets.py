@@ -60,12 +60,26 @@ async def socket_barge_in(client: SocketClient, question: np.ndarray, stop: np.n
     await client.say(question, tail_s=0.2)
     await client.wait_for(lambda: sum(1 for t, level in client.heard[-50:] if level > LOUD_RMS / 10) > 40 or None,
                           timeout=30)  # a second of the (long) reply is playing
-    loud_before = len(client.sent_loud)
+    loud_before, heard_before = len(client.sent_loud), len(client.heard)
     await client.say(stop, tail_s=1.0)
     first = client.sent_loud[loud_before]
-    await client.wait_for(lambda: _quiet_since(client, QUIET_AFTER_S) or None, timeout=30)
-    last_sound = max(t for t, level in client.heard if level > LOUD_RMS / 10)
-    return (last_sound - first) * 1000 if last_sound > first else 0.0
+    cut = await client.wait_for(lambda: _silenced_after(client.heard[heard_before:], first), timeout=30)
+    await client.wait_for(lambda: _quiet_since(client, 1.5) or None, timeout=60)  # "stop" gets its own answer
+    return (cut - first) * 1000 if cut > first else 0.0
+
+
+def _silenced_after(heard: list[tuple[float, float]], start: float) -> float | None:
+    """The last sound of the reply that was playing at `start`: the first one followed by a quiet gap."""
+    last = start
+    for t, level in heard:
+        if t <= start:
+            continue
+        if level > LOUD_RMS / 10:
+            if t - last >= QUIET_AFTER_S:
+                return last
+            last = t
+    quiet = asyncio.get_running_loop().time() - last >= QUIET_AFTER_S
+    return last if quiet else None
 
 
 async def run(voices: list[str], prompts: int) -> dict[str, Any]:
