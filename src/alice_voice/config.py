@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     ice_connect_timeout_s: float = Field(15.0, gt=0)
     default_mode: Literal["agent", "tone"] = "agent"
     control_timeout_s: float = Field(2.0, gt=0, description="Wait for another process to answer a stop/end.")
-    shutdown_grace_s: float = Field(5.0, gt=0, description="On SIGTERM, sessions are closed within this.")
+    shutdown_grace_s: float = Field(5.0, gt=0, description="Sessions still open when the drain ends are told "
+                                    "and closed within this.")
+    drain_limit_s: float = Field(300.0, ge=0, description="On SIGTERM (or POST /api/admin/drain) the process "
+                                 "stops taking sessions and lets live calls finish for up to this long before "
+                                 "it closes the rest and exits (SIGTERM). Kubernetes' grace period must be "
+                                 "longer (drain + shutdown grace + a margin).")
     preload_models: bool = Field(True, description="Load the speech models at start-up (in the background).")
 
     # --- receive path ---

@@ -75,6 +75,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
 class GatewayProcess:
     url: str
     pid: int
+    proc: asyncio.subprocess.Process | None = None
 
     def rss_mb(self) -> float:
         """The gateway process's resident memory (MB)."""
@@ -100,7 +101,7 @@ async def gateway_process(**settings: Any) -> AsyncIterator[GatewayProcess]:
     url = f"http://127.0.0.1:{port}"
     try:
         await _wait_ready(url, proc)
-        yield GatewayProcess(url, proc.pid)
+        yield GatewayProcess(url, proc.pid, proc)
     finally:
         if proc.returncode is None:
             proc.terminate()

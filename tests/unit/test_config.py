@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,23 @@ def test_every_setting_is_read_somewhere_in_the_gateway() -> None:
     assert len(read) > 100  # the walk did find the source
     unread = sorted(name for name in Settings.model_fields if name not in read)
     assert unread == [], f"settings never read outside config.py: {unread}"
+
+
+def test_check_config_prints_the_effective_settings_with_secrets_masked(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin", "ALICE_LLM_API_KEY": "sk-very-secret", "ALICE_TWILIO_AUTH_TOKEN": "tw-secret",
+           "ALICE_PORT": "9000"}
+    proc = subprocess.run([sys.executable, "-m", "alice_voice", "check-config"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    effective = json.loads(proc.stdout)
+    assert effective["port"] == 9000 and effective["llm_api_key"] == "**********"
+    assert "sk-very-secret" not in proc.stdout and "tw-secret" not in proc.stdout
+    assert effective["tools_file_contents"] == {"webhooks": [], "mcp_servers": [], "builtin": True}
+
+
+@pytest.mark.parametrize(("env", "says"), [({"ALICE_PORT": "0"}, "bad setting: ALICE_PORT"),
+                                           ({"ALICE_TOOLS_FILE": "/nonexistent.toml"}, "bad tools file")])
+def test_check_config_exits_2_on_a_bad_setting_or_tools_file(env: dict[str, str], says: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "alice_voice", "check-config"], env={"PATH": "/usr/bin", **env},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and says in proc.stderr and proc.stdout == ""

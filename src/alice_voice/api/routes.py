@@ -12,9 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from alice_voice.api.schemas import (
     DeletedResponse,
+    DrainResponse,
     ErrorResponse,
     HealthResponse,
     IceServer,
+    LiveResponse,
     OfferRequest,
     OfferResponse,
     SessionView,
@@ -90,9 +92,27 @@ async def stop_tts(body: StopTtsRequest, gateway: GatewayDep, credentials: Beare
                            detail="stopped" if stopped else "nothing_playing")
 
 
-@router.get("/health", response_model=HealthResponse, tags=["ops"])
-async def health(gateway: GatewayDep, request: Request) -> HealthResponse:
+@router.get("/health", response_model=HealthResponse, tags=["ops"], responses={503: {"model": HealthResponse}})
+async def health(gateway: GatewayDep, request: Request, response: Response) -> HealthResponse:
+    """Readiness: 503 while the process drains, so a load balancer or readiness probe takes it out."""
+    if gateway.draining:
+        response.status_code = 503
     return HealthResponse(**await gateway.health(), models=request.app.state.runtime.status())
+
+
+@router.get("/health/live", response_model=LiveResponse, tags=["ops"])
+async def live() -> LiveResponse:
+    """Liveness: the event loop answers (a draining process is alive)."""
+    return LiveResponse()
+
+
+@router.post("/api/admin/drain", response_model=DrainResponse, status_code=202, responses=_ERRORS, tags=["ops"])
+async def drain(gateway: GatewayDep, credentials: Bearer) -> DrainResponse:
+    """Stop taking sessions and let the live ones finish (DRAIN_LIMIT_S); the process keeps running.
+    Needs the admin key. SIGTERM does the same, then exits."""
+    gateway.require_admin(_token(credentials))
+    gateway.start_draining()
+    return DrainResponse(sessions=len(gateway.sessions), limit_s=gateway.settings.drain_limit_s)
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)

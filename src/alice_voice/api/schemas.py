@@ -58,6 +58,16 @@ class SessionView(BaseModel):
     last_turn: dict[str, float] | None
 
 
+class LiveResponse(BaseModel):
+    live: bool = True
+
+
+class DrainResponse(BaseModel):
+    draining: bool = True
+    sessions: int = Field(description="Live sessions when the drain began.")
+    limit_s: float
+
+
 class DeletedResponse(BaseModel):
     session_id: str
     deleted: bool = True
@@ -89,7 +99,7 @@ class LoadView(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded", "draining"]
     process: str
     accepting: bool
     store: dict[str, Any]

@@ -9,6 +9,7 @@ cancels the session's tasks and removes the record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -140,6 +141,7 @@ class Gateway:
         self.sessions: dict[str, LiveSession] = {}
         self.store_up = True
         self.accepting = True
+        self.draining = False
         self.admission = Admission(budget_ms=settings.latency_budget_ms, eot_silence_ms=settings.eot_silence_ms,
                                    max_sessions=settings.max_sessions, cores=available_cores())
         self.loop_lag = LoopLagMonitor()
@@ -158,6 +160,36 @@ class Gateway:
         self._housekeeping = [asyncio.create_task(self._keep_house(), name="gateway-housekeeping"),
                               asyncio.create_task(self._measure_load(), name="gateway-load"),
                               asyncio.create_task(self.loop_lag.run(), name="gateway-loop-lag")]
+
+    async def drain(self, limit_s: float | None = None) -> int:
+        """Stop taking sessions (503 `shutting_down` with `Retry-After`; `/health` says draining) and wait up
+        to `limit_s` (DRAIN_LIMIT_S) for the live ones to end by themselves. Returns how many are left; they
+        stay reachable over the control bus until `aclose`."""
+        self.draining, self.accepting = True, False
+        limit = self.settings.drain_limit_s if limit_s is None else limit_s
+        lives = [live.ended.wait() for live in list(self.sessions.values())]
+        log.info("draining: %d live sessions, up to %.0f s", len(lives), limit)
+        if lives:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit):
+                    await asyncio.gather(*lives)
+        log.info("drained: %d sessions left", len(self.sessions))
+        return len(self.sessions)
+
+    def start_draining(self) -> None:
+        """`drain()` in the background (the admin endpoint), once."""
+        if not self.draining:
+            self.draining, self.accepting = True, False  # at once: the next offer is refused
+            task = asyncio.create_task(self.drain(), name="gateway-drain")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def require_admin(self, token: str | None) -> None:
+        admin = self.settings.admin_key
+        if not token:
+            raise Unauthorized("missing bearer token")
+        if admin is None or not secrets.compare_digest(token.encode(), admin.get_secret_value().encode()):
+            raise Forbidden("the admin key is needed")
 
     async def aclose(self, reason: str = "shutdown") -> None:
         """Stop taking offers, tell every session why, and end them all within `shutdown_grace_s`."""
@@ -262,7 +294,8 @@ class Gateway:
 
     def _admit(self) -> None:
         if not self.accepting:
-            raise ShuttingDown("the gateway is shutting down")
+            raise ShuttingDown("the gateway is draining: try another" if self.draining else
+                               "the gateway is shutting down", retry_after_s=self.settings.retry_after_s)
         verdict = self.admission.verdict(len(self.sessions) + self._opening)
         if verdict.admit:
             return
@@ -478,7 +511,7 @@ class Gateway:
         self.metrics.store_up.set(int(self.store_up))
         verdict = self.admission.verdict(len(self.sessions))
         return {
-            "status": "ok" if self.store_up and self.accepting else "degraded",
+            "status": "draining" if self.draining else "ok" if self.store_up and self.accepting else "degraded",
             "process": self.owner,
             "accepting": self.accepting,
             "store": {"kind": self.store.kind, "up": self.store_up},

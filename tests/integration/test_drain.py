@@ -1,0 +1,84 @@
+"""Draining for a rolling update: no new sessions (503 + Retry-After, /health 503 `draining`), live calls
+go on to their end, then the process exits; past DRAIN_LIMIT_S the callers left are told and closed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import httpx
+import pytest
+
+from conftest import make_settings, poll_until
+from support.gateway import gateway_process, serve
+from support.rtc_client import RtcClient
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.realtime]
+ADMIN = "admin-key-for-tests"
+
+
+async def refused_offer(url: str) -> httpx.Response:
+    client = RtcClient(url, mode="tone")
+    try:
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await client.connect()
+    finally:
+        await client.close()
+    return refused.value.response
+
+
+async def test_an_admin_drain_refuses_new_sessions_and_lets_live_calls_finish() -> None:
+    async with serve(make_settings(admin_key=ADMIN, retry_after_s=7)) as running, \
+            httpx.AsyncClient(base_url=running.url) as http:
+        caller = RtcClient(running.url, mode="tone")
+        await caller.connect()
+        assert (await http.post("/api/admin/drain", json={})).status_code == 401
+        wrong = await http.post("/api/admin/drain", json={}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403
+        started = await http.post("/api/admin/drain", json={}, headers={"Authorization": f"Bearer {ADMIN}"})
+        assert started.status_code == 202 and started.json() == {"draining": True, "sessions": 1, "limit_s": 300.0}
+
+        response = await refused_offer(running.url)
+        assert response.status_code == 503 and response.headers["retry-after"] == "7"
+        assert response.json()["error"]["code"] == "shutting_down"
+        health = await http.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "draining"
+        assert (await http.get("/health/live")).json() == {"live": True}
+
+        # The live call is untouched: it still hears its tone and answers control requests.
+        heard = len(caller.heard)
+        await caller.wait_heard(heard + 10)
+        stop = await http.post("/api/voice/stop-tts", json={"session_id": caller.session_id},
+                               headers={"Authorization": f"Bearer {caller.token}"})
+        assert stop.json()["stopped"] is True
+        live = running.gateway.sessions[caller.session_id]
+        await caller.close()  # the caller hangs up: the drain is over
+        async with asyncio.timeout(10):
+            await live.ended.wait()
+        assert not running.gateway.sessions and running.gateway.draining
+
+
+async def test_sigterm_drains_then_exits_and_a_call_past_the_limit_is_told() -> None:
+    async with gateway_process(drain_limit_s=2, shutdown_grace_s=2, default_mode="tone",
+                               preload_models=False) as gateway:
+        assert gateway.proc is not None
+        caller = RtcClient(gateway.url, mode="tone")
+        await caller.connect()
+        try:
+            gateway.proc.send_signal(signal.SIGTERM)
+            async with httpx.AsyncClient(base_url=gateway.url) as http:
+                async def draining() -> bool:  # another process: no event to wait on
+                    return (await http.get("/health")).status_code == 503
+
+                await poll_until(draining)
+                response = await refused_offer(gateway.url)
+            assert response.status_code == 503
+            heard = len(caller.heard)
+            await caller.wait_heard(heard + 25)  # the call goes on during the drain
+            told = await caller.wait_event("error", timeout=10, code="shutting_down")  # the limit passed
+            assert told["message"] == "the gateway is shutting down"
+            async with asyncio.timeout(10):
+                code = await gateway.proc.wait()
+            assert code == 0
+        finally:
+            await caller.close()
