@@ -24,6 +24,9 @@ def main() -> None:
         print(f"alice-voice: unknown command {' '.join(sys.argv[1:])!r} (try check-config)", file=sys.stderr)
         raise SystemExit(2)
     configure_logging(settings.log_level, settings.log_json)
+    from alice_voice.tracing import configure_from_environment
+
+    configure_from_environment()  # traces: off unless the OTEL_* variables ask for them
     from alice_voice.api.app import create_app
     from alice_voice.api.server import DrainingServer
 

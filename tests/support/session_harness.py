@@ -29,6 +29,7 @@ from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels
 from alice_voice.tools import Toolbox
+from alice_voice.tracing import TurnTracer
 from fakes.scripted import (
     FRAME,
     InlineCompute,
@@ -77,7 +78,7 @@ class RecordingPort:
 class SessionHarness:
     def __init__(self, *, agent: ScriptedAgent | None = None, tts: ScriptedTts | None = None,
                  end_of_turn: ScriptedEndOfTurn | None = None, tools: Toolbox | None = None,
-                 **settings: Any) -> None:
+                 tracer: TurnTracer | None = None, **settings: Any) -> None:
         self.clock = VirtualClock()
         self.voice = ScriptedVoice()
         self.asr = ScriptedAsr(self.voice)
@@ -90,7 +91,7 @@ class SessionHarness:
         self.settings = Settings(**{"echo_guard": False, **settings})
         models = SpeechModels(vad=self.vad, asr=self.asr, tts=self.tts, end_of_turn=self.end_of_turn)
         resources = Resources(self.settings, models, self.agent, self.compute, self.metrics, self.clock,
-                              tools or Toolbox())
+                              tools or Toolbox(), tracer or TurnTracer())
         self.port = RecordingPort(self.clock)
         self.actor = SessionActor(resources, self.port, session_logger("alice_voice.test", "harness"))
         self.actions: list[tuple[float, act.Action]] = []

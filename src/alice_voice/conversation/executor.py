@@ -82,6 +82,7 @@ class Executor:
                 case act.FinishTurn():
                     self._port.emit(ev.TurnMetrics(turn=action.number, timings=action.timings))
                     self._port.turn_done(action.timings)
+                    self._res.tracer.turn(self._log.session_id, action.number, action.marks)
                 case act.Report():
                     self._report(action.error)
                 case act.EndSession():

@@ -16,6 +16,7 @@ from alice_voice.conversation.events import ServerEvent
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels
 from alice_voice.tools import Toolbox
+from alice_voice.tracing import TurnTracer
 
 
 class Conversation(Protocol):
@@ -71,3 +72,4 @@ class Resources:
     metrics: Metrics
     clock: Clock
     tools: Toolbox = field(default_factory=Toolbox)  # the process's tools (empty: the agent gets none)
+    tracer: TurnTracer = field(default_factory=TurnTracer)  # no-op unless OTEL_* configured a provider

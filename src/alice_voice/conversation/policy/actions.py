@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from alice_voice.conversation.agents import Message
@@ -112,6 +112,7 @@ class FinishTurn:
 
     number: int
     timings: dict[str, float]
+    marks: dict[str, float | bool | None] = field(default_factory=dict)  # the raw marks, for the trace
 
 
 @dataclass(frozen=True, slots=True)

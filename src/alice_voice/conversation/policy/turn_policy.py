@@ -25,6 +25,7 @@ ignored. When and how speech starts and ends is `Endpointing`'s concern, driven 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -632,7 +633,7 @@ class TurnPolicy:
         if turn is None:
             return
         self._turns_reported += 1
-        self._out.append(act.FinishTurn(self._turns_reported, turn.report()))
+        self._out.append(act.FinishTurn(self._turns_reported, turn.report(), dataclasses.asdict(turn)))
 
     def _remember(self, message: Message, at: int | None = None) -> None:
         self.history.insert(len(self.history) if at is None else min(at, len(self.history)), message)
