@@ -14,7 +14,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, so a source change does not reinstall ~500 MB of wheels.
+# Dependencies first, so a source change does not reinstall ~500 MB of wheels. requirements.lock is the
+# runtime set only; the test tools (requirements-dev.lock) never enter the image.
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
 # Only pipecat's bundled smart-turn ONNX file is used. Its own pins (protobuf<7, soxr~=1.0) clash with

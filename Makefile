@@ -5,18 +5,33 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-10)
+DEV_HASH := $(shell cat requirements.lock pyproject.toml requirements-dev.lock | sha1sum | cut -c1-10)
 PY_STAMP := $(VENV)/.installed-$(LOCK_HASH)
+DEV_STAMP := $(VENV)/.dev-installed-$(DEV_HASH)
 RUN_APT := espeak-ng
 TEST_APT := $(RUN_APT) redis-server sox prometheus nginx coturn docker-compose chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint unit bench soak install install-run install-test clean
+.PHONY: run test lint unit bench soak install install-run install-test runtime-check clean
 
 run: install-run
 	$(PY) -m alice_voice
 
 test: install-test lint
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory runtime-check
+
+# The image's dependency set alone (requirements.lock, no test tools) serves a call, drains and exits.
+RUNTIME_VENV := .venv-runtime
+RUNTIME_STAMP := $(RUNTIME_VENV)/.installed-$(LOCK_HASH)
+runtime-check: $(RUNTIME_STAMP)
+	$(RUNTIME_VENV)/bin/python scripts/runtime_smoke.py
+
+$(RUNTIME_STAMP): requirements.lock pyproject.toml
+	rm -rf $(RUNTIME_VENV) && python3.11 -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install -q -r requirements.lock
+	$(RUNTIME_VENV)/bin/pip install -q --no-deps pipecat-ai==1.14.0 .
+	touch $@
 
 lint: install-test
 	$(PY) -m ruff check src tests bench
@@ -37,7 +52,7 @@ soak: install-test
 install-run: $(PY_STAMP)
 	@scripts/apt-ensure.sh $(RUN_APT)
 
-install-test: $(PY_STAMP)
+install-test: $(DEV_STAMP)
 	@scripts/apt-ensure.sh $(TEST_APT)
 
 $(PY_STAMP): requirements.lock pyproject.toml
@@ -49,5 +64,10 @@ $(PY_STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+# The runtime lock (requirements.lock: what the image carries) and the test tools on top of it.
+$(DEV_STAMP): $(PY_STAMP) requirements-dev.lock
+	$(PY) -m pip install -q -r requirements.lock -r requirements-dev.lock
+	rm -f $(VENV)/.dev-installed-* && touch $@
+
 clean:
-	rm -rf $(VENV) .cache test-artifacts bench/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) .cache test-artifacts bench/out .pytest_cache .mypy_cache .ruff_cache

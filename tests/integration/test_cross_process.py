@@ -11,6 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from conftest import poll_until
 from support.gateway import GatewayProcess, gateway_process
 from support.local_services import RedisServer
 from support.rtc_client import RtcClient
@@ -70,8 +71,32 @@ async def test_owner_gone_is_a_clear_410_and_delete_clears_its_record(redis_serv
 
 
 @pytest.mark.asyncio
-async def test_sigterm_tells_sessions_and_closes_them(redis_server: RedisServer) -> None:
-    async with gateway_process(redis_url=redis_server.url, **TONE) as gateway:
+async def test_a_session_on_a_draining_process_is_still_stopped_and_ended_from_another(
+        pair: tuple[GatewayProcess, GatewayProcess]) -> None:
+    owner, other = pair
+    assert owner.proc is not None
+    client = RtcClient(owner.url, mode="tone")
+    await client.connect()
+    auth = {"Authorization": f"Bearer {client.token}"}
+    try:
+        owner.proc.send_signal(signal.SIGTERM)  # the owner drains: no new sessions, this one goes on
+        async with httpx.AsyncClient(base_url=other.url, timeout=10) as http:
+            async with httpx.AsyncClient(base_url=owner.url) as owner_http:
+                async def draining() -> bool:
+                    return (await owner_http.get("/health")).status_code == 503
+                await poll_until(draining)
+            response = await http.post("/api/voice/stop-tts", json={"session_id": client.session_id}, headers=auth)
+            assert response.status_code == 200 and response.json()["detail"] == "stopped"
+            assert (await http.delete(f"/api/voice/sessions/{client.session_id}", headers=auth)).status_code == 200
+        async with asyncio.timeout(10):  # its last session gone, the owner's drain is over: it exits
+            assert await owner.proc.wait() == 0
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio
+async def test_sigterm_drains_then_tells_sessions_and_closes_them(redis_server: RedisServer) -> None:
+    async with gateway_process(redis_url=redis_server.url, **TONE, drain_limit_s=1) as gateway:
         client = RtcClient(gateway.url, mode="tone")
         await client.connect()
         os.kill(gateway.pid, signal.SIGTERM)

@@ -521,3 +521,16 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
     for path in (".git/HEAD", ".venv/bin/python", ".cache/x", "tests/unit/test_deploy.py", "test-artifacts/a.wav",
                  "bench/out/latency.json", ".pytest_cache/v", "src/alice_voice/__pycache__/config.cpython-311.pyc"):
         assert dockerignore_excludes(patterns, path), f"{path} would reach the build context"
+
+
+def test_the_image_carries_the_runtime_set_only() -> None:
+    """requirements.lock is what runs (the image installs it); the test tools live in requirements-dev.lock."""
+    def names(path: str) -> set[str]:
+        lines = (DEPLOY.parent / path).read_text().splitlines()
+        return {line.split("==")[0].lower() for line in lines if line and not line.startswith("#")}
+
+    runtime, dev = names("requirements.lock"), names("requirements-dev.lock")
+    assert not runtime & dev
+    assert not runtime & {"pytest", "pytest-asyncio", "mypy", "ruff", "playwright", "schemathesis", "hypothesis",
+                          "matplotlib", "import-linter", "kubernetes-validate"}
+    assert {"aiortc", "fastapi", "uvicorn", "mcp", "opentelemetry-sdk"} <= runtime
