@@ -28,7 +28,7 @@ runtime-check: $(RUNTIME_STAMP)
 	$(RUNTIME_VENV)/bin/python scripts/runtime_smoke.py
 
 $(RUNTIME_STAMP): requirements.lock pyproject.toml
-	rm -rf $(RUNTIME_VENV) && python3.11 -m venv $(RUNTIME_VENV)
+	rm -rf $(RUNTIME_VENV) && (python3.11 -m venv $(RUNTIME_VENV) || python3 -m venv $(RUNTIME_VENV))
 	$(RUNTIME_VENV)/bin/pip install -q -r requirements.lock
 	$(RUNTIME_VENV)/bin/pip install -q --no-deps pipecat-ai==1.14.0 .
 	touch $@
