@@ -25,6 +25,7 @@ test: install-test lint
 RUNTIME_VENV := .venv-runtime
 RUNTIME_STAMP := $(RUNTIME_VENV)/.installed-$(LOCK_HASH)
 runtime-check: $(RUNTIME_STAMP)
+	$(RUNTIME_VENV)/bin/pip install -q --no-deps --force-reinstall .  # today's source, not the stamp's
 	$(RUNTIME_VENV)/bin/python scripts/runtime_smoke.py
 
 $(RUNTIME_STAMP): requirements.lock pyproject.toml

@@ -51,7 +51,21 @@ async def hear_the_tone(url: str) -> float:
     return loudest
 
 
+def import_everything() -> int:
+    """Every module of the gateway imports with the runtime set alone (a test-only import fails here)."""
+    import importlib
+    import pkgutil
+
+    import alice_voice
+
+    names = [m.name for m in pkgutil.walk_packages(alice_voice.__path__, "alice_voice.")]
+    for name in names:
+        importlib.import_module(name)
+    return len(names)
+
+
 async def main() -> None:
+    print(f"runtime set: {import_everything()} modules import")
     port = free_port()
     env = {**os.environ, "ALICE_PORT": str(port), "ALICE_HOST": "127.0.0.1", "ALICE_PRELOAD_MODELS": "false",
            "ALICE_DEFAULT_MODE": "tone", "ALICE_ICE_HOST_ADDRESSES": "127.0.0.1", "ALICE_DRAIN_LIMIT_S": "5"}

@@ -82,3 +82,28 @@ async def test_sigterm_drains_then_exits_and_a_call_past_the_limit_is_told() -> 
             assert code == 0
         finally:
             await caller.close()
+
+
+async def test_a_second_drain_waits_for_the_first_on_its_own_deadline() -> None:
+    """SIGTERM after the admin endpoint's drain must not start the clock again (the grace period would
+    run out mid-call)."""
+    async with serve(make_settings()) as running:
+        caller = RtcClient(running.url, mode="tone")
+        await caller.connect()
+        try:
+            running.gateway.start_draining(0.5)
+            started = asyncio.get_running_loop().time()
+            left = await asyncio.wait_for(running.gateway.drain(), 10)  # the default limit is 300 s
+            assert left == 1 and asyncio.get_running_loop().time() - started < 3
+        finally:
+            await caller.close()
+
+
+async def test_health_says_starting_until_the_models_are_loaded() -> None:
+    async with serve(make_settings(default_mode="agent", preload_models=True)) as running, \
+            httpx.AsyncClient(base_url=running.url) as http:
+        early = await http.get("/health")
+        await running.app.state.runtime.resources()
+        ready = await http.get("/health")
+    assert early.status_code == 503 and early.json()["status"] == "starting"
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"

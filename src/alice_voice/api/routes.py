@@ -94,10 +94,15 @@ async def stop_tts(body: StopTtsRequest, gateway: GatewayDep, credentials: Beare
 
 @router.get("/health", response_model=HealthResponse, tags=["ops"], responses={503: {"model": HealthResponse}})
 async def health(gateway: GatewayDep, request: Request, response: Response) -> HealthResponse:
-    """Readiness: 503 while the process drains, so a load balancer or readiness probe takes it out."""
-    if gateway.draining:
+    """Readiness: 503 while the models load (`starting`) and while the process drains (`draining`), so a
+    load balancer or readiness probe sends no caller to a process that would refuse or fail them."""
+    view = await gateway.health()
+    models = request.app.state.runtime.status()
+    if models.get("state") == "loading" and view["status"] == "ok":
+        view["status"] = "starting"
+    if view["status"] in ("starting", "draining"):
         response.status_code = 503
-    return HealthResponse(**await gateway.health(), models=request.app.state.runtime.status())
+    return HealthResponse(**view, models=models)
 
 
 @router.get("/health/live", response_model=LiveResponse, tags=["ops"])

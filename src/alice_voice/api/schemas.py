@@ -99,7 +99,7 @@ class LoadView(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok", "degraded", "draining"]
+    status: Literal["ok", "degraded", "starting", "draining"]
     process: str
     accepting: bool
     store: dict[str, Any]

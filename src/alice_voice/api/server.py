@@ -25,15 +25,17 @@ class DrainingServer(uvicorn.Server):
         self._gateway = gateway
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain: asyncio.Task[None] | None = None
+        self._drain_requested = False
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig != signal.SIGTERM or self._loop is None or self._drain is not None:
+        if sig != signal.SIGTERM or self._loop is None or self._drain_requested:
             super().handle_exit(sig, frame)
             return
+        self._drain_requested = True  # here, in the handler: a second SIGTERM before the loop runs skips it
         self._loop.call_soon_threadsafe(self._start_drain)
 
     def _start_drain(self) -> None:
@@ -41,6 +43,7 @@ class DrainingServer(uvicorn.Server):
 
     async def _drain_then_exit(self) -> None:
         try:
-            await self._gateway.drain()
+            await self._gateway.drain()  # the admin endpoint's drain, if one runs: on its deadline
+            await self._gateway.say_goodbye()  # before uvicorn closes the WebSockets
         finally:
             self.should_exit = True

@@ -82,7 +82,7 @@ class Executor:
                 case act.FinishTurn():
                     self._port.emit(ev.TurnMetrics(turn=action.number, timings=action.timings))
                     self._port.turn_done(action.timings)
-                    self._res.tracer.turn(self._log.session_id, action.number, action.marks)
+                    self._trace(action)
                 case act.Report():
                     self._report(action.error)
                 case act.EndSession():
@@ -209,6 +209,12 @@ class Executor:
         histogram = {"first_partial_ms": metrics.first_partial_ms, "first_audio_ms": metrics.first_audio_ms,
                      "barge_in_ms": metrics.barge_in_ms, "end_of_turn_ms": metrics.end_of_turn_ms}[action.name]
         histogram.observe(action.value)
+
+    def _trace(self, finished: act.FinishTurn) -> None:
+        try:  # an exporter's trouble must not cost the actions after this one
+            self._res.tracer.turn(self._log.session_id, finished.number, finished.marks)
+        except Exception as exc:
+            self._log.warning("turn %d not traced: %s: %s", finished.number, type(exc).__name__, exc)
 
     def _report(self, error: AliceError) -> None:
         provider = getattr(error, "provider", "unknown")

@@ -9,7 +9,6 @@ cancels the session's tasks and removes the record.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -56,6 +55,7 @@ from alice_voice.transport.session_transport import EventSink, SessionTransport
 
 Mode = Literal["agent", "tone"]
 _TASKS_CLOSE_S = 5.0
+_DRAIN_RECHECK_S = 0.5
 log = logging.getLogger("alice_voice.gateway")
 
 
@@ -142,6 +142,8 @@ class Gateway:
         self.store_up = True
         self.accepting = True
         self.draining = False
+        self._drain: asyncio.Task[int] | None = None
+        self._goodbye_said = False
         self.admission = Admission(budget_ms=settings.latency_budget_ms, eot_silence_ms=settings.eot_silence_ms,
                                    max_sessions=settings.max_sessions, cores=available_cores())
         self.loop_lag = LoopLagMonitor()
@@ -163,26 +165,46 @@ class Gateway:
 
     async def drain(self, limit_s: float | None = None) -> int:
         """Stop taking sessions (503 `shutting_down` with `Retry-After`; `/health` says draining) and wait up
-        to `limit_s` (DRAIN_LIMIT_S) for the live ones to end by themselves. Returns how many are left; they
-        stay reachable over the control bus until `aclose`."""
-        self.draining, self.accepting = True, False
-        limit = self.settings.drain_limit_s if limit_s is None else limit_s
-        lives = [live.ended.wait() for live in list(self.sessions.values())]
-        log.info("draining: %d live sessions, up to %.0f s", len(lives), limit)
-        if lives:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(limit):
-                    await asyncio.gather(*lives)
+        to `limit_s` (DRAIN_LIMIT_S) for the live ones, and offers still opening, to end by themselves.
+        Returns how many are left; they stay reachable over the control bus until `aclose`. One drain per
+        process: a second call (SIGTERM after the admin endpoint) waits for the same one, on its deadline."""
+        self.start_draining(limit_s)
+        assert self._drain is not None
+        return await asyncio.shield(self._drain)
+
+    def start_draining(self, limit_s: float | None = None) -> None:
+        """Begin the drain (at once: the next offer is refused) and let it run in the background."""
+        if self._drain is None:
+            self.draining, self.accepting = True, False
+            limit = self.settings.drain_limit_s if limit_s is None else limit_s
+            self._drain = asyncio.create_task(self._drained(limit), name="gateway-drain")
+
+    async def _drained(self, limit_s: float) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        log.info("draining: %d live sessions, %d opening, up to %.0f s", len(self.sessions), self._opening, limit_s)
+        while (self.sessions or self._opening) and loop.time() < deadline:
+            ends = [asyncio.ensure_future(live.ended.wait()) for live in list(self.sessions.values())]
+            # an offer still opening has no `ended` yet: look again shortly
+            await asyncio.wait(ends or [asyncio.ensure_future(asyncio.sleep(_DRAIN_RECHECK_S))],
+                               timeout=min(_DRAIN_RECHECK_S, max(0.0, deadline - loop.time())),
+                               return_when=asyncio.FIRST_COMPLETED)
+            for end in ends:
+                end.cancel()
         log.info("drained: %d sessions left", len(self.sessions))
         return len(self.sessions)
 
-    def start_draining(self) -> None:
-        """`drain()` in the background (the admin endpoint), once."""
-        if not self.draining:
-            self.draining, self.accepting = True, False  # at once: the next offer is refused
-            task = asyncio.create_task(self.drain(), name="gateway-drain")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+    async def say_goodbye(self) -> None:
+        """Tell every session the gateway is closing, once, and let the word leave (bounded): before the
+        server stops, which would close WebSockets without a word."""
+        if self._goodbye_said:
+            return
+        self._goodbye_said = True
+        goodbye = ErrorEvent(code=ShuttingDown.code, message="the gateway is shutting down").to_dict()
+        lives = list(self.sessions.values())
+        for live in lives:
+            live.transport.events.send(goodbye)
+        await asyncio.gather(*(live.transport.events.drain() for live in lives))
 
     def require_admin(self, token: str | None) -> None:
         admin = self.settings.admin_key
@@ -195,18 +217,18 @@ class Gateway:
         """Stop taking offers, tell every session why, and end them all within `shutdown_grace_s`."""
         self.accepting = False
         lives = list(self.sessions.values())
-        goodbye = ErrorEvent(code=ShuttingDown.code, message="the gateway is shutting down").to_dict()
-        for live in lives:
-            live.transport.events.send(goodbye)
         try:
             async with asyncio.timeout(self.settings.shutdown_grace_s):
-                await asyncio.gather(*(live.transport.events.drain() for live in lives))
+                await self.say_goodbye()
                 await asyncio.gather(*(self.end(live.id, reason) for live in lives), return_exceptions=True)
         except TimeoutError:
             log.warning("%d sessions did not close within %.1f s", len(self.sessions), self.settings.shutdown_grace_s)
-        for task in self._housekeeping:
+        stopping: list[asyncio.Task[Any]] = [*self._housekeeping]
+        if self._drain is not None and not self._drain.done():
+            stopping.append(self._drain)  # stopped with the rest: the drain is moot now
+        for task in stopping:
             task.cancel()
-        await asyncio.gather(*self._housekeeping, return_exceptions=True)
+        await asyncio.gather(*stopping, return_exceptions=True)
         await self.control.aclose()
         await self.store.aclose()
 
