@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
+from typing import Any
 
 import httpx
 import pytest
 
+from alice_voice.gateway import AgentRuntime
 from conftest import make_settings, poll_until
 from support.gateway import gateway_process, serve
 from support.rtc_client import RtcClient
@@ -99,10 +102,19 @@ async def test_a_second_drain_waits_for_the_first_on_its_own_deadline() -> None:
             await caller.close()
 
 
-async def test_health_says_starting_until_the_models_are_loaded() -> None:
+async def test_health_says_starting_until_the_models_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = threading.Event()
+    load = AgentRuntime._load
+
+    def held_load(runtime: AgentRuntime) -> Any:  # the models take as long as the test says (a cold node)
+        loaded.wait(30)
+        return load(runtime)
+
+    monkeypatch.setattr(AgentRuntime, "_load", held_load)
     async with serve(make_settings(default_mode="agent", preload_models=True)) as running, \
             httpx.AsyncClient(base_url=running.url) as http:
         early = await http.get("/health")
+        loaded.set()
         await running.app.state.runtime.resources()
         ready = await http.get("/health")
     assert early.status_code == 503 and early.json()["status"] == "starting"
