@@ -167,10 +167,14 @@ class InferenceScheduler:
     def _run(self, lane: Lane, job: _Job) -> None:
         started = time.perf_counter()
         try:
-            job.future.set_result(job.fn())
+            result = job.fn()
         except BaseException as exc:  # the caller decides what a failure means
+            self._finished(lane, job, started, time.perf_counter())
             job.future.set_exception(exc)
-        self._finished(lane, job, started, time.perf_counter())
+        else:
+            # Off the books before the caller hears of it: a job whose result is out is not running.
+            self._finished(lane, job, started, time.perf_counter())
+            job.future.set_result(result)
 
     def _take(self, lane: Lane) -> _Job | None:
         order = sorted(lane.serves)
