@@ -141,6 +141,9 @@ async def test_health_metrics_openapi_and_index(http: httpx.AsyncClient) -> None
     health = (await http.get("/health")).json()
     assert health["status"] == "ok" and health["store"] == {"kind": "memory", "up": True}
     assert health["sessions"]["capacity"] == 8
+    load = health["load"]  # an idle process: admitting, its prediction and the figures it comes from
+    assert load["admitting"] and load["headroom"] >= 1 and load["recent_first_audio_p95_ms"] is None
+    assert load["predicted_first_audio_ms"] >= load["critical_job_ms"] > 0
     client = RtcClient(str(http.base_url), mode="tone")
     await client.connect()
     await client.close()

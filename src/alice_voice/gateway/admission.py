@@ -1,12 +1,16 @@
 """Admission by measured headroom: take a caller only while the box can still answer everyone in time.
 
 A reply's first audio (TTFA) waits for the end-of-turn silence, then for the end-of-turn model, and on a
-busy box for the foreground jobs queued ahead of it. So, with S the mean foreground job time and rho the
-busy share of the CPUs at normal priority (partial decodes run below it and give way):
+busy box for the foreground jobs queued ahead of it. So, with S the mean time of a reply's critical job on
+an idle box and rho the busy share of the CPUs at normal priority (partial decodes run below it and give way):
 
     predicted TTFA  =  eot_silence_ms + S  +  S * rho / (1 - rho)
 
 (the last term is the M/M/1 queueing delay: it stays small until rho nears 1, then grows without bound).
+S is learnt from the jobs' run times, which already include the contention of the moment (the cores are
+shared, so a job runs slower rather than waits): a run of r ms on a box busy rho counts as r * (1 - rho),
+or the busy box would be counted twice, once in the slower runs and again in the queueing term. Counted
+twice, it refused a fourth caller on this 2-core box at a predicted 790 ms while four measured 380-480 ms.
 With c the normal-priority CPU share one session has been measured to use, n sessions load the box with
 
     rho(n)  =  max(rho measured now + c per caller added since,  rho of everything else + c * n)
@@ -86,9 +90,11 @@ class Admission:
             self._job_runs.append(ran_s * 1000)  # deque.append is atomic; `settle` folds them in
 
     def settle(self) -> None:
-        """Fold the job times observed since the last call into the mean (on the event loop)."""
+        """Fold the job times observed since the last call into the mean (on the event loop), each as the
+        time it would have taken on an idle box (see the module docstring)."""
+        idle_share = 1.0 - min(self.busy, 0.95)  # (a run on a saturated box still says something of S)
         while self._job_runs:
-            self.job_ms += _JOB_SMOOTHING * (self._job_runs.popleft() - self.job_ms)
+            self.job_ms += _JOB_SMOOTHING * (self._job_runs.popleft() * idle_share - self.job_ms)
 
     def observe_turn(self, first_audio_ms: float, at: float | None = None) -> None:
         self._turns.append((time.monotonic() if at is None else at, first_audio_ms))

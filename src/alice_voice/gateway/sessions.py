@@ -542,6 +542,9 @@ class Gateway:
                      "predicted_first_audio_ms": round(min(verdict.predicted_ttfa_ms, 1e6), 1),
                      "budget_ms": self.settings.latency_budget_ms, "cpu_busy": round(self.admission.busy, 3),
                      "cpu_per_session": round(self.admission.session_cpu, 3),
+                     "critical_job_ms": round(self.admission.job_ms, 1),
+                     "recent_first_audio_p95_ms": recent if (recent := self.admission.recent_p95_ms()) is None
+                     else round(recent, 1),
                      "cpu_others": round(self.admission.others_busy, 3),
                      "event_loop_busy": round(self.admission.loop_busy, 3),
                      "event_loop_lag_p99_ms": round(self.loop_lag.p99_ms(), 2)},

@@ -253,3 +253,18 @@ def test_slower_critical_jobs_shrink_the_headroom(priority: Priority) -> None:
     assert a.job_ms > 100
     assert after.headroom < before.headroom
     assert after.predicted_ttfa_ms > before.predicted_ttfa_ms
+
+
+def test_a_run_on_a_busy_box_counts_as_the_shorter_job_it_would_be_on_an_idle_one() -> None:
+    """The run times already carry the contention: counted again in the queueing term, a busy box would
+    refuse callers who fit (processor sharing: S of CPU takes S / (1 - rho))."""
+    idle, busy = admission(busy=0.0), admission(busy=0.6)
+    for a in (idle, busy):
+        for _ in range(200):
+            a.observe_job(Priority.END_OF_TURN, 0.0, 0.100)
+        a.settle()
+    assert idle.job_ms == pytest.approx(100, abs=0.1)
+    assert busy.job_ms == pytest.approx(40, abs=0.1)
+    # So the prediction at the load of the moment is the run time measured at that load, not 2.5x it.
+    assert busy.predicted_ttfa_ms(0.6) == pytest.approx(EOT_MS + 100, abs=0.5)
+    assert busy.verdict(sessions=3, now=NOW).predicted_ttfa_ms < idle.predicted_ttfa_ms(0.6 + idle.per_session)
