@@ -52,10 +52,11 @@ def _print_load(result: dict[str, Any]) -> None:
         print(table(rows, f"load, {level['callers']} callers ({level['admitted']} admitted, {level['refused']} "
                     f"refused, {level['turns']} turns, {level['unanswered']} unanswered, "
                     f"{level['false_starts']} false starts)"))
-        waits = ", ".join(f"{p} {w['p50']}/{w['p95']}" for p, w in level["scheduler_wait_ms"].items())
+        waits, runs = (", ".join(f"{p} {w['p50']}/{w['p95']}" for p, w in level[kind].items())
+                       for kind in ("scheduler_wait_ms", "scheduler_run_ms"))
         print(f"\nWER {level['wer']}; frames {level['frames']}; event-loop lag p99 "
               f"{level['event_loop_lag_p99_ms']} ms; gateway CPU {level['gateway_cpu_cores']} cores; "
-              f"RSS {level['rss_mb']}\nscheduler wait p50/p95 ms: {waits}")
+              f"RSS {level['rss_mb']}\nscheduler wait p50/p95 ms: {waits}\nscheduler run p50/p95 ms: {runs}")
         for prompt, heard in level["misheard"]:
             print(f"  misheard: {prompt!r} -> {heard!r}")
 

@@ -65,13 +65,15 @@ async def _caller(url: str, utts: list[Utterance], delay_s: float) -> CallerResu
 
 def _metrics(text: str) -> dict[str, Any]:
     """The gateway's counters and histogram buckets of interest, from its /metrics text."""
-    out: dict[str, Any] = {"frames": {}, "wait": {}, "lag": {}}
+    out: dict[str, Any] = {"frames": {}, "wait": {}, "run": {}, "lag": {}}
+    per_priority = {"voice_scheduler_wait_ms_bucket": "wait", "voice_scheduler_run_ms_bucket": "run"}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "voice_audio_frames_total":
                 out["frames"][sample.labels["stage"]] = sample.value
-            elif sample.name == "voice_scheduler_wait_ms_bucket":
-                out["wait"].setdefault(sample.labels["priority"], {})[float(sample.labels["le"])] = sample.value
+            elif sample.name in per_priority:
+                histogram = out[per_priority[sample.name]].setdefault(sample.labels["priority"], {})
+                histogram[float(sample.labels["le"])] = sample.value
             elif sample.name == "voice_event_loop_lag_ms_bucket":
                 out["lag"][float(sample.labels["le"])] = sample.value
     return out
@@ -123,9 +125,11 @@ def _summarize(callers: int, results: list[CallerResult], before: dict[str, Any]
     turns = [t for r in admitted for t in r.turns]
     frames = {stage: after["frames"].get(stage, 0.0) - before["frames"].get(stage, 0.0)
               for stage in ("received", "lost", "heard")}
-    waits = {priority: {"p50": _quantile(before["wait"].get(priority, {}), buckets, 0.5),
-                        "p95": _quantile(before["wait"].get(priority, {}), buckets, 0.95)}
-             for priority, buckets in sorted(after["wait"].items())}
+    def per_priority(kind: str) -> dict[str, dict[str, float | None]]:
+        return {priority: {"p50": _quantile(before[kind].get(priority, {}), buckets, 0.5),
+                           "p95": _quantile(before[kind].get(priority, {}), buckets, 0.95)}
+                for priority, buckets in sorted(after[kind].items())}
+
     return {
         "callers": callers,
         "admitted": len(admitted),
@@ -144,7 +148,8 @@ def _summarize(callers: int, results: list[CallerResult], before: dict[str, Any]
         "misheard": [(t.prompt, t.final_text) for t in turns if t.wer > 0.3],
         "frames": {"sent": sum(r.frames_sent for r in admitted), **{k: round(v) for k, v in frames.items()}},
         "event_loop_lag_p99_ms": _quantile(before["lag"], after["lag"], 0.99),
-        "scheduler_wait_ms": waits,
+        "scheduler_wait_ms": per_priority("wait"),
+        "scheduler_run_ms": per_priority("run"),  # the jobs' own time: contention shows here, not in the wait
         "gateway_cpu_cores": round(cores, 2),
         "rss_mb": {"idle": round(rss0, 1), "peak": round(rss_peak, 1),
                    "per_session": round((rss_peak - rss0) / max(1, len(admitted)), 1)},
