@@ -94,6 +94,10 @@ class LoadView(BaseModel):
     cpu_busy: float = Field(description="Busy share of the CPUs at normal priority, recent (0-1).")
     cpu_per_session: float = Field(description="Share of the CPUs one session has been measured to use.")
     cpu_others: float = Field(description="Busy share of the CPUs taken by everything but this process.")
+    critical_job_ms: float = Field(description="Mean run of a reply's critical job (end of turn, final, first "
+                                   "sentence), as it would take on an idle box.")
+    recent_first_audio_p95_ms: float | None = Field(description="First-audio p95 of the last 30 s of turns "
+                                                    "(null with fewer than 5 turns).")
     event_loop_busy: float = Field(description="Busy share of the event loop's thread, recent (0-1).")
     event_loop_lag_p99_ms: float
 
