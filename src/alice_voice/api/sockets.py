@@ -18,7 +18,7 @@ from alice_voice.api.schemas import ErrorResponse
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError, Forbidden, InvalidMessage
 from alice_voice.gateway import Gateway
-from alice_voice.gateway.sessions import LiveSession
+from alice_voice.gateway.live_session import LiveSession
 from alice_voice.transport import twilio_signature
 from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect, close_code, close_reason
 from alice_voice.transport.pcm_dialect import PcmDialect

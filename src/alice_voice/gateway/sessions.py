@@ -15,7 +15,6 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from starlette.websockets import WebSocket
@@ -26,7 +25,6 @@ from alice_voice.compute.load import CpuMeter, LoopLagMonitor
 from alice_voice.config import Settings
 from alice_voice.conversation.events import (
     ErrorEvent,
-    ServerEvent,
     SessionReady,
     StopTtsMessage,
     TextMessage,
@@ -45,6 +43,7 @@ from alice_voice.errors import (
     Unauthorized,
 )
 from alice_voice.gateway.admission import Admission
+from alice_voice.gateway.live_session import LiveSession, RecordingPort, RecordWriter
 from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.state.control import ControlAction, ControlChannel
@@ -61,63 +60,6 @@ log = logging.getLogger("alice_voice.gateway")
 
 def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-class RecordWriter:
-    """A session's record as its owner sees it; changes are coalesced into one store write per burst."""
-
-    def __init__(self, record: SessionRecord) -> None:
-        self.record = record
-        self.dirty = asyncio.Event()
-
-    def update(self, **changes: Any) -> None:
-        self.record = self.record.model_copy(update={**changes, "updated_at": time.time()})
-        self.dirty.set()
-
-
-class _Port:
-    """The conversation's side of its session (`SessionPort`): events to the client, state to the record."""
-
-    def __init__(self, events: EventSink, writer: RecordWriter, metrics: Metrics,
-                 on_turn: Callable[[dict[str, float]], None], on_end: Callable[[str], None]) -> None:
-        self._events, self._writer, self._metrics, self._on_turn = events, writer, metrics, on_turn
-        self._on_end = on_end
-
-    def emit(self, event: ServerEvent) -> None:
-        if isinstance(event, ErrorEvent):
-            self._metrics.errors_total.labels(code=event.code).inc()
-        self._events.send(event.to_dict())
-
-    def set_state(self, state: str) -> None:
-        self._writer.update(state=state)
-
-    def turn_done(self, timings: dict[str, float]) -> None:
-        self._writer.update(turn_count=self._writer.record.turn_count + 1, last_turn=timings)
-        self._on_turn(timings)
-
-    def end(self, reason: str) -> None:
-        self._on_end(reason)
-
-
-@dataclass
-class LiveSession:
-    writer: RecordWriter
-    transport: SessionTransport
-    conversation: Conversation
-    log: SessionLogger
-    answered_at: float
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    recorded: bool = False  # its record was created (housekeeping leaves offers in flight alone)
-    closing: bool = False
-
-    @property
-    def record(self) -> SessionRecord:
-        return self.writer.record
-
-    @property
-    def id(self) -> str:
-        return self.record.session_id
 
 
 ConversationFactory = Callable[[SessionPort, SessionLogger, float], Awaitable[Conversation]]
@@ -330,7 +272,7 @@ class Gateway:
     async def _build_session(self, record: SessionRecord, token: str, slog: SessionLogger, deadline: float,
                              events: EventSink, new_transport: TransportFactory) -> LiveSession:
         writer = RecordWriter(record)
-        port = _Port(events, writer, self.metrics, self._turn_done,
+        port = RecordingPort(events, writer, self.metrics, self._turn_done,
                      lambda reason: self._end_later(record.session_id, reason))
         if record.mode == "tone" or self._agent_factory is None:
             conversation: Conversation = ToneConversation()
