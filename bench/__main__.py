@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import barge_in, load, plot, talk_over, transport, turns
-from bench.stats import table
+from bench.stats import save_json, table
 
 
 def _print_transport(result: dict[str, Any]) -> None:
@@ -105,9 +104,7 @@ def main() -> None:
     if args.what in ("barge-in", "all"):
         out["barge_in"] = asyncio.run(barge_in.run(args.voices.split(","), min(args.prompts, 6)))
         _print_barge_in(out["barge_in"])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2))
+    save_json(args.json, out)
     if args.plot:
         plot.write(out, args.plot)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import numpy as np
 import redis.asyncio as redis
 
 from alice_voice.state.control import ControlBus
+from bench.stats import save_json
 from support.local_services import RedisServer
 
 WARMUP = 20
@@ -135,8 +135,7 @@ def main() -> None:
         row = report[name]
         print(f"{name:11s} n={row['n']}  p50 {row['p50_ms']:.2f} ms  p95 {row['p95_ms']:.2f} ms  "
               f"max {row['max_ms']:.2f} ms")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    save_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.stats import save_json
+
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("churn", "load", "faults", "fuzz")
 
@@ -66,9 +68,8 @@ def main() -> None:
         parser.error(f"unknown part(s): {', '.join(unknown)}")
     result = run(parts, long=not args.short, keyword=args.keyword)
     print_summary(result)
+    save_json(args.json, result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
         print(f"\nfigures written to {args.json}")
     sys.exit(result["pytest_exit_code"])
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import audioop
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.stats import summary
+from bench.stats import save_json, summary
 from bench.turns import Utterance, speak_turn
 from speech_fixtures import PROMPTS, synth, word_error_rate
 from support.gateway import gateway_process
@@ -128,9 +127,7 @@ def main() -> None:
         ttfa, barge = row["ttfa_client_ms"], row.get("barge_in_client_ms", {})
         print(f"| {name} | {ttfa.get('p50')} / {ttfa.get('p95')} | {barge.get('p50', '')} / {barge.get('p95', '')} | "
               f"{row.get('wer', '')} |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2))
+    save_json(args.json, out)
 
 
 if __name__ == "__main__":

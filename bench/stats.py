@@ -1,8 +1,11 @@
-"""Summaries of latency samples."""
+"""Summaries of latency samples, as tables and as the JSON a run leaves behind."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,3 +27,10 @@ def table(rows: dict[str, dict[str, float]], title: str) -> str:
         if s:
             lines.append(f"| {name} | {s['n']} | {s['p50']} | {s['p95']} | {s['max']} |")
     return "\n".join(lines)
+
+
+def save_json(path: Path | None, data: Any) -> None:
+    """Write a run's results to `path` (its folder made as needed); nothing when no path was asked for."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bench.stats import summary
+from bench.stats import save_json, summary
 from bench.turns import Utterance, speak_turn
 from fakes.local_server import LocalServer
 from fakes.openai_chat import FakeCall, FakeOpenAiChat
@@ -128,9 +127,7 @@ def main() -> None:
         client, gateway = row["client_first_audio_ms"], row["gateway_first_audio_ms"]
         print(f"| {name} | {client.get('p50')} / {client.get('p95')} | {gateway.get('p50')} / {gateway.get('p95')} | "
               f"{row.get('added_p50_ms', '')} | {row['tool_calls_ok']} / {row['turns']} |")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2))
+    save_json(args.json, out)
 
 
 if __name__ == "__main__":
