@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     vad_preroll_ms: int = Field(256, ge=0, description="Audio kept before speech onset.")
     eot_silence_ms: int = Field(224, ge=0, description="Silence before the end-of-turn model is asked.")
     eot_threshold: float = Field(0.5, gt=0, lt=1)
-    eot_recheck_ms: int = Field(100, ge=32, description="Re-ask the model this often while silence grows.")
+    eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
     eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn whatever the model says.")
     eot_words: bool = Field(True, description="The end of a turn also takes its words: a sentence cut where it "
                             "cannot end (\"a table for\") is not taken as over, whatever the model says.")

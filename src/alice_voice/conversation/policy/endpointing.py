@@ -61,7 +61,7 @@ class EndpointingConfig:
     vad_preroll_ms: int = 256
     eot_silence_ms: int = 224
     eot_threshold: float = 0.5
-    eot_recheck_ms: int = 100
+    eot_recheck_ms: int = 200
     eot_fallback_ms: int = 800
     silence_only_ms: int = 512
     model_enabled: bool = True
