@@ -297,6 +297,21 @@ async def test_a_backchannel_pauses_the_reply_which_then_goes_on_where_it_stoppe
         assert registry.get_sample_value("voice_replies_resumed_total") == 1
 
 
+async def test_a_short_sound_read_as_a_whole_sentence_is_not_taken_at_its_word() -> None:
+    """Whisper read a lone 280 ms "yeah" over a reply as "It's not a good way to get it."."""
+    async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:
+        s.say("tell me more", 600)
+        s.pause(1200)
+        await s.run_until_event("tts.started")
+        await s.run(600)
+        s.say("its not a good way to get it", 280)
+        backchannel = await s.run_until_event("backchannel")
+        await s.run_until_event("tts.stopped", max_ms=30_000)
+        assert backchannel["text"] == "", "the made-up words are not shown as what the caller said"
+        assert s.events("tts.stopped")[0]["reason"] == "done"
+        assert [text for text, _ in s.agent.calls] == ["tell me more"]
+
+
 @pytest.mark.parametrize("said", ["wait", "no no no", "yeah but what about the weather"])
 async def test_anything_but_an_acknowledgement_cuts_the_reply_and_is_answered(said: str) -> None:
     async with SessionHarness(agent=ScriptedAgent({"tell me more": LONG})) as s:

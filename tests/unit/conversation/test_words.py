@@ -53,12 +53,15 @@ def test_some_words_open_a_new_utterance(text: str, anew: bool) -> None:
 def test_an_overlap_decides_on_the_first_words_that_are_no_acknowledgement() -> None:
     rules = OverlapRules(max_ms=1000)
     overlap = Overlap(10.0, rules)
-    assert overlap.heard_words("Yeah") is Verdict.PENDING
+    assert overlap.heard_words("Yeah", 300) is Verdict.PENDING
     assert overlap.still_speaking(10.9) is Verdict.PENDING
-    assert overlap.heard_words("and I can") is Verdict.PENDING, "three words, none that interrupts: wait"
-    assert overlap.heard_words("Yeah, but") is Verdict.INTERRUPTION
+    assert overlap.heard_words("and I can", 500) is Verdict.PENDING, "three words, none that interrupts: wait"
+    assert overlap.heard_words("Yeah, but", 600) is Verdict.INTERRUPTION
     assert Overlap(10.0, rules).still_speaking(11.01) is Verdict.INTERRUPTION
     assert Overlap(10.0, rules).final("Okay.", 400) is Verdict.BACKCHANNEL
+    # More words than the sound so far could hold are the recognizer's: they decide nothing yet.
+    assert Overlap(0.0, rules).heard_words("It's not a good way", 200) is Verdict.PENDING
+    assert Overlap(0.0, rules).heard_words("It's not a good way", 900) is Verdict.INTERRUPTION
 
 
 @pytest.mark.parametrize(("before", "said", "verdict"), [
@@ -82,4 +85,15 @@ def test_continuation_needs_a_sentence_to_continue_and_words_that_go_on_with_it(
 ])
 def test_a_short_sound_is_an_acknowledgement_unless_a_word_in_it_interrupts(said: str, spoke_ms: float,
                                                                           verdict: Verdict) -> None:
+    assert Overlap(0.0, OverlapRules(short_ms=700)).final(said, spoke_ms) is verdict
+
+
+@pytest.mark.parametrize(("said", "spoke_ms", "verdict"), [
+    ("It's not a good way to get it.", 280, Verdict.BACKCHANNEL),  # Whisper on a lone "yeah"
+    ("No, no, no, wait, stop.", 300, Verdict.BACKCHANNEL),  # five words in 300 ms: nobody said them
+    ("No, no, wait.", 600, Verdict.INTERRUPTION),  # as fast as people go: taken at its word
+    ("I did not ask for the weather at all", 1000, Verdict.INTERRUPTION),
+])
+def test_more_words_than_the_sound_could_hold_are_the_recognizer_s_invention(said: str, spoke_ms: float,
+                                                                             verdict: Verdict) -> None:
     assert Overlap(0.0, OverlapRules(short_ms=700)).final(said, spoke_ms) is verdict

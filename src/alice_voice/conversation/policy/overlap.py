@@ -32,6 +32,9 @@ from alice_voice.conversation.policy.words import (
 )
 
 
+_MAX_WORDS_PER_S = 8.0  # beyond the fastest speech (~6 words a second in bursts)
+
+
 class Verdict(Enum):
     PENDING = "pending"
     BACKCHANNEL = "backchannel"
@@ -57,9 +60,10 @@ class Overlap:
     before: str | None = None
     text: str = field(default="")
 
-    def heard_words(self, text: str) -> Verdict:
-        """The settled words of a partial transcript: a word that interrupts, or more words than an
-        acknowledgement has, decide it at once."""
+    def heard_words(self, text: str, heard_ms: float) -> Verdict:
+        """The settled words of a partial transcript, `heard_ms` after the sound began: a word that
+        interrupts, or more words than an acknowledgement has, decide it at once."""
+        text = _as_heard(text, heard_ms)
         self.text = text
         if interrupts(text) or len(words(text)) > self.rules.max_words:
             return self._not_a_backchannel()
@@ -72,6 +76,7 @@ class Overlap:
 
     def final(self, text: str, spoke_ms: float) -> Verdict:
         """All it said (`spoke_ms` long)."""
+        text = _as_heard(text, spoke_ms)
         self.text = text
         if is_backchannel(text, self.rules.phrases, self.rules.max_words):
             return Verdict.BACKCHANNEL
@@ -89,3 +94,10 @@ class Overlap:
         if self.before is None or opens_anew(self.text):
             return False
         return sounds_unfinished(self.before) or goes_on(self.text)
+
+
+def _as_heard(text: str, ms: float) -> str:
+    """The words, unless there are more than a sound `ms` long could hold: those the recognizer made up
+    (Whisper read a lone 280 ms "yeah" as "It's not a good way to get it."), and the sound counts as one
+    nobody made out."""
+    return "" if len(words(text)) > 1 + _MAX_WORDS_PER_S * ms / 1000 else text

@@ -396,7 +396,8 @@ class TurnPolicy:
             self._held_partial = partial  # shown once it is known not to be an acknowledgement
             # Only the stable part counts: a first pass over 200 ms of "mm-hmm" can read "Amen" or a whole
             # sentence, which the next pass takes back.
-            self._settle_overlap(self._overlap.heard_words(self._overlap_words(partial.stable)))
+            heard_ms = (t.at - self._overlap.first_arrival) * 1000  # (at most: the decode took some of it)
+            self._settle_overlap(self._overlap.heard_words(self._overlap_words(partial.stable), heard_ms))
             return
         self._emit(ev.TranscriptPartial(text=self._with_prefix(text), stable=self._with_prefix(partial.stable)))
 
@@ -409,7 +410,7 @@ class TurnPolicy:
             verdict = self._overlap.final(self._overlap_words(text),
                                           (spoken_until - self._overlap.first_arrival) * 1000)
             if verdict is Verdict.BACKCHANNEL:
-                self._resume_after_backchannel(self._overlap_words(text), at)
+                self._resume_after_backchannel(self._overlap.text, at)  # the words it was decided on
                 return
             self._settle_overlap(verdict)
             if verdict is Verdict.INTERRUPTION and reopens:
