@@ -31,7 +31,6 @@ from alice_voice.conversation.policy.words import (
     words,
 )
 
-
 _MAX_WORDS_PER_S = 8.0  # beyond the fastest speech (~6 words a second in bursts)
 
 
