@@ -166,15 +166,18 @@ class InferenceScheduler:
 
     def _run(self, lane: Lane, job: _Job) -> None:
         started = time.perf_counter()
+        result: Any = None
+        error: BaseException | None = None
         try:
             result = job.fn()
         except BaseException as exc:  # the caller decides what a failure means
-            self._finished(lane, job, started, time.perf_counter())
-            job.future.set_exception(exc)
-        else:
-            # Off the books before the caller hears of it: a job whose result is out is not running.
-            self._finished(lane, job, started, time.perf_counter())
+            error = exc
+        # Off the books before the caller hears of it: a job whose result is out is not running.
+        self._finished(lane, job, started, time.perf_counter())
+        if error is None:
             job.future.set_result(result)
+        else:
+            job.future.set_exception(error)
 
     def _take(self, lane: Lane) -> _Job | None:
         order = sorted(lane.serves)

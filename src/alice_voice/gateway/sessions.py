@@ -273,7 +273,7 @@ class Gateway:
                              events: EventSink, new_transport: TransportFactory) -> LiveSession:
         writer = RecordWriter(record)
         port = RecordingPort(events, writer, self.metrics, self._turn_done,
-                     lambda reason: self._end_later(record.session_id, reason))
+                             lambda reason: self._end_later(record.session_id, reason))
         if record.mode == "tone" or self._agent_factory is None:
             conversation: Conversation = ToneConversation()
         else:
@@ -474,6 +474,7 @@ class Gateway:
         self.store_up = await self.store.ping()
         self.metrics.store_up.set(int(self.store_up))
         verdict = self.admission.verdict(len(self.sessions))
+        recent_p95 = self.admission.recent_p95_ms()
         return {
             "status": "draining" if self.draining else "ok" if self.store_up and self.accepting else "degraded",
             "process": self.owner,
@@ -485,8 +486,7 @@ class Gateway:
                      "budget_ms": self.settings.latency_budget_ms, "cpu_busy": round(self.admission.busy, 3),
                      "cpu_per_session": round(self.admission.session_cpu, 3),
                      "critical_job_ms": round(self.admission.job_ms, 1),
-                     "recent_first_audio_p95_ms": recent if (recent := self.admission.recent_p95_ms()) is None
-                     else round(recent, 1),
+                     "recent_first_audio_p95_ms": None if recent_p95 is None else round(recent_p95, 1),
                      "cpu_others": round(self.admission.others_busy, 3),
                      "event_loop_busy": round(self.admission.loop_busy, 3),
                      "event_loop_lag_p99_ms": round(self.loop_lag.p99_ms(), 2)},
