@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -200,7 +201,8 @@ async def test_text_box_gets_an_answer_and_stop_cuts_the_reply(agent_gateway: Ru
         finished = await wait_event(page, "tool.finished", after=seen, timeout=20_000)
         chip = page.locator(".row.assistant .tools .tool").last
         await expect(chip).to_have_class(re.compile(r"\bok\b"))
-        await expect(chip).to_have_text(f"set_timer {round(finished['duration_ms'])} ms")
+        shown_ms = math.floor(finished["duration_ms"] + 0.5)  # JavaScript's Math.round: halves go up
+        await expect(chip).to_have_text(f"set_timer {shown_ms} ms")
         await expect(page.locator(".row.assistant .bubble").last).to_contain_text("ten-minute timer is set")
         await wait_event(page, "tts.stopped", after=seen, timeout=20_000, reason="done")
 
