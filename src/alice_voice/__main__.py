@@ -6,10 +6,10 @@ setting or tools file: for CI/CD and init containers.
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import signal
 import sys
-
-import uvicorn
 
 from alice_voice.config import Settings, SettingsError, load_settings
 from alice_voice.logs import configure_logging
@@ -24,16 +24,15 @@ def main() -> None:
         print(f"alice-voice: unknown command {' '.join(sys.argv[1:])!r} (try check-config)", file=sys.stderr)
         raise SystemExit(2)
     configure_logging(settings.log_level, settings.log_json)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack on stderr
     from alice_voice.tracing import configure_from_environment
 
     configure_from_environment()  # traces: off unless the OTEL_* variables ask for them
     from alice_voice.api.app import create_app
-    from alice_voice.api.server import DrainingServer
+    from alice_voice.api.server import DrainingServer, server_config
 
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                            access_log=False, lifespan="on")
-    DrainingServer(config, app.state.gateway).run()
+    DrainingServer(server_config(app, settings), app.state.gateway).run()
 
 
 def check_config(settings: Settings) -> None:

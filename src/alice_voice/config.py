@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_content: bool = Field(False, description="Put transcripts and agent text in logs (debug only).")
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    http_read_timeout_s: float = Field(10.0, gt=0, description="A request's headers and body must arrive within "
+                                       "this, else 408 and the connection is closed.")
     admin_key: SecretStr | None = None
 
     # --- sessions ---
@@ -132,6 +134,9 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(None, description="Verify X-Twilio-Signature with it.")
     twilio_allow_unsigned: bool = Field(False, description="Without twilio_auth_token, take Twilio requests "
                                         "unverified (development only); otherwise they are refused.")
+    twilio_start_timeout_s: float = Field(5.0, gt=0, description="A media stream must send its start this soon "
+                                          "after the handshake (Twilio sends it at once); until then it is no "
+                                          "session and holds no capacity.")
 
     # --- tools ---
     tools: bool = Field(True, description="Offer tools to the agent (the built-ins, and those of tools_file).")

@@ -10,6 +10,7 @@
     ├── NotFound (404, not_found)
     │   └── SessionNotFound (404, session_not_found)
     ├── MethodNotAllowed (405, method_not_allowed)
+    ├── RequestTimeout (408, request_timeout)
     ├── OwnerGone (410, owner_gone)
     ├── PayloadTooLarge (413, payload_too_large)
     ├── UnsupportedMediaType (415, unsupported_media_type)
@@ -17,6 +18,7 @@
     ├── StoreUnavailable (503, store_unavailable)
     ├── ShuttingDown (503, shutting_down)
     ├── ModelsUnavailable (503, models_unavailable)
+    ├── RateLimited (429, rate_limited)
     ├── TransportUnavailable (503, transport_unavailable)
     ├── SessionUnresponsive (503, session_unresponsive)
     └── ProviderError (502, provider_error)
@@ -75,6 +77,10 @@ class MethodNotAllowed(AliceError):
     status, code = 405, "method_not_allowed"
 
 
+class RequestTimeout(AliceError):
+    status, code = 408, "request_timeout"
+
+
 class OwnerGone(AliceError):
     status, code = 410, "owner_gone"
 
@@ -101,6 +107,10 @@ class ShuttingDown(AliceError):
 
 class ModelsUnavailable(AliceError):
     status, code = 503, "models_unavailable"
+
+
+class RateLimited(AliceError):
+    status, code = 429, "rate_limited"
 
 
 class TransportUnavailable(AliceError):

@@ -15,6 +15,7 @@ from alice_voice.gateway import AgentRuntime
 from conftest import make_settings, poll_until
 from support.gateway import gateway_process, serve
 from support.rtc_client import RtcClient
+from support.socket_clients import PcmClient, opened
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.realtime]
 ADMIN = "admin-key-for-tests"
@@ -85,6 +86,61 @@ async def test_sigterm_drains_then_exits_and_a_call_past_the_limit_is_told() -> 
             assert code == 0
         finally:
             await caller.close()
+
+
+async def test_sigterm_exits_while_a_client_holds_a_half_sent_request() -> None:
+    """uvicorn's graceful shutdown waits for every request in flight: one that never finishes sending its
+    body must not keep the process alive (it is cut off after SHUTDOWN_GRACE_S)."""
+    async with gateway_process(drain_limit_s=1, shutdown_grace_s=1, http_read_timeout_s=60, default_mode="tone",
+                               preload_models=False) as gateway:
+        assert gateway.proc is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(gateway.url.rsplit(":", 1)[1]))
+        try:
+            writer.write(b"POST /api/voice/stop-tts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{")
+            await writer.drain()
+            async with httpx.AsyncClient(base_url=gateway.url) as http:
+                assert (await http.get("/health")).status_code == 200  # the request is in flight
+            gateway.proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                assert await gateway.proc.wait() == 0
+                answer = await reader.read()  # told, then disconnected
+            assert answer.startswith(b"HTTP/1.1 503 ") and b'"code": "shutting_down"' in answer
+        finally:
+            writer.close()
+
+
+async def test_a_second_sigterm_ends_the_drain_tells_the_callers_and_exits_0() -> None:
+    async with gateway_process(drain_limit_s=300, shutdown_grace_s=2, default_mode="tone",
+                               preload_models=False) as gateway:
+        assert gateway.proc is not None
+        async with opened(PcmClient, gateway.url.replace("http://", "ws://") + "/api/voice/ws", 16_000) as caller:
+            await caller.wait_event("session.ready")
+            gateway.proc.send_signal(signal.SIGTERM)
+            async with httpx.AsyncClient(base_url=gateway.url) as http:
+                async def draining() -> bool:
+                    return (await http.get("/health")).status_code == 503
+
+                await poll_until(draining)
+            gateway.proc.send_signal(signal.SIGTERM)  # the operator will not wait for the drain
+            told = await caller.wait_event("error", timeout=10, code="shutting_down")
+            assert told["message"] == "the gateway is shutting down"
+            code, reason = await caller.wait_closed()
+            assert (code, reason) == (1001, "the gateway is shutting down")
+        async with asyncio.timeout(10):
+            assert await gateway.proc.wait() == 0, "an exit, not a death by the signal"
+
+
+async def test_a_shutdown_closes_sessions_as_a_shutdown_not_as_clients_gone() -> None:
+    async with serve(make_settings()) as running:
+        ended = running.gateway.metrics.sessions_ended
+        async with opened(PcmClient, running.url.replace("http://", "ws://") + "/api/voice/ws", 16_000) as caller:
+            await caller.wait_event("session.ready")
+            await running.gateway.close_sessions("shutdown")
+            await caller.wait_event("error", code="shutting_down")
+            assert await caller.wait_closed() == (1001, "the gateway is shutting down")
+        assert ended.labels(reason="shutdown")._value.get() == 1
+        assert ended.labels(reason="client_gone")._value.get() == 0
 
 
 async def test_a_second_drain_waits_for_the_first_on_its_own_deadline() -> None:

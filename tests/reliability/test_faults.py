@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
@@ -28,6 +29,7 @@ from reliability.probes import LightClient, Snapshot, opus_packets, pacing, perc
 from support.gateway import RunningGateway, serve
 from support.local_services import RedisServer, free_port
 from support.rtc_client import RtcClient
+from support.socket_clients import PcmClient, opened
 
 pytestmark = pytest.mark.realtime  # real sessions over loopback, in real time
 
@@ -371,3 +373,30 @@ async def test_a_flood_of_bad_messages_leaves_the_sessions_untouched(
     assert {target.session_id, other.session_id} <= set(running.gateway.sessions)
     assert not [e for e in other.events if e["type"] == "error"]
     assert percentile(gaps, 95) < GAP_P95_LIMIT_MS
+
+
+# ---------- an MCP server that hangs on start ----------
+@pytest.mark.asyncio
+async def test_health_and_refusals_say_the_tools_are_starting_while_an_mcp_server_hangs(tmp_path: Any) -> None:
+    """A caller would be refused while the tools start: /health says so (503 starting, naming the server), a
+    refused session names the real reason, and the start is bounded by the server's start_timeout_s."""
+    tools = tmp_path / "tools.toml"
+    tools.write_text(f'builtin = true\n[[mcp]]\nname = "stuck"\ncommand = {json.dumps(sys.executable)}\n'
+                     'start_timeout_s = 8\nargs = ["-c", "import time; time.sleep(600)"]\n')
+    settings = make_settings(default_mode="agent", preload_models=True, tools_file=str(tools), offer_timeout_s=1)
+    async with serve(settings) as running, \
+            httpx.AsyncClient(base_url=running.url) as http:
+        runtime = running.app.state.runtime
+        assert runtime._task is not None
+        await asyncio.wait_for(asyncio.shield(runtime._task), 120)  # the speech models are in; the tools are not
+        health = await http.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "starting"
+        assert health.json()["models"] == {"state": "loading", "waiting_for": "the MCP servers 'stuck'"}
+        async with opened(PcmClient, running.url.replace("http://", "ws://") + "/api/voice/ws", 16_000) as client:
+            code, reason = await client.wait_closed()
+        assert code == 1013 and reason == "still starting: the MCP servers 'stuck'"
+
+        async def ready() -> bool:  # the server is given up on after its start timeout: sessions open
+            return (await http.get("/health")).status_code == 200
+        await poll_until(ready, timeout=15)
+        assert (await http.get("/health")).json()["models"]["state"] == "ready"

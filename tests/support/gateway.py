@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from alice_voice.api.app import create_app
+from alice_voice.api.server import DrainingServer, server_config
 from alice_voice.config import Settings
 from alice_voice.gateway import Gateway
 from support.local_services import free_port
@@ -42,10 +43,10 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, **app_kwargs: Any) -> AsyncIterator[RunningGateway]:
-    """A real uvicorn server in this event loop, on 127.0.0.1."""
+    """A real uvicorn server in this event loop, on 127.0.0.1, configured as `python -m alice_voice` is."""
     app = create_app(settings, **app_kwargs)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           lifespan="on"))
+    server = DrainingServer(server_config(app, settings.model_copy(update={"host": "127.0.0.1"})),
+                            app.state.gateway)
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(10):
@@ -105,8 +106,24 @@ async def gateway_process(**settings: Any) -> AsyncIterator[GatewayProcess]:
     finally:
         if proc.returncode is None:
             proc.terminate()
-            async with asyncio.timeout(15):
+            await _exited(proc)
+
+
+async def _exited(proc: asyncio.subprocess.Process, timeout_s: float = 15.0) -> None:
+    """Wait for a SIGTERM'd gateway to exit; one that does not prints every thread's stack (SIGUSR1, see
+    alice_voice.__main__) to the test's stderr before it is killed, so the hang can be read, not guessed."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await proc.wait()
+    except TimeoutError:
+        proc.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
                 await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise AssertionError(f"the gateway did not exit within {timeout_s:g} s of SIGTERM (stacks above)") from None
 
 
 async def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout: float = 180.0) -> None:

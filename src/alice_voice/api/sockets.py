@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from alice_voice.api.schemas import ErrorResponse
 from alice_voice.config import Settings
@@ -22,8 +22,8 @@ from alice_voice.gateway.live_session import LiveSession
 from alice_voice.transport import twilio_signature
 from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect, close_code, close_reason
 from alice_voice.transport.pcm_dialect import PcmDialect
-from alice_voice.transport.twilio_dialect import TwilioDialect
-from alice_voice.transport.twilio_signature import call_ticket, valid_ticket
+from alice_voice.transport.twilio_dialect import StreamStart, TwilioDialect, read_start
+from alice_voice.transport.twilio_signature import TICKET_MAX_AGE_S, call_ticket, valid_ticket
 
 log = logging.getLogger("alice_voice.telephony")
 
@@ -77,19 +77,34 @@ async def twilio_voice(request: Request) -> Response:
 
 @router.websocket(STREAM_PATH)
 async def twilio_stream(ws: WebSocket) -> None:
+    """A call's media. Nothing is admitted or counted until its `start` names the call with a valid,
+    unused ticket, within `TWILIO_START_TIMEOUT_S` of the handshake."""
     settings: Settings = ws.app.state.settings
     await ws.accept()
     try:
         _verify(settings, ws.headers.get("x-twilio-signature"), _public(settings, ws.url), None)
-    except Forbidden as exc:
-        await ws.close(POLICY_VIOLATION, close_reason(exc.message))
+        start = await read_start(ws, settings.twilio_start_timeout_s, log.info)
+        await _claim_ticket(ws.app.state.gateway, settings, start)
+    except WebSocketDisconnect:
         return
+    except AliceError as exc:  # forged, replayed, malformed or silent: 1008 (1013 if the store is away)
+        if ws.application_state is WebSocketState.CONNECTED:
+            await ws.close(close_code(exc), close_reason(exc.message))
+        return
+    await _serve(ws, "twilio", TwilioDialect(start, log.info), None)
+
+
+async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart) -> None:
+    """The stream's handshake is signed over its URL alone, the same for every call: the ticket the TwiML
+    gave this call, brought back in `start`, is what proves the stream is that call's, once."""
     token = settings.twilio_auth_token
-
-    def answered(call_sid: str, parameters: dict[str, str]) -> bool:
-        return token is None or valid_ticket(token.get_secret_value(), call_sid, parameters.get(TICKET), time.time())
-
-    await _serve(ws, "twilio", TwilioDialect(answered, log.info), None)
+    if token is None:
+        return  # TWILIO_ALLOW_UNSIGNED: development only
+    ticket = start.parameters.get(TICKET)
+    if not valid_ticket(token.get_secret_value(), start.call_sid, ticket, time.time()):
+        raise Forbidden("the stream is not from a call this gateway answered")
+    if not await gateway.store.claim(f"twilio-ticket:{ticket}", TICKET_MAX_AGE_S):
+        raise Forbidden("this call's ticket has been used already")
 
 
 async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: Dialect,

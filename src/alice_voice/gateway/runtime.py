@@ -77,7 +77,7 @@ class AgentRuntime:
                     loaded = await asyncio.shield(self._task)
                     catalog = await asyncio.shield(self._tools) if self._tools is not None else None
             except TimeoutError:
-                raise ModelsUnavailable("the speech models are still loading") from None
+                raise ModelsUnavailable(f"still starting: {self._waiting_for()}") from None
             except Exception as exc:
                 raise ModelsUnavailable(f"the speech models failed to load: {exc}") from None
             self._resources = Resources(self._settings, loaded.models, loaded.agent, self.compute,
@@ -88,16 +88,27 @@ class AgentRuntime:
     async def new_conversation(self, port: SessionPort, log: SessionLogger, wait_s: float) -> Conversation:
         return SessionActor(await self.resources(wait_s), port, log)
 
+    def _waiting_for(self) -> str:
+        """What an agent session would still wait for."""
+        parts = []
+        if self._task is None or not self._task.done():
+            parts.append("the speech models")
+        if self._tools is not None and not self._tools.done() and self._tools_file is not None:
+            parts.append("the MCP servers " + ", ".join(repr(m.name) for m in self._tools_file.mcp))
+        return " and ".join(parts) or "the speech models"
+
     def status(self) -> dict[str, str]:
+        """`state`: what a caller would get now: `ready`, `loading` (an agent session would wait, and may be
+        refused: `waiting_for` says for what), `failed: ...`, or `not loaded` (no preloading)."""
         task = self._task
         if task is None:
             return {"state": "not loaded"}
-        if not task.done():
-            return {"state": "loading"}
-        if task.cancelled() or task.exception() is not None:
+        if task.done() and (task.cancelled() or task.exception() is not None):
             return {"state": f"failed: {task.exception() if not task.cancelled() else 'cancelled'}"}
         tools = self._tools
-        offered = str(len(tools.result().toolbox)) if tools is not None and tools.done() and not tools.cancelled() \
+        if not task.done() or (tools is not None and not tools.done()):
+            return {"state": "loading", "waiting_for": self._waiting_for()}
+        offered = str(len(tools.result().toolbox)) if tools is not None and not tools.cancelled() \
             and tools.exception() is None else "0"
         return {"state": "ready", **task.result().models.status, "agent": task.result().agent.name, "tools": offered}
 

@@ -48,13 +48,14 @@ from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.state.control import ControlAction, ControlChannel
 from alice_voice.state.store import SessionRecord, SessionStore, hash_token, token_matches
-from alice_voice.transport.media_socket import Dialect, MediaSocket, SocketEvents, close_code
+from alice_voice.transport.media_socket import GOING_AWAY, Dialect, MediaSocket, SocketEvents, close_code
 from alice_voice.transport.peer import EventChannel, Peer, ice_servers
 from alice_voice.transport.session_transport import EventSink, SessionTransport
 
 Mode = Literal["agent", "tone"]
 _TASKS_CLOSE_S = 5.0
 _DRAIN_RECHECK_S = 0.5
+_CLOSE_S = 2.0
 log = logging.getLogger("alice_voice.gateway")
 
 
@@ -155,8 +156,8 @@ class Gateway:
         if admin is None or not secrets.compare_digest(token.encode(), admin.get_secret_value().encode()):
             raise Forbidden("the admin key is needed")
 
-    async def aclose(self, reason: str = "shutdown") -> None:
-        """Stop taking offers, tell every session why, and end them all within `shutdown_grace_s`."""
+    async def close_sessions(self, reason: str = "shutdown") -> None:
+        """Stop taking sessions, tell every session why, and end them all within `shutdown_grace_s`."""
         self.accepting = False
         lives = list(self.sessions.values())
         try:
@@ -165,14 +166,22 @@ class Gateway:
                 await asyncio.gather(*(self.end(live.id, reason) for live in lives), return_exceptions=True)
         except TimeoutError:
             log.warning("%d sessions did not close within %.1f s", len(self.sessions), self.settings.shutdown_grace_s)
+
+    async def aclose(self, reason: str = "shutdown") -> None:
+        """End every session (`close_sessions`), then stop the background work and the store, each bounded."""
+        await self.close_sessions(reason)
         stopping: list[asyncio.Task[Any]] = [*self._housekeeping]
         if self._drain is not None and not self._drain.done():
             stopping.append(self._drain)  # stopped with the rest: the drain is moot now
         for task in stopping:
             task.cancel()
         await asyncio.gather(*stopping, return_exceptions=True)
-        await self.control.aclose()
-        await self.store.aclose()
+        for name, closing in (("control bus", self.control.aclose()), ("session store", self.store.aclose())):
+            try:
+                async with asyncio.timeout(_CLOSE_S):
+                    await closing
+            except TimeoutError:
+                log.warning("the %s did not close within %.0f s", name, _CLOSE_S)
 
     # ---------- opening ----------
     async def open(self, offer_sdp: str, mode: Mode | None) -> tuple[SessionRecord, str, str]:
@@ -378,6 +387,8 @@ class Gateway:
             live.log.error("%d session tasks did not stop within %.0f s: %s", len(stuck), _TASKS_CLOSE_S,
                            sorted(t.get_name() for t in stuck))
         await live.conversation.aclose()  # its run() cleaned up already, unless it never ran
+        if reason == "shutdown" and isinstance(live.transport, MediaSocket):
+            live.transport.close_with(GOING_AWAY, "the gateway is shutting down")
         await live.transport.close()
         try:
             await self.store.delete(live.id)

@@ -16,6 +16,7 @@ from alice_voice.errors import StoreUnavailable
 from alice_voice.state.store import SessionRecord
 
 _PREFIX = "alice:session:"
+_CLAIM_PREFIX = "alice:claim:"
 
 
 def session_key(session_id: str) -> str:
@@ -58,6 +59,10 @@ class RedisStore:
         with _reachable():
             ms = await self.client.pttl(session_key(session_id))
         return ms / 1000.0 if ms >= 0 else None
+
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        with _reachable():
+            return bool(await self.client.set(_CLAIM_PREFIX + key, "1", nx=True, px=max(1, int(ttl_s * 1000))))
 
     async def ping(self) -> bool:
         try:

@@ -61,6 +61,11 @@ class SessionStore(Protocol):
 
     async def ttl_s(self, session_id: str) -> float | None: ...
 
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        """True for the first claim of `key` within `ttl_s`, False for every other (across processes when
+        the store is shared): what makes a one-time ticket single-use."""
+        ...
+
     async def ping(self) -> bool: ...
 
     async def aclose(self) -> None: ...
@@ -73,6 +78,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._records: dict[str, tuple[SessionRecord, float]] = {}
+        self._claims: dict[str, float] = {}  # key -> expiry
 
     def _live(self, session_id: str) -> SessionRecord | None:
         item = self._records.get(session_id)
@@ -98,6 +104,14 @@ class MemoryStore:
 
     async def ttl_s(self, session_id: str) -> float | None:
         return self._records[session_id][1] - time.monotonic() if self._live(session_id) else None
+
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        now = time.monotonic()
+        self._claims = {k: until for k, until in self._claims.items() if until > now}
+        if key in self._claims:
+            return False
+        self._claims[key] = now + ttl_s
+        return True
 
     async def ping(self) -> bool:
         await asyncio.sleep(0)

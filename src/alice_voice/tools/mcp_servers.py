@@ -23,6 +23,7 @@ from alice_voice.tools.spec import ToolContext, ToolError, ToolSpec
 
 log = logging.getLogger(__name__)
 _PROBE_S = 1.0  # after a failed call: is the server still there?
+_STOP_S = 8.0  # the SDK stops a stdio server within ~6.5 s: stdin closed, 2 s, SIGTERM, 2 s, SIGKILL, 2 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class McpServer:
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._tools: list[mcp_types.Tool] = []
+        self._closing: asyncio.Future[None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -70,7 +72,7 @@ class McpServer:
         if not self._ready.is_set():
             log.error("MCP server %r did not start: %s; its tools are not offered", self.config.name,
                       self._failure() or f"no answer within {self.config.start_timeout_s:g} s")
-            await self.aclose()
+            self._closing = asyncio.ensure_future(self._close())  # in the background: the other tools are ready
             return []
         log.info("MCP server %r: %d tools", self.config.name, len(self._tools))
         return [McpTool(self._spec(tool), tool.name, self) for tool in self._tools]
@@ -105,16 +107,25 @@ class McpServer:
         return True
 
     async def aclose(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         self._stop.set()
-        task = self._task
-        if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=5)  # the client's own exit: the server process is stopped
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
-        if task is not None and task.done() and not task.cancelled():
-            task.exception()  # retrieved: its failure was logged when it happened
         self._client = None
+        task = self._task
+        if task is None:
+            return
+        if not task.done() and self._ready.is_set():  # it leaves the client on `_stop`
+            await asyncio.wait({task}, timeout=_STOP_S)
+        if not task.done():  # (one that never started is still in the client's handshake)
+            task.cancel()  # the SDK's exit is shielded and bounded: stdin closed, a grace period, then a kill
+            await asyncio.wait({task}, timeout=_STOP_S)
+        if not task.done():  # a server that ignores its end must not hold the gateway's
+            log.error("MCP server %r did not stop within %g s; left behind", self.config.name, 2 * _STOP_S)
+        elif not task.cancelled():
+            task.exception()  # retrieved: its failure was logged when it happened
 
     async def _serve(self) -> None:
         try:

@@ -38,6 +38,7 @@ AUDIO_SPEED = 1.5  # audio may come at most this much faster than real time, aft
 AUDIO_BURST_S = 10.0
 _CLOSE_S = 3.0
 _RESYNC_S = 0.2  # a pacer this far behind (a slow client, a stalled loop) starts its timeline again
+GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 INTERNAL_ERROR = 1011
@@ -81,11 +82,6 @@ class ClientMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamStarted:
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class StreamStopped:
     reason: str
 
@@ -95,7 +91,7 @@ class MarkPlayed:
     name: str
 
 
-Inbound = AudioIn | ClientMessage | StreamStarted | StreamStopped | MarkPlayed
+Inbound = AudioIn | ClientMessage | StreamStopped | MarkPlayed
 Outbound = str | bytes
 
 
@@ -104,7 +100,7 @@ class Dialect(Protocol):
 
     rate: int
     has_events: bool  # it carries our events (else a bad message closes the socket at once)
-    needs_start: bool  # the stream begins with a start message (else at once)
+    details: dict[str, Any]  # what the stream said of itself when it began (Twilio: call and stream ids)
 
     def inbound(self, message: str | bytes) -> list[Inbound]: ...
 
@@ -150,7 +146,7 @@ class MediaSocket:
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.details: dict[str, Any] = {}  # what the stream's start said (Twilio: call and stream ids)
+        self.details = dialect.details
         self.marks_played = 0
         self._in = SteadyResampler(dialect.rate, SPEECH_RATE) if dialect.rate != SPEECH_RATE else None
         self._out = SteadyResampler(WEBRTC_RATE, dialect.rate) if dialect.rate != WEBRTC_RATE else None
@@ -170,8 +166,7 @@ class MediaSocket:
         return self._events
 
     def start(self) -> None:
-        if not self._dialect.needs_start:
-            self.connected.set()
+        self.connected.set()
         for coro in (self._read(), self._pace(), self._send_events()):
             task = asyncio.ensure_future(coro)
             self._tasks.add(task)
@@ -227,9 +222,6 @@ class MediaSocket:
                     self._hear(item.pcm)
                 case ClientMessage():
                     self._events.on_message(item.raw)
-                case StreamStarted():
-                    self.details = item.details
-                    self.connected.set()
                 case StreamStopped():
                     self._end(item.reason)
                 case MarkPlayed():
@@ -253,7 +245,6 @@ class MediaSocket:
     # ---------- out ----------
     async def _pace(self) -> None:
         loop = asyncio.get_running_loop()
-        await self.connected.wait()
         start, sent = loop.time(), 0
         while True:
             self._playable.clear()  # before the frame is taken: a wake-up during the send is kept

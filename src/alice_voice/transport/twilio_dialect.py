@@ -5,19 +5,26 @@ In: `connected`, `start` (call and stream ids, custom parameters), `media`, `mar
 played), `dtmf` (a key the caller pressed: it reaches the agent as a typed turn), `stop`. Out: `media`, a
 `mark` after every `MARK_EVERY` frames of reply audio (so the played position is known), and `clear` when
 a reply is cut, so Twilio drops what it still holds. Twilio takes no events of ours: the rest are not sent.
+
+The stream is not a session until its `start` arrives (`read_start`, under a short deadline): the
+handshake's signature is the same for every call, so only the start's ticket says which call it is, and
+nothing is admitted or counted before it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alice_voice.audio.frames import Pcm
 
@@ -31,13 +38,14 @@ from alice_voice.transport.media_socket import (
     Inbound,
     MarkPlayed,
     Outbound,
-    StreamStarted,
     StreamStopped,
 )
 
 RATE = 8_000
 MARK_EVERY = 10  # frames: a mark every 200 ms of reply audio
 MAX_PAYLOAD_BYTES = 8_000  # one second of μ-law: Twilio sends 20 ms (160 bytes)
+MAX_MESSAGE_CHARS = 16_384  # a media message with the largest payload, base64, and its envelope
+MAX_MESSAGES_BEFORE_START = 5  # Twilio sends `connected`, then `start`
 
 
 class _Message(BaseModel):
@@ -96,52 +104,63 @@ _TWILIO: TypeAdapter[Connected | Start | Media | Mark | Dtmf | Stop] = TypeAdapt
     Annotated[Connected | Start | Media | Mark | Dtmf | Stop, Field(discriminator="event")])
 
 
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """What a stream's `start` says: its ids and the TwiML's custom parameters."""
+
+    stream_sid: str
+    call_sid: str
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+async def read_start(ws: WebSocket, timeout_s: float, log: Callable[[str], None] = lambda line: None) -> StreamStart:
+    """Read a new stream up to its `start`, within `timeout_s` of the handshake. Raises `InvalidMessage` for
+    anything else before it (media, a malformed message, too many messages, no start in time), and
+    `WebSocketDisconnect` if Twilio hangs up first."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            for _ in range(MAX_MESSAGES_BEFORE_START):
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                parsed = _parse(message.get("text") if message.get("text") is not None else message.get("bytes"), log)
+                if isinstance(parsed, Start):
+                    return StreamStart(parsed.start.streamSid, parsed.start.callSid, parsed.start.customParameters)
+                if parsed is not None and not isinstance(parsed, Connected):
+                    raise InvalidMessage(f"{parsed.event} before start")
+    except TimeoutError:
+        raise InvalidMessage(f"no start within {timeout_s:g} s of the handshake") from None
+    raise InvalidMessage(f"no start in the first {MAX_MESSAGES_BEFORE_START} messages")
+
+
 class TwilioDialect:
     rate = RATE
     has_events = False
-    needs_start = True
 
-    def __init__(self, admit_start: Callable[[str, dict[str, str]], bool] | None = None,
-                 log: Callable[[str], None] = lambda line: None) -> None:
-        """`admit_start(call_sid, custom parameters)`: whether this stream belongs to a call we answered."""
-        self.stream_sid = ""
-        self._admit_start = admit_start
+    def __init__(self, start: StreamStart, log: Callable[[str], None] = lambda line: None) -> None:
+        self.stream_sid = start.stream_sid
+        self.details: dict[str, Any] = {"stream_sid": start.stream_sid, "call_sid": start.call_sid,
+                                        "parameters": start.parameters}
         self._log = log
         self._audible = 0  # reply frames sent
 
     def inbound(self, message: str | bytes) -> list[Inbound]:
-        if isinstance(message, bytes):
-            raise InvalidMessage("Media Streams messages are JSON text")
-        try:
-            parsed = _TWILIO.validate_json(message)
-        except ValidationError as exc:
-            event = _event_name(message)
-            if event is not None and event not in _KNOWN:  # one Twilio added later: noted, not fatal
-                self._log(f"Media Streams event {event[:40]!r} ignored")
-                return []
-            raise InvalidMessage(f"not a Media Streams message: {exc.errors()[0]['msg']}") from None
+        parsed = _parse(message, self._log)
         match parsed:
             case Start():
-                admit = self._admit_start
-                if admit is not None and not admit(parsed.start.callSid, parsed.start.customParameters):
-                    raise InvalidMessage("the stream is not from a call this gateway answered")
-                self.stream_sid = parsed.start.streamSid
-                return [StreamStarted({"stream_sid": parsed.start.streamSid, "call_sid": parsed.start.callSid,
-                                       "parameters": parsed.start.customParameters})]
+                raise InvalidMessage("a second start")
             case Media():
-                self._require_start("media")
                 return [AudioIn(_decode(parsed.media.payload))]
             case Mark():
                 return [MarkPlayed(parsed.mark.name)]
             case Dtmf():
-                self._require_start("dtmf")
                 return [ClientMessage(json.dumps({"type": "text", "text": f"Pressed {parsed.dtmf.digit}."}))]
             case Stop():
                 return [StreamStopped("call ended")]
-        return []  # connected: nothing to do
+        return []  # connected, or an event this gateway does not know
 
     def audio(self, pcm: Pcm) -> list[Outbound]:
-        if not self.stream_sid or not len(pcm):
+        if not len(pcm):
             return []
         payload = base64.b64encode(audioop.lin2ulaw(pcm.astype("<i2").tobytes(), 2)).decode()
         out: list[Outbound] = [_json({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})]
@@ -158,18 +177,32 @@ class TwilioDialect:
             return [_json({"event": "clear", "streamSid": self.stream_sid})]
         return []
 
-    def _require_start(self, what: str) -> None:
-        if not self.stream_sid:
-            raise InvalidMessage(f"{what} before start")
-
 
 _KNOWN = frozenset({"connected", "start", "media", "mark", "dtmf", "stop"})
+_Event = Connected | Start | Media | Mark | Dtmf | Stop
+
+
+def _parse(message: str | bytes | None, log: Callable[[str], None]) -> _Event | None:
+    """One Media Streams message, checked for size before it is parsed; None for an event type this
+    gateway does not know (Twilio may add some: it is logged, not fatal)."""
+    if not isinstance(message, str):
+        raise InvalidMessage("Media Streams messages are JSON text")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidMessage(f"message too large ({len(message)} characters, limit {MAX_MESSAGE_CHARS})")
+    try:
+        return _TWILIO.validate_json(message)
+    except ValidationError as exc:
+        event = _event_name(message)
+        if event is not None and event not in _KNOWN:
+            log(f"Media Streams event {event[:40]!r} ignored")
+            return None
+        raise InvalidMessage(f"not a Media Streams message: {exc.errors()[0]['msg']}") from None
 
 
 def _event_name(message: str) -> str | None:
     try:
         parsed = json.loads(message)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     event = parsed.get("event") if isinstance(parsed, dict) else None
     return event if isinstance(event, str) else None

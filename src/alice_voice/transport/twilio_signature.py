@@ -17,7 +17,8 @@ def signature(auth_token: str, url: str, params: Mapping[str, str] | None = None
     return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
-TICKET_MAX_AGE_S = 600.0  # from the webhook's answer to the stream's start: seconds in practice
+TICKET_MAX_AGE_S = 60.0  # from the webhook's answer to the stream's start: a second or two in practice
+_STAMP_DIGITS = 12  # unix seconds, for some millennia yet
 
 
 def call_ticket(auth_token: str, call_sid: str, now: float) -> str:
@@ -27,8 +28,13 @@ def call_ticket(auth_token: str, call_sid: str, now: float) -> str:
 
 
 def valid_ticket(auth_token: str, call_sid: str, ticket: str | None, now: float) -> bool:
+    """The ticket the TwiML handed out for `call_sid`, at most `TICKET_MAX_AGE_S` old. (That it is used once
+    is the caller's to check: `SessionStore.claim`.)"""
     stamp, _, _ = (ticket or "").partition(".")
-    if not stamp.isdigit() or not 0 <= now - int(stamp) <= TICKET_MAX_AGE_S:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= _STAMP_DIGITS):
+        return False
+    if not 0 <= now - int(stamp) <= TICKET_MAX_AGE_S:
         return False
     return hmac.compare_digest(call_ticket(auth_token, call_sid, int(stamp)), ticket or "")
 
