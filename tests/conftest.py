@@ -49,10 +49,10 @@ async def poll_until(check: Callable[[], Awaitable[bool] | bool], timeout: float
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Tone by default and no model loading, unless a test asks for the agent. The latency budget is out of
-    reach, so that the test machine's own load (a browser, a model loading) never gets an offer refused:
-    only tests of admission set one."""
-    return bench_settings(**{"default_mode": "tone", "preload_models": False, "latency_budget_ms": 10**6,
+    """Tone by default and no model loading, unless a test asks for the agent. No admission by load (a
+    latency budget of 0), so that the test machine's own load (a browser, a model loading, another job on
+    the box) never gets an offer refused: only tests of admission set a budget."""
+    return bench_settings(**{"default_mode": "tone", "preload_models": False, "latency_budget_ms": 0,
                              **overrides})
 
 

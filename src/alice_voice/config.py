@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     session_max_s: float = Field(3600.0, gt=0, description="Hard cap on one session's life.")
     max_sessions: int = Field(8, ge=1, description="Hard ceiling on this process's sessions; past it an offer gets "
                               "503 (admission by measured headroom usually refuses sooner).")
-    latency_budget_ms: int = Field(500, ge=100, description="Admission: refuse an offer (503 at_capacity) when "
-                                   "one more caller would push the first-audio p95 past this.")
+    latency_budget_ms: int = Field(500, ge=0, description="Admission: refuse an offer (503 at_capacity) when "
+                                   "one more caller would push the first-audio p95 past this. 0: no admission "
+                                   "by load, only max_sessions (tests, benchmarks of the saturated box).")
     retry_after_s: int = Field(5, ge=1, description="The Retry-After of a 503 for an offer refused for load.")
     offer_timeout_s: float = Field(8.0, gt=0, description="The longest an offer is worked on, waiting for the "
                                    "models included; a browser gives up on an answer after about 10 s.")
@@ -94,6 +95,8 @@ class Settings(BaseSettings):
     silence_only_ms: int = Field(512, ge=100, description="Silence that ends a turn when end_of_turn=silence.")
     compute_threads: int = Field(0, ge=0, le=64, description="Cores the inference scheduler is sized for: that "
                                  "many foreground and background threads; 0: the CPUs this process may use.")
+    typed_turns_per_s: float = Field(2.0, gt=0, description="Typed turns (and Twilio key presses) a session may "
+                                     "start a second, after a burst of 5; more get an error event `rate_limited`.")
     asr_partial_interval_ms: int = Field(160, ge=20)
     asr_timeout_s: float = Field(10.0, gt=0)
 
@@ -158,6 +161,13 @@ class Settings(BaseSettings):
     deepgram_api_key: SecretStr | None = None
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_api_key: SecretStr | None = None
+
+    @field_validator("latency_budget_ms")
+    @classmethod
+    def _a_reachable_budget(cls, value: int) -> int:
+        if 0 < value < 100:
+            raise ValueError("a latency budget under 100 ms admits nobody: use 100 or more, or 0 for none")
+        return value
 
     @field_validator("ice_servers", "ice_host_addresses", "backchannel_phrases", mode="before")
     @classmethod

@@ -141,13 +141,17 @@ async def test_a_phone_call_through_twilio_media_streams(gateway: RunningGateway
         said = await call.wait_for(lambda: history(4))
         assert said[2].content == "Pressed 0."
 
-        # Talking over a long reply: Twilio is told to drop what it holds; the history keeps what was heard.
+        # Talking over a long reply: Twilio is told to drop what it holds the moment the reply pauses, not
+        # when the words have confirmed the interruption; the history keeps what was heard.
         sent, before = len(call.events), call.audible_ms()
         await call.say(sf.synth("What can you do?"), tail_s=0.3)
         await call.wait_for(lambda: call.audible_ms() > before + 2000 or None)
+        states_at_clear: list[str] = []
+        call.on_clear = lambda: states_at_clear.append(live.record.state)
         await call.say(sf.synth("Wait, stop. Stop."), tail_s=1.5)
         await call.wait_for(lambda: call.cleared or None, timeout=20)
         assert any(e["event"] == "clear" for e in call.events[sent:])
+        assert states_at_clear[0] == "paused", states_at_clear
         said = await call.wait_for(lambda: history(6))
         assert said[5].role == "assistant" and CAPABILITIES.startswith(said[5].content)
         assert said[5].content != CAPABILITIES, "only what was heard"

@@ -167,3 +167,18 @@ async def test_a_request_that_never_finishes_gets_408_and_is_closed(gateway: Run
     answer = await _raw(gateway, request_bytes)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
+
+
+# ---------- typed turns ----------
+@pytest.mark.models
+async def test_typed_turns_are_rate_limited_per_session(agent_gateway: RunningGateway) -> None:
+    """100 typed turns a second (under the message cap) used 1.6 of 2 cores: a session may start a few a
+    second, after a short burst; the rest get `rate_limited`, and the session goes on."""
+    async with opened(PcmClient, ws_url(agent_gateway, "/api/voice/ws"), 16_000) as client:
+        await client.wait_event("session.ready")
+        for n in range(20):
+            await client.send_json({"type": "text", "text": f"what is {n} plus one"})
+        await client.wait_for(lambda: sum(e.get("code") == "rate_limited" for e in client.events) >= 14 or None)
+        limited = [e for e in client.events if e.get("code") == "rate_limited"]
+        assert len(limited) <= 15 and limited[0]["message"] == "too many typed turns: at most 2 a second"
+        assert client.closed is None

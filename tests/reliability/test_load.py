@@ -90,7 +90,7 @@ async def test_concurrent_tone_sessions_keep_20_ms_pacing() -> None:
     packets = opus_packets()
     clients: list[LightClient] = []
     levels: list[Level] = []
-    async with gateway_process(default_mode="tone", max_sessions=MOST + STEP, latency_budget_ms=10**6) as gateway:
+    async with gateway_process(default_mode="tone", max_sessions=MOST + STEP, latency_budget_ms=0) as gateway:
         try:
             if not SOAK:
                 await _add(gateway, clients, TONE_SESSIONS, packets)
@@ -128,7 +128,7 @@ async def test_concurrent_agent_sessions_time_to_first_audio() -> None:
     levels: dict[int, list[TurnResult]] = {}
     # The latency budget is out of reach: this test counts answers, it does not test admission.
     async with gateway_process(default_mode="agent", max_sessions=max(AGENT_LEVELS),
-                               latency_budget_ms=10**6) as gateway:
+                               latency_budget_ms=0) as gateway:
         for n in AGENT_LEVELS:
             cpu, t0 = gateway.cpu_seconds(), time.monotonic()
             per_session = await asyncio.gather(*(

@@ -1,6 +1,7 @@
 """Real WebSocket clients of the gateway: a program speaking the plain PCM protocol, and a fake Twilio
 written against the published Media Streams message formats (connected, start, media, mark, dtmf, stop;
-it plays what it is sent in real time, acknowledges marks as played, and honours `clear`)."""
+it buffers what it is sent and plays it in real time, echoes a mark when playback reaches it, and on
+`clear` drops its buffer and echoes the marks it dropped, as Twilio's documentation says)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import audioop
 import base64
 import contextlib
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,9 @@ class SocketClient:
     streaming: bool = False  # the microphone runs: speech when there is some, silence otherwise
     sent_loud: list[float] = field(default_factory=list)  # when each loud frame of speech left (monotonic)
     heard: list[tuple[float, float]] = field(default_factory=list)  # (arrival, rms) of each audio chunk
+
+    def __post_init__(self) -> None:
+        """(A subclass's state beyond these fields.)"""
 
     async def microphone(self) -> None:
         """Like a real client (and Twilio), audio goes out every 20 ms, silence when nobody speaks."""
@@ -124,27 +129,62 @@ class PcmClient(SocketClient):
 
 
 class FakeTwilio(SocketClient):
-    """Twilio's side of a bidirectional Media Stream."""
+    """Twilio's side of a bidirectional Media Stream. What it is sent waits in its buffer and plays in real
+    time, `LEAD_S` after it arrived at the earliest (the network and Twilio's own buffering); `audio` is what
+    was played, `dropped` what a `clear` threw away unplayed."""
 
     stream_sid = "MZ00000000000000000000000000000001"
     call_sid = "CA00000000000000000000000000000001"
+    LEAD_S = 0.1
     marks_acknowledged: int = 0
     cleared: int = 0
+    on_clear: Any = None  # called when a clear arrives (a test reads the gateway's state at that moment)
+
+    def __post_init__(self) -> None:
+        self.buffer: deque[tuple[float, str, Any]] = deque()  # (arrival, "media" | "mark", pcm | mark)
+        self.dropped: list[np.ndarray] = []
 
     def take(self, message: str | bytes) -> None:
         assert isinstance(message, str), "Media Streams messages are JSON text"
         event = json.loads(message)
         assert event.get("streamSid") == self.stream_sid, event
         self.events.append(event)
+        now = asyncio.get_running_loop().time()
         if event["event"] == "media":
             ulaw = base64.b64decode(event["media"]["payload"])
-            self.hear(np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype="<i2"))
-        elif event["event"] == "mark":  # played at once: what we are sent is played in real time
-            self.marks_acknowledged += 1
-            asyncio.get_running_loop().create_task(self.send({"event": "mark", "streamSid": self.stream_sid,
-                                                              "mark": event["mark"]}))
+            self.buffer.append((now, "media", np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype="<i2")))
+        elif event["event"] == "mark":
+            self.buffer.append((now, "mark", event["mark"]))
         elif event["event"] == "clear":
             self.cleared += 1
+            if self.on_clear is not None:
+                self.on_clear()
+            for _, kind, item in self.buffer:
+                if kind == "mark":
+                    self._echo(item)  # dropped unplayed, echoed all the same
+                else:
+                    self.dropped.append(item)
+            self.buffer.clear()
+
+    async def playback(self) -> None:
+        """One 20 ms frame a tick, from the buffer, and the marks that follow it as playback reaches them."""
+        loop = asyncio.get_running_loop()
+        start, ticks = loop.time(), 0
+        while True:
+            now = loop.time()
+            while self.buffer and self.buffer[0][1] == "mark":
+                self._echo(self.buffer.popleft()[2])
+            if self.buffer and self.buffer[0][0] + self.LEAD_S <= now:
+                self.hear(self.buffer.popleft()[2])
+                async with self.changed:
+                    self.changed.notify_all()
+            ticks += 1
+            await asyncio.sleep(max(0.0, start + ticks * FRAME_S - loop.time()))
+
+    def _echo(self, mark: dict[str, Any]) -> None:
+        self.marks_acknowledged += 1
+        asyncio.get_running_loop().create_task(self.send({"event": "mark", "streamSid": self.stream_sid,
+                                                          "mark": mark}))
 
     async def send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
@@ -184,6 +224,8 @@ async def opened(client_type: type[SocketClient], url: str, rate: int,
         client = client_type(ws, rate)
         client.streaming = client_type is PcmClient  # Twilio's media flows once the stream has started
         tasks = {asyncio.create_task(client.read()), asyncio.create_task(client.microphone())}
+        if isinstance(client, FakeTwilio):
+            tasks.add(asyncio.create_task(client.playback()))
         try:
             yield client
         finally:

@@ -82,8 +82,10 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
             runtime.compute.remove_observer(gateway.admission.observe_job)
             await runtime.aclose()
 
-    app = FastAPI(title="Alice Voice", version=__version__, lifespan=lifespan,
-                  description=_DESCRIPTION)
+    # No trailing-slash redirects: behind a proxy they point at the internal origin (Twilio would follow one
+    # to http://127.0.0.1:8080/...); the telephony webhook answers with and without the slash instead.
+    app = FastAPI(title="Alice Voice", version=__version__, lifespan=lifespan, description=_DESCRIPTION,
+                  redirect_slashes=False)
     app.state.gateway = gateway
     app.state.runtime = runtime
     app.state.settings = settings

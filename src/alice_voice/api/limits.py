@@ -40,6 +40,10 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        if headers.get(b"content-length", b"") == b"0" or (b"content-length" not in headers
+                                                          and b"transfer-encoding" not in headers):
+            await self.app(scope, receive, send)  # no body: no type to check (POST /api/admin/drain)
+            return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         # A telephony provider's webhooks are forms (Twilio posts application/x-www-form-urlencoded).
         wanted = _FORM if scope["path"].startswith(_TELEPHONY) else b"application/json"

@@ -51,6 +51,7 @@ async def pcm_socket(ws: WebSocket, rate: Annotated[int, Query()] = 16_000,
     await _serve(ws, "websocket", dialect, mode)
 
 
+@router.post("/api/telephony/twilio/voice/", response_class=Response, include_in_schema=False)
 @router.post("/api/telephony/twilio/voice", response_class=Response, tags=["telephony"],
              responses={200: {"content": {"application/xml": {}}, "description": "TwiML"},
                         **{code: {"model": ErrorResponse} for code in (403, 413, 415)}})

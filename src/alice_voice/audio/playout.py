@@ -9,6 +9,12 @@ The outbound track only takes frames from here (`next_frame`, which cannot fail)
 needs to know of it, the first frame of a reply sent, the first silent frame after a pause or cut, a
 reply played out, goes to `on_mark` as a `Mark`, which the session queues: nothing of the turn runs in
 the track's tick. Every frame handed out is also kept for a second in `sent`, for the echo guard.
+
+A transport whose far end buffers audio and says what it has played (Twilio: marks) reports it with
+`confirm_played(n)`: the first n frames handed out have been heard. From then on what a reply's listener
+heard is what was confirmed, not what was sent, and a pause takes back the frames sent but not confirmed
+(the transport drops them at the far end: Twilio's `clear`), so a resumed reply goes on from where the
+caller stopped hearing it, not from where the far end's buffer was.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ class FrameSource(Protocol):
 
     def next_frame(self, sent_at: float) -> Pcm: ...
 
+    def confirm_played(self, frames: int) -> None:
+        """The far end has played the first `frames` frames this source handed out."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Mark:
@@ -47,6 +57,7 @@ class Mark:
 
 
 SENT_KEPT = 50  # frames (1 s) of what was sent, for the echo guard
+UNCONFIRMED_KEPT = 100  # frames (2 s) of a reply sent and not yet confirmed played, that a pause may take back
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +80,25 @@ class Reply:
     started: bool = False
     held: bool = False
     segments: list[Segment] = field(default_factory=list)
+    unconfirmed: deque[tuple[int, Pcm]] = field(default_factory=lambda: deque(maxlen=UNCONFIRMED_KEPT))
+    """(frame number, frame) of each frame sent that the far end has not confirmed played (if it confirms)."""
+
+    @property
+    def heard(self) -> int:
+        """Samples the listener heard: those sent, less those not yet confirmed played."""
+        return self.sent - sum(len(frame) for _, frame in self.unconfirmed)
 
     def heard_text(self) -> str:
-        """The text of what was sent: whole segments, and a partly sent one cut at the nearest word,
+        """The text of what was heard: whole segments, and a partly heard one cut at the nearest word,
         assuming its words are evenly spread over its audio (TTS engines give no word timings here)."""
+        heard = self.heard
         words: list[str] = []
         for seg in self.segments:
-            if self.sent >= seg.end:
+            if heard >= seg.end:
                 words.extend(seg.text.split())
-            elif self.sent > seg.start:
+            elif heard > seg.start:
                 seg_words = seg.text.split()
-                share = (self.sent - seg.start) / max(1, seg.end - seg.start)
+                share = (heard - seg.start) / max(1, seg.end - seg.start)
                 words.extend(seg_words[: round(len(seg_words) * share)])
         return " ".join(words)
 
@@ -102,6 +121,18 @@ class Playout:
         self._cut: Reply | None = None
         self._paused = False
         self._pending_text = ""
+        self.frames_out = 0  # frames handed out by next_frame
+        self._confirms = False  # the transport reports what its far end played
+        self._confirmed = 0
+
+    def confirm_played(self, frames: int) -> None:
+        """The far end has played the first `frames` frames handed out (a transport's acknowledgement)."""
+        self._confirms = True
+        self._confirmed = max(self._confirmed, min(frames, self.frames_out))
+        reply = self.reply
+        if reply is not None:
+            while reply.unconfirmed and reply.unconfirmed[0][0] <= self._confirmed:
+                reply.unconfirmed.popleft()
 
     @property
     def playing(self) -> bool:
@@ -170,10 +201,18 @@ class Playout:
         return reply
 
     def pause(self) -> None:
-        """Silence at the next tick, keeping the queue (a barge-in not yet confirmed)."""
-        if self.reply is not None and self.reply.started and not self._paused:
+        """Silence at the next tick, keeping the queue (a barge-in not yet confirmed). Where the far end
+        confirms what it played, what it was sent but has not played is taken back, to go out again on
+        `resume()` (the transport drops it there)."""
+        reply = self.reply
+        if reply is not None and reply.started and not self._paused:
             self._paused = True
-            self._cut = self.reply
+            self._cut = reply
+            if reply.unconfirmed:
+                taken = [frame for _, frame in reply.unconfirmed]
+                reply.unconfirmed.clear()
+                reply.sent -= sum(len(frame) for frame in taken)
+                self._frames.extendleft(reversed(taken))
 
     def resume(self) -> None:
         self._paused = False
@@ -186,6 +225,7 @@ class Playout:
 
     def next_frame(self, sent_at: float) -> Pcm:
         frame = self._next(sent_at)
+        self.frames_out += 1
         self.sent.append((sent_at, frame))
         return frame
 
@@ -209,6 +249,8 @@ class Playout:
     def _take(self, reply: Reply) -> Pcm:
         frame = self._frames.popleft()
         reply.sent = min(reply.queued, reply.sent + self._n)
+        if self._confirms:
+            reply.unconfirmed.append((self.frames_out + 1, frame))  # its number once handed out
         return frame
 
     def _finish_if_done(self, reply: Reply, sent_at: float) -> Pcm:
@@ -220,6 +262,9 @@ class Playout:
 
 class ToneSource:
     """The test tone as a frame source; `stop()` silences it (the tone's stop-tts)."""
+
+    def confirm_played(self, frames: int) -> None:
+        """(Nothing to take back: the tone has no listener to keep in step.)"""
 
     def __init__(self, next_tone_frame: Callable[[], Pcm]) -> None:
         self._next = next_tone_frame

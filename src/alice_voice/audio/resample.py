@@ -26,23 +26,31 @@ class InboundResampler:
 
 
 class SteadyResampler:
-    """Mono int16 at one rate -> another, chunk by chunk, with output as steady as the input: 20 ms in,
-    20 ms out (after a few samples of delay). soxr's streaming resampler releases its output in blocks of
-    100-200 ms at these ratios, which would add that much latency to hearing a WebSocket caller; PyAV's
-    (libswresample) does not."""
+    """Mono int16 at one rate -> another, chunk by chunk, with output exactly as steady as the input: 20 ms
+    in, 20 ms out. soxr's streaming resampler releases its output in blocks of 100-200 ms at these ratios,
+    which would add that much latency to hearing a WebSocket caller; PyAV's (libswresample) does not, but
+    holds back a few samples at the start (its filter's delay): the first chunk out is led by that much
+    silence, so that every chunk has its full length (a 20 ms frame is 640 bytes at 16 kHz, never 608)."""
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
-        self.rate_in = rate_in
+        self.rate_in, self.rate_out = rate_in, rate_out
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate_out)
         self._pts = 0
+        self._held = empty_pcm()
 
     def convert(self, pcm: Pcm) -> Pcm:
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16",
                                            layout="mono")
         frame.sample_rate, frame.pts = self.rate_in, self._pts
+        first = self._pts == 0
         self._pts += len(pcm)
         out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
-        return np.concatenate(out).astype(np.int16, copy=False) if out else empty_pcm()
+        got = np.concatenate([self._held, *out]).astype(np.int16, copy=False)
+        wanted = len(pcm) * self.rate_out // self.rate_in
+        if first and len(got) < wanted:
+            got = np.concatenate([np.zeros(wanted - len(got), np.int16), got])
+        self._held = got[wanted:].copy()
+        return got[:wanted]
 
 
 class OutboundResampler:

@@ -25,12 +25,14 @@ from alice_voice.conversation.hearing import FrameVerdict, Hearing
 from alice_voice.conversation.policy import PolicyConfig, TurnPolicy
 from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.session import Resources, SessionPort
-from alice_voice.errors import SessionUnresponsive
+from alice_voice.errors import RateLimited, SessionUnresponsive
 from alice_voice.logs import SessionLogger
+from alice_voice.rate_limit import TokenBucket
 from alice_voice.tools import ToolContext
 from alice_voice.tools.timers import SessionTimers
 
 _STOP_ANSWER_S = 2.0
+TYPED_TURN_BURST = 5  # typed turns (and Twilio key presses) a client may send at once
 _FRAME_20MS = SPEECH_RATE // 50
 
 
@@ -73,6 +75,7 @@ class SessionActor:
         self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log,
                                  ToolContext(log.session_id, self.timers))
         self._requests = itertools.count(1)
+        self._typed_turns = TokenBucket(settings.typed_turns_per_s, TYPED_TURN_BURST, res.clock.now())
         self._frames_heard = 0
         self._closed = False
 
@@ -94,7 +97,11 @@ class SessionActor:
         self._inbox.put_nowait(_AudioIn(frame))
 
     def handle_text(self, text: str) -> None:
-        self._inbox.put_nowait(inp.TextIn(text, self._res.clock.now()))
+        """A typed turn; raises `RateLimited` past `TYPED_TURNS_PER_S` (a person types a few a second)."""
+        now = self._res.clock.now()
+        if not self._typed_turns.take(1, now):
+            raise RateLimited(f"too many typed turns: at most {self._res.settings.typed_turns_per_s:g} a second")
+        self._inbox.put_nowait(inp.TextIn(text, now))
 
     def request_stop(self) -> None:
         self._inbox.put_nowait(inp.StopRequested(None, self._res.clock.now()))

@@ -24,7 +24,8 @@ with 503 `at_capacity` and `Retry-After` when
   session's packets, and it saturates on its own, before the CPUs do;
 - the predicted TTFA with rho(n + 1) is past the budget.
 
-Only the ceiling applies to a process with no session: it has no caller to protect, and turning its first
+With no budget (`LATENCY_BUDGET_MS=0`) only the ceiling applies. Only the ceiling applies to a process with
+no session either: it has no caller to protect, and turning its first
 caller away would turn a slow answer into none (a load balancer reading `/health` sends callers to the
 replica with the most headroom first).
 
@@ -115,8 +116,8 @@ class Admission:
         fits = min(self.max_sessions - sessions, self._callers_within_budget(sessions))
         if sessions >= self.max_sessions:
             return Verdict(False, "max_sessions", 0, predicted)
-        if sessions == 0:
-            return Verdict(True, "ok", max(1, fits), predicted)
+        if sessions == 0 or not self.budget_ms:  # (no budget: admission by load is off)
+            return Verdict(True, "ok", max(1, fits if self.budget_ms else self.max_sessions - sessions), predicted)
         if self.loop_busy > _LOOP_BUSY_LIMIT:
             return Verdict(False, "event_loop", 0, predicted)
         measured = self.recent_p95_ms(now)

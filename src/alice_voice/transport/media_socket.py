@@ -29,6 +29,7 @@ from alice_voice.clock import Clock, wall_ms
 from alice_voice.errors import InvalidMessage
 from alice_voice.logs import SessionLogger
 from alice_voice.metrics import Metrics
+from alice_voice.rate_limit import TokenBucket
 
 FRAME_S = 0.02
 MAX_BAD_MESSAGES = 20
@@ -55,21 +56,6 @@ def close_reason(text: str) -> str:
     return text.encode()[:123].decode("utf-8", "ignore")
 
 
-class Bucket:
-    """A token bucket: `rate` a second, up to `burst` saved."""
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate, self.burst, self.level, self.at = rate, burst, burst, now
-
-    def take(self, amount: float, now: float) -> bool:
-        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
-        self.at = now
-        if amount > self.level:
-            return False
-        self.level -= amount
-        return True
-
-
 # ---------- what a dialect reads ----------
 @dataclass(frozen=True, slots=True)
 class AudioIn:
@@ -88,7 +74,9 @@ class StreamStopped:
 
 @dataclass(frozen=True, slots=True)
 class MarkPlayed:
-    name: str
+    """The far end has played the first `frames` frames of audio the socket sent."""
+
+    frames: int
 
 
 Inbound = AudioIn | ClientMessage | StreamStopped | MarkPlayed
@@ -100,6 +88,7 @@ class Dialect(Protocol):
 
     rate: int
     has_events: bool  # it carries our events (else a bad message closes the socket at once)
+    confirms_playback: bool  # the far end buffers audio and says what it has played (MarkPlayed)
     details: dict[str, Any]  # what the stream said of itself when it began (Twilio: call and stream ids)
 
     def inbound(self, message: str | bytes) -> list[Inbound]: ...
@@ -147,14 +136,13 @@ class MediaSocket:
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.details = dialect.details
-        self.marks_played = 0
         self._in = SteadyResampler(dialect.rate, SPEECH_RATE) if dialect.rate != SPEECH_RATE else None
         self._out = SteadyResampler(WEBRTC_RATE, dialect.rate) if dialect.rate != WEBRTC_RATE else None
         self._framer = Framer(SPEECH_RATE // 50, SPEECH_RATE)
         self._bad = 0
         now = clock.now()
-        self._messages = Bucket(MAX_MESSAGES_PER_S, MESSAGE_BURST, now)
-        self._audio = Bucket(AUDIO_SPEED, AUDIO_BURST_S, now)  # in seconds of audio
+        self._messages = TokenBucket(MAX_MESSAGES_PER_S, MESSAGE_BURST, now)
+        self._audio = TokenBucket(AUDIO_SPEED, AUDIO_BURST_S, now)  # in seconds of audio
         self._close: tuple[int, str] = (1000, "session ended")
         self._playable = asyncio.Event()
         source.on_playable = self._playable.set
@@ -166,6 +154,8 @@ class MediaSocket:
         return self._events
 
     def start(self) -> None:
+        if self._dialect.confirms_playback:
+            self._source.confirm_played(0)  # (what was heard is what is confirmed from the first frame on)
         self.connected.set()
         for coro in (self._read(), self._pace(), self._send_events()):
             task = asyncio.ensure_future(coro)
@@ -225,7 +215,7 @@ class MediaSocket:
                 case StreamStopped():
                     self._end(item.reason)
                 case MarkPlayed():
-                    self.marks_played += 1
+                    self._source.confirm_played(item.frames)
 
     def _hear(self, pcm: Pcm) -> None:
         now = self._clock.now()

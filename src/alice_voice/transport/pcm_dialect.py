@@ -20,6 +20,7 @@ MAX_TEXT_CHARS = 8_192  # a client message is a few words: `{"type": "text", "te
 
 class PcmDialect:
     has_events = True
+    confirms_playback = False
 
     def __init__(self, rate: int = 16_000) -> None:
         if rate not in RATES:

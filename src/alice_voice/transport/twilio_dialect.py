@@ -3,8 +3,11 @@ base64 μ-law at 8 kHz in 20 ms chunks.
 
 In: `connected`, `start` (call and stream ids, custom parameters), `media`, `mark` (a mark we sent has been
 played), `dtmf` (a key the caller pressed: it reaches the agent as a typed turn), `stop`. Out: `media`, a
-`mark` after every `MARK_EVERY` frames of reply audio (so the played position is known), and `clear` when
-a reply is cut, so Twilio drops what it still holds. Twilio takes no events of ours: the rest are not sent.
+`mark` after every frame of reply audio, named by the frame's number (Twilio echoes it when the frame has
+played: the session learns what the caller heard, to the frame), and `clear` the moment a reply pauses or
+is cut, so Twilio drops what it still holds; a resumed reply is sent again from the last frame confirmed.
+Twilio also echoes every mark a `clear` dropped, unplayed: a mark of a frame sent before the last clear that
+arrives after it is not taken as played. Twilio takes no events of ours: the rest are not sent.
 
 The stream is not a session until its `start` arrives (`read_start`, under a short deadline): the
 handshake's signature is the same for every call, so only the start's ticket says which call it is, and
@@ -42,7 +45,6 @@ from alice_voice.transport.media_socket import (
 )
 
 RATE = 8_000
-MARK_EVERY = 10  # frames: a mark every 200 ms of reply audio
 MAX_PAYLOAD_BYTES = 8_000  # one second of μ-law: Twilio sends 20 ms (160 bytes)
 MAX_MESSAGE_CHARS = 16_384  # a media message with the largest payload, base64, and its envelope
 MAX_MESSAGES_BEFORE_START = 5  # Twilio sends `connected`, then `start`
@@ -136,13 +138,15 @@ async def read_start(ws: WebSocket, timeout_s: float, log: Callable[[str], None]
 class TwilioDialect:
     rate = RATE
     has_events = False
+    confirms_playback = True
 
     def __init__(self, start: StreamStart, log: Callable[[str], None] = lambda line: None) -> None:
         self.stream_sid = start.stream_sid
         self.details: dict[str, Any] = {"stream_sid": start.stream_sid, "call_sid": start.call_sid,
                                         "parameters": start.parameters}
         self._log = log
-        self._audible = 0  # reply frames sent
+        self._frames = 0  # frames sent (their numbers name the marks)
+        self._cleared_through = 0  # frames sent when the last `clear` went out
 
     def inbound(self, message: str | bytes) -> list[Inbound]:
         parsed = _parse(message, self._log)
@@ -152,7 +156,10 @@ class TwilioDialect:
             case Media():
                 return [AudioIn(_decode(parsed.media.payload))]
             case Mark():
-                return [MarkPlayed(parsed.mark.name)]
+                frame = int(parsed.mark.name) if parsed.mark.name.isascii() and parsed.mark.name.isdigit() else 0
+                if frame <= self._cleared_through:  # not ours, or dropped by a clear (echoed unplayed)
+                    return []
+                return [MarkPlayed(frame)]
             case Dtmf():
                 return [ClientMessage(json.dumps({"type": "text", "text": f"Pressed {parsed.dtmf.digit}."}))]
             case Stop():
@@ -160,20 +167,18 @@ class TwilioDialect:
         return []  # connected, or an event this gateway does not know
 
     def audio(self, pcm: Pcm) -> list[Outbound]:
-        if not len(pcm):
-            return []
+        self._frames += 1
         payload = base64.b64encode(audioop.lin2ulaw(pcm.astype("<i2").tobytes(), 2)).decode()
         out: list[Outbound] = [_json({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})]
         if pcm.any():
-            self._audible += 1
-            if self._audible % MARK_EVERY == 0:
-                out.append(_json({"event": "mark", "streamSid": self.stream_sid,
-                                  "mark": {"name": f"audio-{self._audible}"}}))
+            out.append(_json({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": str(self._frames)}}))
         return out
 
     def event(self, event: dict[str, Any]) -> list[Outbound]:
-        if event.get("type") == "tts.stopped" and event.get("reason") in ("barge_in", "stop_request") \
-                and self.stream_sid:
+        paused = event.get("type") == "turn.state" and event.get("state") == "paused"
+        cut = event.get("type") == "tts.stopped" and event.get("reason") in ("barge_in", "stop_request")
+        if paused or cut:
+            self._cleared_through = self._frames
             return [_json({"event": "clear", "streamSid": self.stream_sid})]
         return []
 

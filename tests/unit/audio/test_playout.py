@@ -264,3 +264,48 @@ def test_a_pause_and_resume_within_one_tick_report_no_silence() -> None:
     playout.resume()  # a click: both before the next tick
     assert wire.next().any()
     assert [kind for _, kind, _ in wire.kinds()] == ["first_frame"]
+
+
+def test_where_the_far_end_confirms_playback_heard_is_what_it_confirmed() -> None:
+    playout = Playout(buffer_ms=40)
+    wire = Wire(playout)
+    playout.confirm_played(0)  # the transport says it will confirm (Twilio's marks)
+    reply = playout.begin(1)
+    playout.push(1, pcm(100, 1), "one two three four five")
+    playout.end(1)
+    for _ in range(4):
+        wire.next()
+    assert reply.sent == 48 * 80 and reply.heard == 0 and reply.heard_text() == ""
+    playout.confirm_played(2)  # the far end played two frames (a jitter buffer holds the rest)
+    assert reply.heard == 48 * 40 and reply.heard_text() == "one two"
+    playout.confirm_played(1)  # an older confirmation changes nothing
+    assert reply.heard == 48 * 40
+
+
+def test_a_pause_takes_back_what_the_far_end_has_not_played_and_resume_sends_it_again() -> None:
+    playout = Playout(buffer_ms=40)
+    wire = Wire(playout)
+    playout.confirm_played(0)
+    reply = playout.begin(1)
+    playout.push(1, np.concatenate([pcm(20, v) for v in range(1, 7)]), "a b c d e f")
+    playout.end(1)
+    assert [int(wire.next()[0]) for _ in range(4)] == [1, 2, 3, 4]
+    playout.confirm_played(2)
+    playout.pause()  # frames 3 and 4 are in the far end's buffer, which the transport clears
+    assert not wire.next().any()
+    assert reply.sent == reply.heard == 48 * 40
+    playout.resume()
+    assert [int(wire.next()[0]) for _ in range(4)] == [3, 4, 5, 6], "from where the listener stopped hearing"
+
+
+def test_without_confirmations_a_pause_takes_nothing_back() -> None:
+    playout = Playout(buffer_ms=40)
+    wire = Wire(playout)
+    reply = playout.begin(1)
+    playout.push(1, np.concatenate([pcm(20, v) for v in range(1, 5)]), "a b c d")
+    playout.end(1)
+    assert [int(wire.next()[0]) for _ in range(2)] == [1, 2]
+    playout.pause()
+    playout.resume()
+    assert [int(wire.next()[0]) for _ in range(2)] == [3, 4]
+    assert reply.heard == reply.sent == 48 * 80

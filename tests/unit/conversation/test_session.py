@@ -30,6 +30,7 @@ async def test_a_turn_from_speech_to_a_spoken_reply() -> None:
         deltas = s.events("agent.text")
         assert "".join(e["delta"] for e in deltas) == "You said what time is it."
         assert all(e["at"] == final_at for e in deltas), "a held reply's text goes out when the turn is confirmed"
+        assert s.events("tts.stopped")[0]["heard"] == "You said what time is it.", "all of it was played"
         assert [e["text"] for e in s.events("transcript.partial")][-1] == "what time is it"
         assert s.events("transcript.final")[0]["text"] == "what time is it"
         kinds = [type(a).__name__ for a in s.done(act.OpenAsr, act.FinishAsr, act.StartReply, act.AskEndOfTurn,

@@ -268,3 +268,10 @@ def test_a_run_on_a_busy_box_counts_as_the_shorter_job_it_would_be_on_an_idle_on
     # So the prediction at the load of the moment is the run time measured at that load, not 2.5x it.
     assert busy.predicted_ttfa_ms(0.6) == pytest.approx(EOT_MS + 100, abs=0.5)
     assert busy.verdict(sessions=3, now=NOW).predicted_ttfa_ms < idle.predicted_ttfa_ms(0.6 + idle.per_session)
+
+
+def test_without_a_budget_only_the_ceiling_refuses_even_on_a_saturated_box() -> None:
+    a = Admission(budget_ms=0, eot_silence_ms=EOT_MS, max_sessions=4, cores=2)
+    a.busy = a.others_busy = 0.999  # another job has the CPUs
+    assert [(v.admit, v.reason) for v in (a.verdict(n) for n in (1, 3, 4))] == [
+        (True, "ok"), (True, "ok"), (False, "max_sessions")]

@@ -548,7 +548,7 @@ class TurnPolicy:
             return
         self._reply = None
         if mark.started:
-            self._emit(ev.TtsStopped(reason="done"))
+            self._emit(ev.TtsStopped(reason="done", heard=reply.text.strip()))
         self._remember(Message("assistant", reply.text.strip(), reply.tools))
         if self.state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.PAUSED):
             self.state = TurnState.LISTENING
