@@ -91,7 +91,7 @@ class SessionActor:
 
     @property
     def history(self) -> list[Message]:
-        return list(self.policy.history)
+        return list(self.policy.history.messages)
 
     def deliver_audio(self, frame: PcmFrame) -> None:
         self._inbox.put_nowait(_AudioIn(frame))

@@ -2,6 +2,7 @@
 
 from alice_voice.conversation.policy.config import PolicyConfig
 from alice_voice.conversation.policy.endpointing import EndpointingConfig
-from alice_voice.conversation.policy.turn_policy import TurnPolicy, TurnState
+from alice_voice.conversation.policy.states import TurnState
+from alice_voice.conversation.policy.turn_policy import TurnPolicy
 
 __all__ = ["EndpointingConfig", "PolicyConfig", "TurnPolicy", "TurnState"]

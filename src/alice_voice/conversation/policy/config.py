@@ -6,18 +6,8 @@ from dataclasses import dataclass, field
 
 from alice_voice.config import Settings
 from alice_voice.conversation.policy.endpointing import EndpointingConfig
+from alice_voice.conversation.policy.idle import IdleRules
 from alice_voice.conversation.policy.overlap import OverlapRules
-
-
-@dataclass(frozen=True, slots=True)
-class IdleRules:
-    """After a reply, silence of `prompt_s` gets `prompt`; then silence of `end_s` gets `farewell` and the
-    session ends. 0 switches a step off."""
-
-    prompt_s: float = 20.0
-    prompt: str = "Are you still there?"
-    end_s: float = 20.0
-    farewell: str = "It seems you've stepped away. Goodbye for now!"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from alice_voice.conversation import events as ev
+from alice_voice.conversation.policy.replies import Reply
+from alice_voice.conversation.policy.utterance import Rejoinable
 from alice_voice.conversation.policy.words import (
     goes_on,
     interrupts,
@@ -93,6 +96,26 @@ class Overlap:
         if self.before is None or opens_anew(self.text):
             return False
         return sounds_unfinished(self.before) or goes_on(self.text)
+
+
+@dataclass
+class TalkOver:
+    """One stretch of the caller's speech over a paused reply, everything about it, until its words say
+    what it is. If it may continue the utterance before (`rejoin`), it is decoded on with that utterance,
+    in its stream (Whisper hears a sentence's second half far better with its first), and its own words are
+    those after the first `skip`; otherwise in a stream of its own, from `first_frame`."""
+
+    judge: Overlap
+    reply: Reply  # the reply talked over
+    rejoin: Rejoinable | None
+    rejoinable_before: Rejoinable | None  # what could be continued before it began (kept on a backchannel)
+    first_frame: int
+    skip: int = 0
+    held_partial: ev.TranscriptPartial | None = None  # shown once it is known not to be an acknowledgement
+
+    def own_words(self, text: str) -> str:
+        """What the caller said over the reply, without the utterance before when decoded with it."""
+        return " ".join(text.split()[self.skip:]) if self.skip else text
 
 
 def _as_heard(text: str, ms: float) -> str:
