@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from alice_voice.tracing import TurnTracer, configure_from_environment
 from fakes.scripted import ScriptedAgent
 from support.session_harness import SessionHarness
+from support.virtual_time import VIRTUAL_TIME
 
 LONG = "Here is a long answer with many words so that it plays for several seconds on end"
 
@@ -31,6 +32,7 @@ def ms(span: ReadableSpan) -> float:
 
 
 @pytest.mark.asyncio
+@VIRTUAL_TIME
 async def test_a_spoken_turn_is_one_span_with_a_child_per_stage() -> None:
     tracer, exporter = recording()
     async with SessionHarness(tracer=tracer) as s:
@@ -52,6 +54,7 @@ async def test_a_spoken_turn_is_one_span_with_a_child_per_stage() -> None:
 
 
 @pytest.mark.asyncio
+@VIRTUAL_TIME
 async def test_a_barge_in_has_its_span() -> None:
     tracer, exporter = recording()
     async with SessionHarness(tracer=tracer, agent=ScriptedAgent({"tell me more": LONG})) as s:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from alice_voice.audio.frames import SPEECH_RATE, PcmFrame
@@ -24,12 +24,13 @@ from alice_voice.conversation.executor import Executor
 from alice_voice.conversation.hearing import FrameVerdict, Hearing
 from alice_voice.conversation.policy import PolicyConfig, TurnPolicy
 from alice_voice.conversation.policy import inputs as inp
+from alice_voice.conversation.policy.actions import Action
 from alice_voice.conversation.session import Resources, SessionPort
 from alice_voice.errors import RateLimited, SessionUnresponsive
 from alice_voice.logs import SessionLogger
 from alice_voice.rate_limit import TokenBucket
 from alice_voice.tools import ToolContext
-from alice_voice.tools.timers import SessionTimers
+from alice_voice.tools.timers import SessionTimers, Timer
 
 _STOP_ANSWER_S = 2.0
 TYPED_TURN_BURST = 5  # typed turns (and Twilio key presses) a client may send at once
@@ -58,7 +59,9 @@ _Item = inp.Input | Mark | _AudioIn | _Verdicts | _HearingFailed
 class SessionActor:
     """One agent session's conversation (a `Conversation`)."""
 
-    def __init__(self, res: Resources, port: SessionPort, log: SessionLogger) -> None:
+    def __init__(self, res: Resources, port: SessionPort, log: SessionLogger,
+                 observe: Callable[[Sequence[Action]], None] | None = None) -> None:
+        """`observe`: shown every batch of the policy's actions before they are carried out (tests, tracing)."""
         settings = res.settings
         self._res, self._port, self._log = res, port, log
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
@@ -71,10 +74,11 @@ class SessionActor:
         config = PolicyConfig.from_settings(settings, model_enabled=res.models.end_of_turn is not None,
                                             frame_samples=self.hearing.ring.frame_samples)
         self.policy = TurnPolicy(config)
-        self.timers = SessionTimers(res.clock)
+        self.timers = SessionTimers(res.clock, self._timer_due)
         self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log,
                                  ToolContext(log.session_id, self.timers))
         self._requests = itertools.count(1)
+        self._observe = observe
         self._typed_turns = TokenBucket(settings.typed_turns_per_s, TYPED_TURN_BURST, res.clock.now())
         self._frames_heard = 0
         self._closed = False
@@ -132,6 +136,7 @@ class SessionActor:
         if self._closed:
             return
         self._closed = True
+        self.timers.close()
         await self.executor.aclose()
         await self.hearing.aclose()
 
@@ -142,8 +147,6 @@ class SessionActor:
                 case _AudioIn():
                     self.hearing.push(item.frame)
                 case _Verdicts():
-                    for timer in self.timers.pop_due():  # checked as audio comes in: every ~100 ms
-                        self._decide(inp.ReminderDue(timer.reminder, item.at))
                     for v in item.verdicts:
                         self._decide(inp.Heard(v.index, v.arrival, v.prob, v.loudness, item.at))
                 case _HearingFailed():
@@ -160,10 +163,16 @@ class SessionActor:
             self.playout.sent.clear()
             group.create_task(self._hear(self.hearing.hear(played)))
 
+    def _timer_due(self, timer: Timer) -> None:
+        self._inbox.put_nowait(inp.ReminderDue(timer.reminder, self._res.clock.now()))
+
     def _decide(self, item: inp.Input) -> None:
         pending: deque[inp.Input] = deque([item])
         while pending:
-            pending.extend(self.executor.carry_out(self.policy.handle(pending.popleft())))
+            actions = self.policy.handle(pending.popleft())
+            if self._observe is not None:
+                self._observe(actions)
+            pending.extend(self.executor.carry_out(actions))
 
     async def _hear(self, batch: Awaitable[list[FrameVerdict]]) -> None:
         try:

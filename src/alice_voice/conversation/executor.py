@@ -35,7 +35,7 @@ class Executor:
         self._res, self._hearing, self._playout, self._port, self._post, self._log = (
             res, hearing, playout, port, post, log)
         settings = res.settings
-        session_tools = SessionTools(res.tools, tool_context, res.metrics, settings.tool_filler_ms / 1000,
+        session_tools = SessionTools(res.tools, tool_context, res.metrics, res.clock, settings.tool_filler_ms / 1000,
                                      settings.log_content) if settings.tools and len(res.tools) else None
         self._tools = ReplyTools(res.agent, res.models.tts, playout, res.compute,
                                  ReplyDeadlines(agent_s=settings.agent_timeout_s, tts_s=settings.tts_timeout_s),

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from alice_voice.clock import Clock
 from alice_voice.conversation.events import ServerEvent, ToolFinished, ToolStarted
 from alice_voice.metrics import Metrics
 from alice_voice.tools import Toolbox, ToolContext, ToolOutcome, ToolSpec
@@ -31,6 +31,7 @@ class SessionTools:
     toolbox: Toolbox
     context: ToolContext
     metrics: Metrics
+    clock: Clock
     filler_after_s: float  # 0: never
     log_content: bool = False
 
@@ -50,7 +51,7 @@ class ReplyToolCalls:
     @property
     def records(self) -> tuple[ToolOutcome, ...]:
         """The calls made so far; one still running counts as cancelled (the reply is being cut)."""
-        now = time.perf_counter()
+        now = self._session.clock.now()
         running = tuple(ToolOutcome(call_id, name, arguments, "cancelled", _CANCELLED, (now - started) * 1000)
                         for call_id, (name, arguments, started) in self._running.items())
         return (*self._done, *running)
@@ -75,13 +76,13 @@ class ReplyToolCalls:
         if spec is not None and not spec.read_only:
             await self._committed.wait()
         self._emit(ToolStarted(call_id=call_id, name=name, arguments=arguments if session.log_content else None))
-        started = time.perf_counter()
+        started = self._session.clock.now()
         self._running[call_id] = (name, arguments, started)
         try:
             outcome = await self._run(call_id, name, arguments)
         except asyncio.CancelledError:
             self._finished(ToolOutcome(call_id, name, arguments, "cancelled", _CANCELLED,
-                                       (time.perf_counter() - started) * 1000))
+                                       (self._session.clock.now() - started) * 1000))
             raise
         self._finished(outcome)
         return outcome
@@ -89,7 +90,7 @@ class ReplyToolCalls:
     async def _run(self, call_id: str, name: str, arguments: str) -> ToolOutcome:
         session = self._session
         async with asyncio.TaskGroup() as group:
-            running = group.create_task(session.toolbox.run(call_id, name, arguments, session.context))
+            running = group.create_task(session.toolbox.run(call_id, name, arguments, session.context, session.clock))
             if session.filler_after_s and not self._filler_said:
                 done, _ = await asyncio.wait({running}, timeout=session.filler_after_s)
                 if not done and not self._filler_said:  # (calls of one round run at once: one filler)

@@ -7,7 +7,8 @@ the model can read: a tool never ends a session. Whether a call may run yet (a s
 conversation's business, not the tools'.
 """
 
-from alice_voice.tools.spec import Tool, ToolContext, ToolError, ToolOutcome, ToolSpec
+from alice_voice.tools.spec import ToolError, ToolOutcome, ToolSpec
+from alice_voice.tools.tool import Tool, ToolContext
 from alice_voice.tools.toolbox import Toolbox
 
 __all__ = ["Tool", "ToolContext", "ToolError", "ToolOutcome", "ToolSpec", "Toolbox"]

@@ -10,8 +10,9 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from alice_voice.tools.spec import Tool, ToolContext, ToolError, ToolSpec
+from alice_voice.tools.spec import ToolError, ToolSpec
 from alice_voice.tools.timers import spoken_duration
+from alice_voice.tools.tool import Tool, ToolContext
 
 BUILTIN_TIMEOUT_S = 2.0
 _MAX_EXPRESSION = 200

@@ -19,7 +19,8 @@ from typing import Any
 import mcp
 import mcp_types
 
-from alice_voice.tools.spec import ToolContext, ToolError, ToolSpec
+from alice_voice.tools.spec import ToolError, ToolSpec
+from alice_voice.tools.tool import ToolContext
 
 log = logging.getLogger(__name__)
 _PROBE_S = 1.0  # after a failed call: is the server still there?

@@ -1,12 +1,9 @@
-"""What a tool is, what it is called with, and what a call comes to."""
+"""What a tool says of itself (its spec), how it refuses, and what a call comes to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:
-    from alice_voice.tools.timers import SessionTimers
+from typing import Any, Literal
 
 NO_ARGUMENTS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -27,25 +24,8 @@ class ToolSpec:
                 "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
 
 
-@dataclass(frozen=True, slots=True)
-class ToolContext:
-    """What a call knows of the session it runs for."""
-
-    session_id: str
-    timers: SessionTimers
-
-
 class ToolError(Exception):
     """A tool's own clear refusal ("no timer called pasta"): its message goes to the model as the result."""
-
-
-class Tool(Protocol):
-    @property
-    def spec(self) -> ToolSpec: ...
-
-    async def call(self, arguments: dict[str, Any], context: ToolContext) -> str:
-        """The result as text for the model; raise `ToolError` for a clear failure."""
-        ...
 
 
 Outcome = Literal["ok", "error", "invalid", "unknown", "timeout", "cancelled"]

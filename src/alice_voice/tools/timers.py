@@ -1,12 +1,15 @@
 """A session's timers: set, listed and cancelled by voice, and due on the session's clock.
 
-The session checks `pop_due` as its inputs arrive and hands a due timer's reminder to the turn policy,
-which says it when the caller is not speaking. Durations are spoken in words ("ten minutes") so any
-synthesizer reads them well.
+A timer that falls due is handed to `on_due` (the session posts its reminder to its turn policy, which
+says it when the caller is not speaking); each timer is one handle on the event loop, cancelled with it
+or when the session closes. Durations are spoken in words ("ten minutes") so any synthesizer reads them
+well.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from num2words import num2words
@@ -63,9 +66,13 @@ def spoken_duration(seconds: int) -> str:
 
 
 class SessionTimers:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, on_due: Callable[[Timer], None]) -> None:
+        """`clock`: the session's (for the time left); `on_due(timer)` is called, on the event loop, when it
+        falls due."""
         self._clock = clock
+        self._on_due = on_due
         self._timers: dict[int, Timer] = {}
+        self._due: dict[int, asyncio.TimerHandle] = {}
         self._next_id = 1
 
     def set(self, seconds: float, label: str = "") -> Timer:
@@ -76,6 +83,7 @@ class SessionTimers:
             raise ToolError(f"there are already {MAX_TIMERS} timers; cancel one first")
         timer = Timer(self._next_id, whole, label.strip(), self._clock.now() + whole)
         self._timers[timer.timer_id] = timer
+        self._due[timer.timer_id] = asyncio.get_running_loop().call_later(whole, self._fall_due, timer.timer_id)
         self._next_id += 1
         return timer
 
@@ -97,11 +105,18 @@ class SessionTimers:
             raise ToolError(f"there is no {what} timer" if what else "there are no timers")
         for timer in hits:
             del self._timers[timer.timer_id]
+            self._due.pop(timer.timer_id).cancel()
         return hits
 
-    def pop_due(self) -> list[Timer]:
-        now = self._clock.now()
-        due = [t for t in self.active() if t.due <= now]
-        for timer in due:
-            del self._timers[timer.timer_id]
-        return due
+    def close(self) -> None:
+        """The session ends: no timer of it falls due any more."""
+        for handle in self._due.values():
+            handle.cancel()
+        self._due.clear()
+        self._timers.clear()
+
+    def _fall_due(self, timer_id: int) -> None:
+        self._due.pop(timer_id, None)
+        timer = self._timers.pop(timer_id, None)
+        if timer is not None:
+            self._on_due(timer)

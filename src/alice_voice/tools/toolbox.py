@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 
+from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.logs import session_logger
-from alice_voice.tools.spec import Outcome, Tool, ToolContext, ToolError, ToolOutcome, ToolSpec
+from alice_voice.tools.spec import Outcome, ToolError, ToolOutcome, ToolSpec
+from alice_voice.tools.tool import Tool, ToolContext
 
 _MAX_RESULT_CHARS = 4000  # what the model reads of a result: a runaway webhook must not fill its context
 
@@ -57,15 +58,16 @@ class Toolbox:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def run(self, call_id: str, name: str, arguments: str, context: ToolContext) -> ToolOutcome:
-        started = time.perf_counter()
+    async def run(self, call_id: str, name: str, arguments: str, context: ToolContext,
+                  clock: Clock = SYSTEM_CLOCK) -> ToolOutcome:
+        started = clock.now()
         log = session_logger(__name__, context.session_id)
 
         def outcome(kind: Outcome, result: str) -> ToolOutcome:
             if kind != "ok":
                 log.warning("tool %s: %s: %s", name, kind, result)
             return ToolOutcome(call_id, name, arguments, kind, result[:_MAX_RESULT_CHARS],
-                               (time.perf_counter() - started) * 1000)
+                               (clock.now() - started) * 1000)
 
         entry = self._entries.get(name)
         if entry is None:

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from alice_voice.tools.spec import ToolContext, ToolError, ToolSpec
+from alice_voice.tools.spec import ToolError, ToolSpec
+from alice_voice.tools.tool import ToolContext
 
 _MAX_BODY = 64 * 1024
 

@@ -13,8 +13,9 @@ from alice_voice.conversation.agents import Message
 from alice_voice.conversation.policy import actions as act
 from fakes.scripted import ScriptedAgent, ScriptedEndOfTurn, ScriptedTts, provider_error
 from support.session_harness import SessionHarness
+from support.virtual_time import VIRTUAL_TIME
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, VIRTUAL_TIME]
 LONG = "Here is a long answer with many words so that it plays for several seconds on end"
 
 
@@ -448,3 +449,19 @@ async def test_a_complete_sentence_ends_as_soon_as_the_model_and_the_words_agree
         timings = s.events("turn.metrics")[0]["timings"]
         # the words were in first (the scripted final is instant): the model's first answer decided
         assert timings["final_after_speech_ms"] < timings["end_of_turn_ms"] <= s.settings.eot_silence_ms + 32 + 20
+
+
+async def test_a_hundred_spoken_exchanges_run_on_virtual_time() -> None:
+    """The whole session, on virtual time: a hundred turns, each heard, ended, answered and played out,
+    ~85 s of conversation in ~0.6 s here. The bound is loose (a slow CI box): it proves that nothing waits
+    in real time."""
+    started, virtual_start = time.perf_counter(), asyncio.get_running_loop().time()
+    async with SessionHarness(tts=ScriptedTts(ms_per_word=50)) as s:
+        for n in range(100):
+            s.say(f"question {n}", 400)
+            s.pause(400)
+            await s.run_until(lambda n=n: len(s.port.turns) > n and s.port.states[-1] == "listening")
+        assert [m.content for m in s.actor.history[-2:]] == ["question 99", "You said question 99."]
+        assert len(s.actor.history) == 40, "trimmed to the last forty messages"
+    elapsed, virtual = time.perf_counter() - started, asyncio.get_running_loop().time() - virtual_start
+    assert virtual > 80 and elapsed < 3.0, f"{virtual:.0f} s of conversation took {elapsed:.2f} s"

@@ -14,8 +14,9 @@ from alice_voice.tools import Toolbox, ToolContext, ToolSpec
 from alice_voice.tools.builtin import BUILTIN
 from fakes.scripted import ScriptedAgent, ScriptedEndOfTurn
 from support.session_harness import SessionHarness
+from support.virtual_time import VIRTUAL_TIME
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, VIRTUAL_TIME]
 LONG = "Here is a long answer with many words so that it plays for several seconds on end"
 
 
@@ -81,7 +82,7 @@ async def test_a_slow_tool_gets_the_filler_once_and_the_answer_follows() -> None
     gate = asyncio.Event()
     slow = Recorder("slow_lookup", read_only=True, gate=gate)
     agent = ScriptedAgent(tool_calls={"check it": [("slow_lookup", "{}"), ("slow_lookup", "{}")]})
-    async with SessionHarness(agent=agent, tools=toolbox(slow), tool_filler_ms=1) as s:
+    async with SessionHarness(agent=agent, tools=toolbox(slow)) as s:  # the filler after TOOL_FILLER_MS, 1 s
         s.say("check it", 500)
         s.pause(1500)
         await s.run_until_event("tts.started")
@@ -97,7 +98,7 @@ async def test_talking_over_a_reply_cancels_its_running_call_and_the_history_say
     gate = asyncio.Event()
     transfer = Recorder("transfer_money", read_only=False, gate=gate)
     agent = ScriptedAgent(replies={"send it": LONG}, tool_calls={"send it": [("transfer_money", "{}")]})
-    async with SessionHarness(agent=agent, tools=toolbox(transfer), tool_filler_ms=1) as s:
+    async with SessionHarness(agent=agent, tools=toolbox(transfer)) as s:
         s.say("send it", 500)
         s.pause(1500)
         await s.run_until_event("tts.started")  # the filler plays while the call hangs
@@ -137,13 +138,12 @@ async def test_a_tool_slower_than_the_agents_deadline_is_not_taken_for_a_silent_
     gate = asyncio.Event()
     slow = Recorder("slow_lookup", read_only=True, gate=gate)
     agent = ScriptedAgent(tool_calls={"check it": [("slow_lookup", "{}")]})
-    async with SessionHarness(agent=agent, tools=toolbox(slow), agent_timeout_s=0.05, tool_filler_ms=0) as s:
+    async with SessionHarness(agent=agent, tools=toolbox(slow), agent_timeout_s=0.5, tool_filler_ms=0) as s:
         s.say("check it", 500)
         s.pause(1500)
         await s.run_until(lambda: bool(slow.calls))
-        # The deadline is real time: the tool answers after six times the agent's deadline has passed.
-        asyncio.get_running_loop().call_later(0.3, gate.set)
-        await asyncio.wait_for(gate.wait(), 5)
+        # The tool answers after six times the agent's deadline (virtual time: no real waiting).
+        asyncio.get_running_loop().call_later(3, gate.set)
         await s.run_until_event("tts.stopped", reason="done")
     assert s.types("error") == []
     assert "".join(e["delta"] for e in s.events("agent.text")) == "slow_lookup done."

@@ -38,8 +38,9 @@ def calls_for(*tools: Gated, committed: bool = True, filler_s: float = 0.0) -> t
     if committed:
         gate.set()
     seen["gate"] = gate
-    session = SessionTools(Toolbox((t, 5.0) for t in tools), ToolContext("s", SessionTimers(MonotonicClock())),
-                           Metrics(), filler_s)
+    timers = SessionTimers(MonotonicClock(), lambda timer: None)
+    session = SessionTools(Toolbox((t, 5.0) for t in tools), ToolContext("s", timers), Metrics(), MonotonicClock(),
+                           filler_s)
 
     def filler() -> None:
         seen["fillers"] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 
 import pytest
@@ -9,14 +10,7 @@ import pytest
 from alice_voice.tools import Toolbox, ToolContext, ToolError
 from alice_voice.tools.builtin import BUILTIN, evaluate
 from alice_voice.tools.timers import SessionTimers, Timer, spoken_duration
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def now(self) -> float:
-        return self.t
+from support.virtual_time import VIRTUAL_TIME, LoopClock
 
 
 @pytest.mark.parametrize(("expression", "value"), [
@@ -47,9 +41,10 @@ def test_durations_are_spoken_in_words() -> None:
 
 
 @pytest.mark.asyncio
+@VIRTUAL_TIME
 async def test_timers_are_set_listed_cancelled_and_fall_due_on_the_sessions_clock() -> None:
-    clock = Clock()
-    timers = SessionTimers(clock)
+    due: list[str] = []
+    timers = SessionTimers(LoopClock(), lambda timer: due.append(timer.reminder))
     toolbox, context = Toolbox((tool, 1.0) for tool in BUILTIN), ToolContext("s", timers)
 
     async def call(name: str, arguments: str = "{}") -> str:
@@ -58,20 +53,22 @@ async def test_timers_are_set_listed_cancelled_and_fall_due_on_the_sessions_cloc
 
     assert await call("set_timer", '{"minutes": 10}') == "A ten-minute timer is set."
     assert await call("set_timer", '{"seconds": 30, "label": "tea"}') == "The tea timer is set for thirty seconds."
-    clock.t += 20
+    await asyncio.sleep(20)
     assert await call("list_timers") == ("The tea timer has ten seconds left. "
                                          "The ten-minute timer has nine minutes and forty seconds left.")
-    assert timers.pop_due() == []
-    clock.t += 10
-    assert [t.reminder for t in timers.pop_due()] == ["Your tea timer is done."]
+    assert due == []
+    await asyncio.sleep(10)
+    assert due == ["Your tea timer is done."]
     assert await call("set_timer", '{"seconds": 90}') == "A timer for one minute and thirty seconds is set."
-    clock.t += 570
+    await asyncio.sleep(89.6)
     assert await call("list_timers") == ("The timer for one minute and thirty seconds has no time left. "
-                                         "The ten-minute timer has no time left.")
+                                         "The ten-minute timer has eight minutes left.")
     assert await call("cancel_timer", '{"minutes": 1.5}') == ("The timer for one minute and thirty seconds "
                                                                "is cancelled.")
     assert await call("cancel_timer", '{"seconds": 30}') == "Error: there is no thirty seconds timer"
     assert await call("cancel_timer", '{"label": "ten-minute"}') == "The ten-minute timer is cancelled."
     assert await call("cancel_timer") == "Error: there are no timers"
+    await asyncio.sleep(600)
+    assert due == ["Your tea timer is done."], "a cancelled timer never falls due"
     assert (await call("set_timer", "{}")).startswith("Error: invalid arguments")
     assert await call("set_timer", '{"hours": 30}') == "Error: a timer must run between one second and 24 hours"

@@ -19,7 +19,7 @@ from alice_voice.tools.timers import SessionTimers
 from support.local_services import free_port, wait_port
 
 pytestmark = pytest.mark.asyncio
-CONTEXT = ToolContext("session-3", SessionTimers(MonotonicClock()))
+CONTEXT = ToolContext("session-3", SessionTimers(MonotonicClock(), lambda timer: None))
 TESTS = Path(__file__).resolve().parents[2]
 
 

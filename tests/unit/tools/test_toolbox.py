@@ -11,7 +11,7 @@ from alice_voice.clock import MonotonicClock
 from alice_voice.tools import Toolbox, ToolContext, ToolError, ToolSpec
 from alice_voice.tools.timers import SessionTimers
 
-CONTEXT = ToolContext("session-1", SessionTimers(MonotonicClock()))
+CONTEXT = ToolContext("session-1", SessionTimers(MonotonicClock(), lambda timer: None))
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}, "required": ["n"],
           "additionalProperties": False}
 

@@ -22,7 +22,7 @@ from alice_voice.tools.timers import SessionTimers
 from fakes.local_server import LocalServer
 from support.local_services import free_port
 
-CONTEXT = ToolContext("session-7", SessionTimers(MonotonicClock()))
+CONTEXT = ToolContext("session-7", SessionTimers(MonotonicClock(), lambda timer: None))
 
 
 class Backend:

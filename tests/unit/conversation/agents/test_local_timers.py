@@ -14,13 +14,7 @@ from alice_voice.metrics import Metrics
 from alice_voice.tools import Toolbox, ToolContext
 from alice_voice.tools.builtin import BUILTIN
 from alice_voice.tools.timers import SessionTimers
-
-
-class Clock:
-    t = 0.0
-
-    def now(self) -> float:
-        return self.t
+from support.virtual_time import VIRTUAL_TIME, LoopClock
 
 
 @pytest.mark.parametrize(("heard", "call"), [
@@ -41,19 +35,20 @@ def test_timer_requests_are_read_into_tool_calls(heard: str, call: TimerCall | N
 
 
 @pytest.mark.asyncio
+@VIRTUAL_TIME
 async def test_the_offline_agent_sets_lists_and_cancels_timers_through_the_tools() -> None:
-    clock, agent = Clock(), LocalAgent()
-    timers = SessionTimers(clock)
+    clock, agent = LoopClock(), LocalAgent()
+    timers = SessionTimers(clock, lambda timer: None)
     committed = asyncio.Event()
     committed.set()
-    session = SessionTools(Toolbox((t, 1.0) for t in BUILTIN), ToolContext("s", timers), Metrics(), 0)
+    session = SessionTools(Toolbox((t, 1.0) for t in BUILTIN), ToolContext("s", timers), Metrics(), clock, 0)
     tools = ReplyToolCalls(session, committed, lambda _: None, lambda: None)
 
     async def ask(text: str) -> str:
         return "".join([d async for d in agent.respond([], text, tools)])
 
     assert await ask("Set a timer for ten minutes.") == "Okay. A ten-minute timer is set."
-    clock.t = 60
+    await asyncio.sleep(60)
     assert await ask("How long is left on my timer?") == "The ten-minute timer has nine minutes left."
     assert await ask("Cancel the timer.") == "The ten-minute timer is cancelled."
     assert await ask("Cancel the timer.") == "Sorry, there are no timers."

@@ -49,12 +49,13 @@ class Turn:
 
     def __init__(self) -> None:
         self.events: list[ServerEvent] = []
-        self.timers = SessionTimers(MonotonicClock())
+        self.timers = SessionTimers(MonotonicClock(), lambda timer: None)
         self.metrics = Metrics()
         committed = asyncio.Event()
         committed.set()
         session = SessionTools(Toolbox((tool, BUILTIN_TIMEOUT_S) for tool in BUILTIN),
-                               ToolContext("session-1", self.timers), self.metrics, filler_after_s=0)
+                               ToolContext("session-1", self.timers), self.metrics, MonotonicClock(),
+                               filler_after_s=0)
         self.tools = ReplyToolCalls(session, committed, self.events.append, lambda: None)
 
 
