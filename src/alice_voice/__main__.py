@@ -30,9 +30,11 @@ def main() -> None:
     configure_from_environment()  # traces: off unless the OTEL_* variables ask for them
     from alice_voice.api.app import create_app
     from alice_voice.api.server import DrainingServer, server_config
+    from alice_voice.transport.ice import pin_host_addresses
 
+    pin_host_addresses(settings.ice_host_addresses)  # once, for the process (aioice's host candidates)
     app = create_app(settings)
-    DrainingServer(server_config(app, settings), app.state.gateway).run()
+    DrainingServer(server_config(app, settings), app.state.gateway, app.state.parts.drain).run()
 
 
 def check_config(settings: Settings) -> None:

@@ -180,10 +180,10 @@ async def test_a_transport_failure_while_answering_is_a_503_and_leaves_nothing(
         tone_gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
     from alice_voice.transport.peer import Peer
 
-    async def broken(self: Peer, offer_sdp: str) -> str:
+    async def broken(self: Peer) -> None:
         raise OSError("no UDP port available")
 
-    monkeypatch.setattr(Peer, "answer", broken)  # the gateway's side only; the client is aiortc's own
+    monkeypatch.setattr(Peer, "connect", broken)  # the gateway's side only; the client is aiortc's own
     client = RtcClient(tone_gateway.url, mode="tone")
     with pytest.raises(httpx.HTTPStatusError) as info:
         await client.connect()

@@ -59,7 +59,7 @@ async def test_an_admin_drain_refuses_new_sessions_and_lets_live_calls_finish() 
         await caller.close()  # the caller hangs up: the drain is over
         async with asyncio.timeout(10):
             await live.ended.wait()
-        assert not running.gateway.sessions and running.gateway.draining
+        assert not running.gateway.sessions and running.drain.draining
 
 
 async def test_sigterm_drains_then_exits_and_a_call_past_the_limit_is_told() -> None:
@@ -150,9 +150,9 @@ async def test_a_second_drain_waits_for_the_first_on_its_own_deadline() -> None:
         caller = RtcClient(running.url, mode="tone")
         await caller.connect()
         try:
-            running.gateway.start_draining(0.5)
+            running.drain.start(0.5)
             started = asyncio.get_running_loop().time()
-            left = await asyncio.wait_for(running.gateway.drain(), 10)  # the default limit is 300 s
+            left = await asyncio.wait_for(running.drain(), 10)  # the default limit is 300 s
             assert left == 1 and asyncio.get_running_loop().time() - started < 3
         finally:
             await caller.close()

@@ -7,6 +7,7 @@ the immediate buffer hands each Opus packet on at once. This fails if the delay 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -36,7 +37,8 @@ async def one_way_delays(mode: str) -> list[float]:
                     loud_seen.set()
             was_loud[0] = loud
 
-        live.transport._deliver = record  # observe the inbound audio exactly where the conversation gets it
+        # observe the inbound audio exactly where the conversation gets it
+        live.transport._wiring = dataclasses.replace(live.transport._wiring, deliver_audio=record)
         click = np.full(960, 12000, dtype=np.int16)
         sent_from = len(client.mic.sent_speech)
         for _ in range(20):

@@ -39,7 +39,7 @@ async def test_ten_sessions_all_hear_the_tone_then_nothing_is_left() -> None:
             await asyncio.gather(*(live.ended.wait() for live in lives))
         assert not gateway.sessions
         assert len(gateway.store) == 0  # type: ignore[arg-type]
-        assert all(not live.tasks for live in lives)
+        assert all(live.runner is not None and live.runner.done() for live in lives)
         assert live_peer_connections() == []
         assert len(asyncio.all_tasks()) <= baseline_tasks
         assert gateway.metrics.active_sessions._value.get() == 0

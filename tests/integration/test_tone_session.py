@@ -66,7 +66,7 @@ async def test_client_close_ends_the_session(tone_gateway: RunningGateway) -> No
     async with asyncio.timeout(10):
         await live.ended.wait()
     assert client.session_id not in gateway.sessions
-    assert live.transport.pc.connectionState == "closed" and not live.tasks
+    assert live.transport.pc.connectionState == "closed" and live.runner is not None and live.runner.done()
 
 
 @pytest.mark.asyncio

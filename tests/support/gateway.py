@@ -18,7 +18,8 @@ from fastapi import FastAPI
 from alice_voice.api.app import create_app
 from alice_voice.api.server import DrainingServer, server_config
 from alice_voice.config import Settings
-from alice_voice.gateway import Gateway
+from alice_voice.gateway import Drain, Gateway
+from alice_voice.transport.ice import pin_host_addresses
 from support.local_services import free_port
 
 
@@ -40,13 +41,19 @@ class RunningGateway:
         gateway: Gateway = self.app.state.gateway
         return gateway
 
+    @property
+    def drain(self) -> Drain:
+        drain: Drain = self.app.state.parts.drain
+        return drain
+
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, **app_kwargs: Any) -> AsyncIterator[RunningGateway]:
     """A real uvicorn server in this event loop, on 127.0.0.1, configured as `python -m alice_voice` is."""
+    pin_host_addresses(settings.ice_host_addresses)  # as `python -m alice_voice` does at start-up
     app = create_app(settings, **app_kwargs)
     server = DrainingServer(server_config(app, settings.model_copy(update={"host": "127.0.0.1"})),
-                            app.state.gateway)
+                            app.state.gateway, app.state.parts.drain)
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(10):

@@ -18,20 +18,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from alice_voice import __version__
 from alice_voice.api import sockets
 from alice_voice.api.limits import BodyGuard, error_body
+from alice_voice.api.parts import Parts
 from alice_voice.api.routes import router
 from alice_voice.api.static_files import STATIC_DIR
 from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.compute import available_cores
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError, BadRequest, InvalidBody, MethodNotAllowed, NotFound
-from alice_voice.gateway import AgentRuntime, ConversationFactory, Gateway
+from alice_voice.gateway import (
+    AgentRuntime,
+    ConversationFactory,
+    Drain,
+    Gateway,
+    Housekeeping,
+    SessionControl,
+    Transports,
+)
 from alice_voice.metrics import Metrics
 from alice_voice.state.control import control_bus
 from alice_voice.state.redis_store import RedisStore
 from alice_voice.state.store import MemoryStore, SessionStore
-from alice_voice.transport.ice import pin_host_addresses
 
 log = logging.getLogger("alice_voice.api")
+_CLOSE_S = 2.0
 
 
 _DESCRIPTION = """Real-time voice-agent gateway: WebRTC or WebSocket in, VAD -> ASR -> agent -> TTS, the same
@@ -61,12 +70,13 @@ def _json_error(exc: AliceError, details: list[dict[str, str]] | None = None) ->
 
 def create_app(settings: Settings, *, store: SessionStore | None = None, clock: Clock = SYSTEM_CLOCK,
                agent_factory: ConversationFactory | None = None) -> FastAPI:
-    pin_host_addresses(settings.ice_host_addresses)
     metrics = Metrics()
     runtime = AgentRuntime(settings, metrics, clock)
     gateway = Gateway(settings, store if store is not None else build_store(settings), metrics, clock=clock,
-                      control=control_bus(str(settings.redis_url) if settings.redis_url else None),
                       agent_factory=agent_factory or runtime.new_conversation)
+    parts = Parts(settings, gateway, Drain(gateway), Housekeeping(gateway),
+                  SessionControl(gateway, control_bus(str(settings.redis_url) if settings.redis_url else None)),
+                  runtime, Transports(settings, clock, metrics))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,11 +84,12 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
         runtime.compute.add_observer(gateway.admission.observe_job)
         if settings.preload_models:
             runtime.start_loading()
-        await gateway.start()
+        await parts.housekeeping.start()
+        await parts.control.start()
         try:
             yield
         finally:
-            await gateway.aclose()
+            await _stop(parts)
             runtime.compute.remove_observer(gateway.admission.observe_job)
             await runtime.aclose()
 
@@ -86,7 +97,8 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
     # to http://127.0.0.1:8080/...); the telephony webhook answers with and without the slash instead.
     app = FastAPI(title="Alice Voice", version=__version__, lifespan=lifespan, description=_DESCRIPTION,
                   redirect_slashes=False)
-    app.state.gateway = gateway
+    app.state.parts = parts
+    app.state.gateway = gateway  # (tests and benchmarks reach the sessions here)
     app.state.runtime = runtime
     app.state.settings = settings
     app.include_router(router)
@@ -95,6 +107,19 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
     return app
+
+
+async def _stop(parts: Parts) -> None:
+    """End every session, then stop the background work, the control bus and the store, each bounded."""
+    await parts.gateway.close_sessions("shutdown")
+    await parts.drain.aclose()
+    await parts.housekeeping.aclose()
+    for name, closing in (("control bus", parts.control.aclose()), ("session store", parts.gateway.store.aclose())):
+        try:
+            async with asyncio.timeout(_CLOSE_S):
+                await closing
+        except TimeoutError:
+            log.warning("the %s did not close within %.0f s", name, _CLOSE_S)
 
 
 _codec_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()

@@ -28,7 +28,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from alice_voice.api.limits import error_body
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError, RequestTimeout, ShuttingDown
-from alice_voice.gateway import Gateway
+from alice_voice.gateway import Drain, Gateway
 
 WS_MAX_MESSAGE_BYTES = 256 * 1024  # a second of 48 kHz PCM is 96 kB; a Media Streams message ~11 kB
 
@@ -110,9 +110,9 @@ class _ReadDeadline(HttpToolsProtocol):
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
+    def __init__(self, config: uvicorn.Config, gateway: Gateway, drain: Drain) -> None:
         super().__init__(config)
-        self._gateway = gateway
+        self._gateway, self._drain_sessions = gateway, drain
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain: asyncio.Task[None] | None = None
 
@@ -136,7 +136,7 @@ class DrainingServer(uvicorn.Server):
 
     async def _drain_then_exit(self) -> None:
         try:
-            await self._gateway.drain()  # the admin endpoint's drain, if one runs: on its deadline
+            await self._drain_sessions()  # the admin endpoint's drain, if one runs: on its deadline
         finally:
             self.should_exit = True
 

@@ -14,11 +14,11 @@ from xml.etree import ElementTree
 from fastapi import APIRouter, Query, Request, Response, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from alice_voice.api.parts import Parts
 from alice_voice.api.schemas import ErrorResponse
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError, Forbidden, InvalidMessage
 from alice_voice.gateway import Gateway
-from alice_voice.gateway.live_session import LiveSession
 from alice_voice.transport import twilio_signature
 from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect, close_code, close_reason
 from alice_voice.transport.pcm_dialect import PcmDialect
@@ -85,7 +85,7 @@ async def twilio_stream(ws: WebSocket) -> None:
     try:
         _verify(settings, ws.headers.get("x-twilio-signature"), _public(settings, ws.url), None)
         start = await read_start(ws, settings.twilio_start_timeout_s, log.info)
-        await _claim_ticket(ws.app.state.gateway, settings, start)
+        await _claim_ticket(ws.app.state.parts.gateway, settings, start)
     except WebSocketDisconnect:
         return
     except AliceError as exc:  # forged, replayed, malformed or silent: 1008 (1013 if the store is away)
@@ -110,10 +110,9 @@ async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart
 
 async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: Dialect,
                  mode: Literal["agent", "tone"] | None) -> None:
-    gateway: Gateway = ws.app.state.gateway
-    live: LiveSession | None = None
+    parts: Parts = ws.app.state.parts
     try:
-        live, _ = await gateway.open_socket(kind, dialect, ws, mode)
+        live, _, _ = await parts.gateway.open(lambda: parts.transports.socket(ws, dialect, kind), mode)
     except AliceError as exc:  # refused (1013: at capacity, shutting down) or failed (1011), with the reason
         if ws.application_state is WebSocketState.CONNECTED:  # (a session begun has closed it already)
             await ws.close(close_code(exc), close_reason(exc.message))

@@ -60,7 +60,7 @@ class LiveSession:
     conversation: Conversation
     log: SessionLogger
     answered_at: float
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    runner: asyncio.Task[None] | None = None  # the session's own task group, once it runs
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     recorded: bool = False  # its record was created (housekeeping leaves offers in flight alone)
     closing: bool = False

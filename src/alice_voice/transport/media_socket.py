@@ -22,14 +22,15 @@ from typing import Any, Protocol
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from alice_voice.audio.frames import SPEECH_RATE, WEBRTC_RATE, Framer, Pcm, PcmFrame
+from alice_voice.audio.frames import SPEECH_RATE, WEBRTC_RATE, Framer, Pcm
 from alice_voice.audio.playout import FrameSource
 from alice_voice.audio.resample import SteadyResampler
 from alice_voice.clock import Clock, wall_ms
-from alice_voice.errors import InvalidMessage
-from alice_voice.logs import SessionLogger
+from alice_voice.errors import AliceError, InvalidMessage, ShuttingDown
+from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.rate_limit import TokenBucket
+from alice_voice.transport.session_transport import SessionWiring, TransportKind
 
 FRAME_S = 0.02
 MAX_BAD_MESSAGES = 20
@@ -43,6 +44,7 @@ GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 INTERNAL_ERROR = 1011
+_SOCKET_LOG = session_logger("alice_voice.socket", "-")  # until the socket has its session
 
 
 def close_code(error: InvalidMessage | Exception) -> int:
@@ -101,18 +103,15 @@ class Dialect(Protocol):
 
 
 class SocketEvents:
-    """The session's events, written in the socket's dialect; queued until the socket is open."""
+    """The session's events, written in the socket's dialect; queued until the socket sends them."""
 
-    def __init__(self, log: SessionLogger) -> None:
-        self._log = log
+    def __init__(self, dialect: Dialect) -> None:
         self.outbox: asyncio.Queue[Outbound] = asyncio.Queue()
         self.on_message: Callable[[str | bytes], None] = lambda message: None
-        self.dialect: Dialect | None = None
+        self._dialect = dialect
 
     def send(self, event: dict[str, Any]) -> None:
-        if self.dialect is None:
-            raise RuntimeError("the socket's dialect is not set")
-        for message in self.dialect.event(event):
+        for message in self._dialect.event(event):
             self.outbox.put_nowait(message)
 
     async def drain(self, timeout_s: float = 1.0) -> None:
@@ -123,15 +122,15 @@ class SocketEvents:
 
 
 class MediaSocket:
-    """One session's WebSocket (a `SessionTransport`)."""
+    """One session's WebSocket (a `SessionTransport`), accepted, in its `kind` of dialect."""
 
-    def __init__(self, ws: WebSocket, dialect: Dialect, events: SocketEvents, *, source: FrameSource,
-                 deliver_audio: Callable[[PcmFrame], None], clock: Clock, log: SessionLogger,
-                 metrics: Metrics, quiet_timeout_s: float = 5.0) -> None:
-        self._ws, self._dialect, self._events = ws, dialect, events
-        events.dialect = dialect
-        self._source, self._deliver, self._clock, self._log, self._metrics = (
-            source, deliver_audio, clock, log, metrics)
+    def __init__(self, ws: WebSocket, dialect: Dialect, kind: TransportKind, *, clock: Clock, metrics: Metrics,
+                 quiet_timeout_s: float = 5.0) -> None:
+        self._ws, self._dialect, self.kind = ws, dialect, kind
+        self._events = SocketEvents(dialect)
+        self._clock, self._metrics = clock, metrics
+        self._wiring: SessionWiring | None = None
+        self._log = _SOCKET_LOG
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_reason = ""
@@ -145,7 +144,6 @@ class MediaSocket:
         self._audio = TokenBucket(AUDIO_SPEED, AUDIO_BURST_S, now)  # in seconds of audio
         self._close: tuple[int, str] = (1000, "session ended")
         self._playable = asyncio.Event()
-        source.on_playable = self._playable.set
         self._tasks: set[asyncio.Task[None]] = set()
         self._quiet_timeout_s = quiet_timeout_s
 
@@ -153,18 +151,26 @@ class MediaSocket:
     def events(self) -> SocketEvents:
         return self._events
 
-    def start(self) -> None:
+    def attach(self, wiring: SessionWiring) -> None:
+        self._wiring, self._log = wiring, wiring.log
+        wiring.source.on_playable = self._playable.set
         if self._dialect.confirms_playback:
-            self._source.confirm_played(0)  # (what was heard is what is confirmed from the first frame on)
+            wiring.source.confirm_played(0)  # (what was heard is what is confirmed from the first frame on)
+
+    async def connect(self) -> None:
+        if self._wiring is None:
+            raise RuntimeError("attach() the socket to its session first")
         self.connected.set()
-        for coro in (self._read(), self._pace(), self._send_events()):
+        for coro in (self._read(), self._pace(self._wiring.source), self._send_events()):
             task = asyncio.ensure_future(coro)
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
 
-    def close_with(self, code: int, reason: str) -> None:
-        """The close frame `close()` will send (a refusal's code and reason)."""
-        self._close = (code, close_reason(reason))
+    def refuse(self, error: AliceError) -> None:
+        """The close frame `close()` will send: the refusal's code and reason (a live session closed by a
+        shutdown is going away, 1001; one refused before it began may try again later, 1013)."""
+        code = GOING_AWAY if isinstance(error, ShuttingDown) and self.connected.is_set() else close_code(error)
+        self._close = (code, close_reason(error.message))
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -214,8 +220,8 @@ class MediaSocket:
                     self._events.on_message(item.raw)
                 case StreamStopped():
                     self._end(item.reason)
-                case MarkPlayed():
-                    self._source.confirm_played(item.frames)
+                case MarkPlayed() if self._wiring is not None:
+                    self._wiring.source.confirm_played(item.frames)
 
     def _hear(self, pcm: Pcm) -> None:
         now = self._clock.now()
@@ -225,20 +231,21 @@ class MediaSocket:
         pcm16k = self._in.convert(pcm) if self._in is not None else pcm
         frames = self._framer.push(np.asarray(pcm16k, dtype=np.int16), now)
         self._metrics.audio_frames.labels(stage="received").inc(len(frames))
-        for frame in frames:
-            self._deliver(frame)
+        if self._wiring is not None:
+            for frame in frames:
+                self._wiring.deliver_audio(frame)
 
     def _refuse(self, reason: str) -> None:
-        self.close_with(POLICY_VIOLATION, reason)
+        self._close = (POLICY_VIOLATION, close_reason(reason))
         self._end(f"refused: {reason}")
 
     # ---------- out ----------
-    async def _pace(self) -> None:
+    async def _pace(self, source: FrameSource) -> None:
         loop = asyncio.get_running_loop()
         start, sent = loop.time(), 0
         while True:
             self._playable.clear()  # before the frame is taken: a wake-up during the send is kept
-            frame = self._source.next_frame(self._clock.now())
+            frame = source.next_frame(self._clock.now())
             pcm = self._out.convert(frame) if self._out is not None else frame
             for message in self._dialect.audio(np.asarray(pcm, dtype=np.int16)):
                 if not await self._send(message):

@@ -18,22 +18,23 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnec
 from aiortc.mediastreams import MediaStreamTrack
 
 from alice_voice.audio.frames import PcmFrame
-from alice_voice.audio.playout import FrameSource
 from alice_voice.clock import Clock
-from alice_voice.errors import InvalidSdp
-from alice_voice.logs import SessionLogger
+from alice_voice.errors import AliceError, InvalidSdp
+from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.transport import jitter
+from alice_voice.transport.session_transport import SessionWiring, TransportKind
 from alice_voice.transport.tracks import PacedAudioTrack, read_inbound
 
 _CLOSE_DEADLINE_S = 3.0
+_PEER_LOG = session_logger("alice_voice.peer", "-")  # until the peer has its session
 
 
 class EventChannel:
     """JSON events over the client's `events` DataChannel; events sent before it opens wait, in order."""
 
-    def __init__(self, log: SessionLogger) -> None:
-        self._log = log
+    def __init__(self) -> None:
+        self.log: SessionLogger = _PEER_LOG
         self._channel: RTCDataChannel | None = None
         self._pending: list[str] = []
         self.on_message: Callable[[str | bytes], None] = lambda message: None
@@ -78,7 +79,7 @@ class EventChannel:
         try:
             self._channel.send(text)
         except Exception as exc:  # the transport closed under us; the session is ending anyway
-            self._log.debug("event not sent: %s", exc)
+            self.log.debug("event not sent: %s", exc)
 
 
 def ice_servers(urls: list[str], username: str | None, credential: str | None) -> list[RTCIceServer]:
@@ -92,22 +93,26 @@ def ice_servers(urls: list[str], username: str | None, credential: str | None) -
 
 
 class Peer:
-    """The session's RTCPeerConnection and the tasks that read from it."""
+    """The session's RTCPeerConnection and the tasks that read from it (a `SessionTransport`); `answer`
+    is its SDP answer to `offer_sdp`, once connected."""
 
-    def __init__(self, *, ice_servers: list[RTCIceServer], jitter_mode: jitter.JitterMode, clock: Clock,
-                 events: EventChannel, source: FrameSource, deliver_audio: Callable[[PcmFrame], None],
-                 log: SessionLogger, metrics: Metrics, peer_timeout_s: float, connect_timeout_s: float) -> None:
+    kind: TransportKind = "webrtc"
+
+    def __init__(self, offer_sdp: str, *, ice_servers: list[RTCIceServer], jitter_mode: jitter.JitterMode,
+                 clock: Clock, metrics: Metrics, peer_timeout_s: float, connect_timeout_s: float) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
-        self.events = events
-        self.outbound = PacedAudioTrack(source, clock)
+        self.events = EventChannel()
+        self.answer = ""
         self.connected = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_reason = ""
+        self._offer_sdp = offer_sdp
         self._clock = clock
-        self._deliver = deliver_audio
+        self._wiring: SessionWiring | None = None
+        self._outbound: PacedAudioTrack | None = None
         self._metrics = metrics
         self._jitter_mode = jitter_mode
-        self._log = log
+        self._log: SessionLogger = _PEER_LOG
         self._peer_timeout_s = peer_timeout_s
         self.last_media: float | None = None
         self._connect_timeout_s = connect_timeout_s
@@ -116,10 +121,20 @@ class Peer:
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the client's offer and return our answer SDP (non-trickle: candidates included)."""
+    def attach(self, wiring: SessionWiring) -> None:
+        self._wiring, self._log = wiring, wiring.log
+        self.events.log = wiring.log
+        self._outbound = PacedAudioTrack(wiring.source, self._clock)
+
+    def refuse(self, error: AliceError) -> None:
+        """(A refused offer is told by its HTTP answer.)"""
+
+    async def connect(self) -> None:
+        """Apply the client's offer and make our answer SDP (non-trickle: candidates included)."""
+        if self._outbound is None:
+            raise RuntimeError("attach() the peer to its session first")
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self._offer_sdp, type="offer"))
         except Exception as exc:  # aiortc raises assorted types on malformed SDP
             raise InvalidSdp(f"malformed SDP offer: {exc or type(exc).__name__}") from None
         audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
@@ -127,16 +142,17 @@ class Peer:
             raise InvalidSdp("the offer has no audio m-line")
         for transceiver in audio:
             jitter.install(transceiver.receiver, self._jitter_mode, on_lost=self._count_lost)
-        self.pc.addTrack(self.outbound)
+        self.pc.addTrack(self._outbound)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._watch())
-        return str(self.pc.localDescription.sdp)
+        self.answer = str(self.pc.localDescription.sdp)
 
     async def close(self) -> None:
         """Stop the tasks and the connection, bounded in time; safe to call twice."""
         for task in list(self._tasks):
             task.cancel()
-        self.outbound.stop()
+        if self._outbound is not None:
+            self._outbound.stop()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_DEADLINE_S):
                 await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -166,7 +182,8 @@ class Peer:
     def _stamp_and_deliver(self, frame: PcmFrame) -> None:
         self.last_media = frame.arrival
         self._metrics.audio_frames.labels(stage="received").inc(round(frame.duration_s * 50))
-        self._deliver(frame)
+        if self._wiring is not None:
+            self._wiring.deliver_audio(frame)
 
     def _count_lost(self, frames: int) -> None:
         self._metrics.audio_frames.labels(stage="lost").inc(frames)
