@@ -44,7 +44,9 @@ USER 10001:10001
 WORKDIR /home/alice
 # Proof that the image is self-contained: every embedded model loads with no network at all.
 RUN --network=none python -c "from alice_voice.config import Settings; from alice_voice.speech.registry import load_all; \
-print([load_all(Settings(asr=asr, tts=tts)).status for asr, tts in [('whisper', 'hibari'), ('sphinx', 'piper'), ('whisper', 'espeak')]])"
+from alice_voice.compute import InferenceScheduler, default_lanes; compute = InferenceScheduler(default_lanes(1)); \
+print([load_all(Settings(asr=asr, tts=tts), compute).status for asr, tts in [('whisper', 'hibari'), ('sphinx', 'piper'), ('whisper', 'espeak')]]); \
+compute.close()"
 EXPOSE 8080
 # urllib rather than curl: the slim image has no curl, and the check must not add packages.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \

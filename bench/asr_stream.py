@@ -34,6 +34,7 @@ from alice_voice.config import Settings
 from alice_voice.speech.protocols import StreamingAsr
 from alice_voice.speech.sphinx_asr import SphinxAsr
 from alice_voice.speech.whisper_asr import WhisperAsr
+from support.engines import shared_compute
 
 FRAME = 320  # 20 ms at 16 kHz
 ONSET_RMS = 328.0  # -40 dBFS
@@ -108,9 +109,9 @@ def load(provider: str, sessions: int) -> WhisperAsr | SphinxAsr:
     settings = Settings(max_sessions=max(sessions, 1))
     if provider == "whisper":
         from alice_voice.speech import whisper_asr
-        return whisper_asr.load(settings)
+        return whisper_asr.load(settings, shared_compute())
     from alice_voice.speech import sphinx_asr
-    return sphinx_asr.load(settings)
+    return sphinx_asr.load(settings, shared_compute())
 
 
 async def bench_provider(provider: str, voices: list[str], texts: list[str], sessions: int) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def main() -> None:
     from alice_voice.transport.ice import pin_host_addresses
 
     pin_host_addresses(settings.ice_host_addresses)  # once, for the process (aioice's host candidates)
-    app = create_app(settings)
+    app = create_app(settings, freeze_heap=True)
     DrainingServer(server_config(app, settings), app.state.gateway, app.state.parts.drain).run()
 
 

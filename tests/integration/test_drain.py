@@ -4,6 +4,7 @@ go on to their end, then the process exits; past DRAIN_LIMIT_S the callers left 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import threading
 from typing import Any
@@ -11,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from alice_voice.gateway import AgentRuntime
 from conftest import make_settings, poll_until
+from support.engines import shared_engines
 from support.gateway import gateway_process, serve
 from support.rtc_client import RtcClient
 from support.socket_clients import PcmClient, opened
@@ -159,15 +160,21 @@ async def test_a_second_drain_waits_for_the_first_on_its_own_deadline() -> None:
 
 
 async def test_health_says_starting_until_the_models_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    loaded = threading.Event()
-    load = AgentRuntime._load
+    settings = make_settings(default_mode="agent", preload_models=True)
+    engines, loaded = shared_engines(settings), threading.Event()
+    load = engines.load
 
-    def held_load(runtime: AgentRuntime) -> Any:  # the models take as long as the test says (a cold node)
-        loaded.wait(30)
-        return load(runtime)
+    def held_load() -> concurrent.futures.Future[Any]:  # the models take as long as the test says (a cold node)
+        held: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-    monkeypatch.setattr(AgentRuntime, "_load", held_load)
-    async with serve(make_settings(default_mode="agent", preload_models=True)) as running, \
+        def later() -> None:
+            loaded.wait(30)
+            held.set_result(load().result())
+        threading.Thread(target=later, daemon=True).start()
+        return held
+
+    monkeypatch.setattr(engines, "load", held_load)
+    async with serve(settings) as running, \
             httpx.AsyncClient(base_url=running.url) as http:
         early = await http.get("/health")
         loaded.set()

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from alice_voice.compute import InferenceScheduler, Priority, shared_scheduler
+from alice_voice.compute import InferenceScheduler, Priority
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech import espeak_tts, hibari_tts, piper_tts
 from alice_voice.speech.protocols import PcmChunk
 from alice_voice.speech.sentence_tts import synthesize_sentences
 from fakes.scripted import InlineCompute
+from support.engines import shared_compute
 
 pytestmark = pytest.mark.models
 
@@ -32,9 +33,9 @@ REPLY = " ".join(SENTENCES)
 
 @pytest.fixture(scope="module")
 def engines() -> Iterator[dict[str, Any]]:
-    settings = Settings()
-    yield {"hibari": hibari_tts.load(settings), "piper": piper_tts.load(settings),
-           "espeak": espeak_tts.load(settings)}
+    settings, compute = Settings(), shared_compute()
+    yield {"hibari": hibari_tts.load(settings, compute), "piper": piper_tts.load(settings, compute),
+           "espeak": espeak_tts.load(settings, compute)}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ async def test_hibari_loads_and_speaks_without_touching_the_network(monkeypatch:
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    tts = hibari_tts.load(Settings())
+    tts = hibari_tts.load(Settings(), shared_compute())
     chunks = [chunk async for chunk in tts.synthesize("Good morning Alice.")]
     assert rms(np.concatenate([c.samples for c in chunks])) > 1000
 
@@ -179,11 +180,11 @@ async def test_hibari_is_deterministic_and_safe_to_share_between_sessions(engine
 
 def test_voices_that_are_not_installed_fail_at_load() -> None:
     with pytest.raises(ProviderError, match="only 'heart'"):
-        hibari_tts.load(Settings(tts_voice="emma"))
+        hibari_tts.load(Settings(tts_voice="emma"), shared_compute())
     with pytest.raises(ProviderError, match="only 'joe'"):
-        piper_tts.load(Settings(tts_voice="en_US-amy-medium"))
+        piper_tts.load(Settings(tts_voice="en_US-amy-medium"), shared_compute())
     with pytest.raises(ProviderError, match="voice does not exist"):
-        espeak_tts.load(Settings(tts_voice="nosuchvoice"))  # "no-x" would be Norwegian
+        espeak_tts.load(Settings(tts_voice="nosuchvoice"), shared_compute())  # "no-x" would be Norwegian
 
 
 async def wait_idle(scheduler: InferenceScheduler) -> None:
@@ -206,8 +207,9 @@ async def wait_idle(scheduler: InferenceScheduler) -> None:
 
 @pytest.mark.parametrize("name", ["hibari", "piper"])
 @pytest.mark.asyncio
-async def test_loaded_engines_synthesize_on_the_shared_scheduler(name: str, engines: dict[str, Any]) -> None:
-    scheduler = shared_scheduler()
+async def test_loaded_engines_synthesize_on_the_scheduler_they_were_given(name: str,
+                                                                            engines: dict[str, Any]) -> None:
+    scheduler = shared_compute()
     await wait_idle(scheduler)
     seen: list[Priority] = []
     all_seen = threading.Event()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from alice_voice.compute import Priority, shared_scheduler
+from alice_voice.compute import Priority
 from alice_voice.config import Settings
 from alice_voice.speech import sphinx_asr
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
@@ -27,6 +27,7 @@ from support.asr_harness import (
     transcribe,
     transcribe_after_a_partial,
 )
+from support.engines import shared_compute
 
 pytestmark = pytest.mark.models
 
@@ -35,13 +36,13 @@ POOL = 2
 
 @pytest.fixture(scope="module")
 def asr() -> Iterator[sphinx_asr.SphinxAsr]:
-    yield sphinx_asr.load(Settings(max_sessions=POOL))
+    yield sphinx_asr.load(Settings(max_sessions=POOL), shared_compute())
 
 
 def test_load_fills_the_pool_once(asr: sphinx_asr.SphinxAsr) -> None:
     assert asr.name == "pocketsphinx"
     assert asr.pool.size == POOL
-    assert asr.compute is shared_scheduler()
+    assert asr.compute is shared_compute(), "the scheduler it was given"
     assert asr.timing.partial_interval == Settings().asr_partial_interval_ms * 16
     assert asr.timing.final_timeout_s == Settings().asr_timeout_s
 

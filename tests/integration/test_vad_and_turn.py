@@ -36,6 +36,7 @@ from alice_voice.speech import silero_vad, smart_turn
 from alice_voice.speech.silero_vad import FRAME_SAMPLES, SileroVad
 from alice_voice.speech.smart_turn import SmartTurn, window
 from speech_fixtures import PROMPTS, VOICES, silence, synth
+from support.engines import shared_compute
 
 pytestmark = pytest.mark.models
 
@@ -47,12 +48,12 @@ QUIET = 200  # int16 amplitude under which synthesized audio is silent
 
 @pytest.fixture(scope="module")
 def vad() -> SileroVad:
-    return silero_vad.load(Settings())
+    return silero_vad.load(Settings(), shared_compute())
 
 
 @pytest.fixture(scope="module")
 def turn_model() -> SmartTurn:
-    return smart_turn.load(Settings())
+    return smart_turn.load(Settings(), shared_compute())
 
 
 def trim(pcm: Pcm) -> Pcm:

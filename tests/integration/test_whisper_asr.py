@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from alice_voice.audio.frames import Pcm
-from alice_voice.compute import InferenceScheduler, Lane, Priority, shared_scheduler
+from alice_voice.compute import InferenceScheduler, Lane, Priority
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech import whisper_asr
@@ -32,6 +32,7 @@ from support.asr_harness import (
     transcribe,
     transcribe_after_a_partial,
 )
+from support.engines import shared_compute
 
 pytestmark = pytest.mark.models
 
@@ -50,7 +51,7 @@ def corpus_wer(pairs: list[tuple[str, str]]) -> float:
 
 @pytest.fixture(scope="module")
 def loaded() -> whisper_asr.WhisperAsr:
-    return whisper_asr.load(Settings())
+    return whisper_asr.load(Settings(), shared_compute())
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_load_names_the_model_and_builds_an_engine_for_finals_and_one_for_partia
     assert loaded.name == "whisper-tiny.en"
     assert loaded.timing.partial_interval == Settings().asr_partial_interval_ms * 16
     assert loaded.timing.final_timeout_s == Settings().asr_timeout_s
-    assert loaded.compute is shared_scheduler()
+    assert loaded.compute is shared_compute(), "the scheduler it was given"
     assert isinstance(loaded.engine, whisper_asr.WhisperEngine)
     assert isinstance(loaded.partial_engine, whisper_asr.WhisperEngine)
     assert loaded.partial_engine is not loaded.engine

@@ -20,6 +20,7 @@ from alice_voice.api.server import DrainingServer, server_config
 from alice_voice.config import Settings
 from alice_voice.gateway import Drain, Gateway
 from alice_voice.transport.ice import pin_host_addresses
+from support.engines import shared_engines
 from support.local_services import free_port
 
 
@@ -49,9 +50,10 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, **app_kwargs: Any) -> AsyncIterator[RunningGateway]:
-    """A real uvicorn server in this event loop, on 127.0.0.1, configured as `python -m alice_voice` is."""
+    """A real uvicorn server in this event loop, on 127.0.0.1, configured as `python -m alice_voice` is (its
+    models shared with the other gateways of this run: support/engines.py)."""
     pin_host_addresses(settings.ice_host_addresses)  # as `python -m alice_voice` does at start-up
-    app = create_app(settings, **app_kwargs)
+    app = create_app(settings, **{"engines": shared_engines(settings), **app_kwargs})
     server = DrainingServer(server_config(app, settings.model_copy(update={"host": "127.0.0.1"})),
                             app.state.gateway, app.state.parts.drain)
     task = asyncio.create_task(server.serve())

@@ -32,6 +32,7 @@ from alice_voice.gateway import (
     Gateway,
     Housekeeping,
     SessionControl,
+    SpeechEngines,
     Transports,
 )
 from alice_voice.metrics import Metrics
@@ -69,9 +70,12 @@ def _json_error(exc: AliceError, details: list[dict[str, str]] | None = None) ->
 
 
 def create_app(settings: Settings, *, store: SessionStore | None = None, clock: Clock = SYSTEM_CLOCK,
-               agent_factory: ConversationFactory | None = None) -> FastAPI:
+               agent_factory: ConversationFactory | None = None, engines: SpeechEngines | None = None,
+               freeze_heap: bool = False) -> FastAPI:
+    """`engines`: loaded models to share (tests); by default the app's runtime loads and owns its own.
+    `freeze_heap`: the process's entry point asks for it (see AgentRuntime)."""
     metrics = Metrics()
-    runtime = AgentRuntime(settings, metrics, clock)
+    runtime = AgentRuntime(settings, metrics, clock, engines=engines, freeze_heap=freeze_heap)
     gateway = Gateway(settings, store if store is not None else build_store(settings), metrics, clock=clock,
                       agent_factory=agent_factory or runtime.new_conversation)
     parts = Parts(settings, gateway, Drain(gateway), Housekeeping(gateway),

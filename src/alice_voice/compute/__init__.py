@@ -7,8 +7,7 @@ from alice_voice.compute.scheduler import (
     SchedulerClosed,
     Superseded,
     available_cores,
-    shared_scheduler,
 )
 
 __all__ = ["InferenceScheduler", "JobRunner", "Lane", "Priority", "SchedulerClosed", "Superseded",
-           "available_cores", "default_lanes", "shared_scheduler"]
+           "available_cores", "default_lanes"]

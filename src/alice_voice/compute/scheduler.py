@@ -1,4 +1,4 @@
-"""The one process-wide owner of the CPU: every model call of every session runs through it.
+"""The owner of the CPU: every model call of every session of a runtime runs through its scheduler.
 
 Callers submit a blocking callable with a `Priority`; worker threads in lanes (see `priority.py`) take the
 highest-priority job they serve. Work that is out of date is withdrawn before it runs:
@@ -14,7 +14,6 @@ Every job's queue wait and run time go to the observers (the gateway's metrics a
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import logging
@@ -27,7 +26,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from alice_voice.compute.priority import Lane, Priority, default_lanes
+from alice_voice.compute.priority import Lane, Priority
 
 T = TypeVar("T")
 JobObserver = Callable[[Priority, float, float], None]
@@ -229,25 +228,9 @@ def _set_thread_nice(nice: int) -> None:
         _log.warning("could not set the priority of %s to %d: %s", threading.current_thread().name, nice, exc)
 
 
-_shared: InferenceScheduler | None = None
-_shared_lock = threading.Lock()
-
-
 def available_cores() -> int:
     """CPUs this process may run on (its affinity mask, which container CPU sets restrict)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
-
-
-def shared_scheduler(cores: int | None = None) -> InferenceScheduler:
-    """The process-wide scheduler; the first call sizes it (`cores`: default, the available CPUs)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = InferenceScheduler(default_lanes(cores or available_cores()))
-            # Join the workers before the interpreter tears down: a worker dropping the last reference to a
-            # model (CTranslate2's destructor releases the GIL) during finalization aborts the process.
-            atexit.register(_shared.close)
-        return _shared

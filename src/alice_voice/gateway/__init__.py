@@ -2,6 +2,7 @@
 housekeeping and control, and the process-wide runtime of models."""
 
 from alice_voice.gateway.drain import Drain
+from alice_voice.gateway.engines import SpeechEngines
 from alice_voice.gateway.housekeeping import Housekeeping
 from alice_voice.gateway.live_session import LiveSession
 from alice_voice.gateway.runtime import AgentRuntime
@@ -10,4 +11,4 @@ from alice_voice.gateway.sessions import ConversationFactory, Gateway
 from alice_voice.gateway.transports import Transports
 
 __all__ = ["AgentRuntime", "ConversationFactory", "Drain", "Gateway", "Housekeeping", "LiveSession", "SessionControl",
-           "Transports"]
+           "SpeechEngines", "Transports"]

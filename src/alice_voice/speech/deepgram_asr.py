@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus, WebSocketException
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderAuthError, ProviderError, ProviderTimeout
 from alice_voice.speech.deepgram_results import RATE, ResultTracker, parse_result
@@ -290,7 +291,7 @@ def _close_message(exc: ConnectionClosed) -> str:
     return f"the server closed the stream (code {exc.rcvd.code}: {reason})"
 
 
-def load(settings: Settings) -> DeepgramAsr:
+def load(settings: Settings, compute: InferenceScheduler | None = None) -> DeepgramAsr:
     key = settings.deepgram_api_key
     if key is None or not key.get_secret_value():
         raise ProviderAuthError(NAME, _MISSING_KEY)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import httpx
 
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderAuthError
 from alice_voice.speech.http_pcm import PcmEndpoint, stream_pcm
@@ -62,7 +63,7 @@ class ElevenLabsTts:
         await self._client.aclose()
 
 
-def load(settings: Settings) -> ElevenLabsTts:
+def load(settings: Settings, compute: InferenceScheduler | None = None) -> ElevenLabsTts:
     if settings.elevenlabs_api_key is None:
         raise ProviderAuthError(NAME, _MISSING_KEY)
     return ElevenLabsTts(base_url=settings.elevenlabs_base_url,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError, ProviderTimeout
 from alice_voice.speech.protocols import PcmChunk
@@ -81,7 +82,7 @@ def _failure(returncode: int | None, stderr: bytes) -> str:
     return f"exit status {returncode}: {reason[0] if reason else 'no message'}"
 
 
-def load(settings: Settings) -> EspeakTts:
+def load(settings: Settings, compute: InferenceScheduler | None = None) -> EspeakTts:
     tts = EspeakTts(voice=settings.tts_voice or "en-us", timeout_s=settings.tts_timeout_s)
     tts.warm()
     return tts

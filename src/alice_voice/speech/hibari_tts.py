@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from alice_voice.audio.frames import Pcm, to_int16
-from alice_voice.compute import JobRunner, shared_scheduler
+from alice_voice.compute import InferenceScheduler, JobRunner
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech.protocols import PcmChunk
@@ -65,9 +65,9 @@ class HibariTts:
         return pieces
 
 
-def load(settings: Settings) -> HibariTts:
+def load(settings: Settings, compute: InferenceScheduler) -> HibariTts:
     if settings.tts_voice not in (None, VOICE):
         raise ProviderError(NAME, f"voice {settings.tts_voice!r} is not bundled; only {VOICE!r} is offline")
-    tts = HibariTts(shared_scheduler(settings.compute_threads or None))
+    tts = HibariTts(compute)
     tts.warm()
     return tts

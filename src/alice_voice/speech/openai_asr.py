@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderAuthError, ProviderError, ProviderTimeout
 from alice_voice.speech.protocols import Transcript
@@ -213,7 +214,7 @@ def _error_message(response: httpx.Response) -> str:
     return response.text.strip()[:200] or "no error message"
 
 
-def load(settings: Settings) -> OpenAiAsr:
+def load(settings: Settings, compute: InferenceScheduler | None = None) -> OpenAiAsr:
     key = settings.openai_api_key
     if key is None or not key.get_secret_value():
         raise ProviderAuthError(NAME, _MISSING_KEY)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderAuthError
 from alice_voice.speech.http_pcm import PcmEndpoint, stream_pcm
@@ -58,7 +59,7 @@ class OpenAiTts:
         await self._client.aclose()
 
 
-def load(settings: Settings) -> OpenAiTts:
+def load(settings: Settings, compute: InferenceScheduler | None = None) -> OpenAiTts:
     if settings.openai_api_key is None:
         raise ProviderAuthError(NAME, _MISSING_KEY)
     return OpenAiTts(base_url=settings.openai_base_url, api_key=settings.openai_api_key.get_secret_value(),

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from alice_voice.audio.frames import Pcm
-from alice_voice.compute import JobRunner, shared_scheduler
+from alice_voice.compute import InferenceScheduler, JobRunner
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech.protocols import PcmChunk
@@ -66,9 +66,9 @@ class PiperTts:
         return [chunk.audio_int16_array for chunk in chunks]
 
 
-def load(settings: Settings) -> PiperTts:
+def load(settings: Settings, compute: InferenceScheduler) -> PiperTts:
     if settings.tts_voice not in VOICES:
         raise ProviderError(NAME, f"voice {settings.tts_voice!r} is not installed; only 'joe' is")
-    tts = PiperTts(shared_scheduler(settings.compute_threads or None))
+    tts = PiperTts(compute)
     tts.warm()
     return tts

@@ -1,17 +1,19 @@
-"""Provider name -> loaded model. Each model is loaded and warmed once per process, off the event loop.
+"""Provider name -> loaded model, off the event loop.
 
-Every provider module exposes `load(settings) -> <protocol>`; only this module imports them, so the
-pipeline never knows which provider it runs.
+Every provider module exposes `load(settings, compute) -> <protocol>` (`compute`: the scheduler its model
+work runs on); only this module imports them, so the pipeline never knows which provider it runs. The
+loaded models belong to whoever loaded them (the runtime): there is no cache here, so two runtimes in one
+process (two tenants, or tests) never silently share one's models or scheduler.
 """
 
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 from alice_voice.speech.protocols import EndOfTurnModel, StreamingAsr, StreamingTts, VadModel
 
@@ -21,39 +23,30 @@ _TTS = {"hibari": "hibari_tts", "piper": "piper_tts", "espeak": "espeak_tts", "o
 _VAD = {"silero": "silero_vad"}
 _EOT = {"smart_turn": "smart_turn", "silence": None}
 
-_cache: dict[tuple[str, str], Any] = {}
-_lock = threading.Lock()
+def _load(modules: Mapping[str, str | None], name: str, settings: Settings, compute: InferenceScheduler) -> Any:
+    module_name = modules[name]
+    if module_name is None:
+        return None
+    module = importlib.import_module(f"alice_voice.speech.{module_name}")
+    loader: Callable[[Settings, InferenceScheduler], Any] = module.load
+    return loader(settings, compute)
 
 
-def _load(kind: str, modules: Mapping[str, str | None], name: str, settings: Settings) -> Any:
-    key = (kind, name)
-    with _lock:
-        if key not in _cache:
-            module_name = modules[name]
-            if module_name is None:
-                _cache[key] = None
-            else:
-                module = importlib.import_module(f"alice_voice.speech.{module_name}")
-                loader: Callable[[Settings], Any] = module.load
-                _cache[key] = loader(settings)
-        return _cache[key]
+def load_vad(settings: Settings, compute: InferenceScheduler) -> VadModel:
+    return _load(_VAD, settings.vad, settings, compute)  # type: ignore[no-any-return]
 
 
-def load_vad(settings: Settings) -> VadModel:
-    return _load("vad", _VAD, settings.vad, settings)  # type: ignore[no-any-return]
+def load_asr(settings: Settings, compute: InferenceScheduler) -> StreamingAsr:
+    return _load(_ASR, settings.asr, settings, compute)  # type: ignore[no-any-return]
 
 
-def load_asr(settings: Settings) -> StreamingAsr:
-    return _load("asr", _ASR, settings.asr, settings)  # type: ignore[no-any-return]
+def load_tts(settings: Settings, compute: InferenceScheduler) -> StreamingTts:
+    return _load(_TTS, settings.tts, settings, compute)  # type: ignore[no-any-return]
 
 
-def load_tts(settings: Settings) -> StreamingTts:
-    return _load("tts", _TTS, settings.tts, settings)  # type: ignore[no-any-return]
-
-
-def load_end_of_turn(settings: Settings) -> EndOfTurnModel | None:
+def load_end_of_turn(settings: Settings, compute: InferenceScheduler) -> EndOfTurnModel | None:
     """None means silence-only end of turn."""
-    return _load("eot", _EOT, settings.end_of_turn, settings)  # type: ignore[no-any-return]
+    return _load(_EOT, settings.end_of_turn, settings, compute)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -67,9 +60,10 @@ class SpeechModels:
     status: dict[str, str] = field(default_factory=dict)
 
 
-def load_all(settings: Settings) -> SpeechModels:
-    models = SpeechModels(vad=load_vad(settings), asr=load_asr(settings), tts=load_tts(settings),
-                          end_of_turn=load_end_of_turn(settings))
+def load_all(settings: Settings, compute: InferenceScheduler) -> SpeechModels:
+    """Every model the settings name, loaded and warmed (blocking: seconds; call it off the event loop)."""
+    models = SpeechModels(vad=load_vad(settings, compute), asr=load_asr(settings, compute),
+                          tts=load_tts(settings, compute), end_of_turn=load_end_of_turn(settings, compute))
     models.status = {"vad": models.vad.name, "asr": models.asr.name, "tts": models.tts.name,
                      "end_of_turn": models.end_of_turn.name if models.end_of_turn else "silence"}
     return models

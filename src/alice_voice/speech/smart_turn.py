@@ -21,6 +21,7 @@ import onnxruntime as ort
 from faster_whisper.feature_extractor import FeatureExtractor
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 
@@ -96,7 +97,7 @@ class SmartTurn:
         self.prob_complete(np.zeros(SAMPLE_RATE, dtype=np.int16))
 
 
-def load(settings: Settings) -> SmartTurn:
+def load(settings: Settings, compute: InferenceScheduler | None = None) -> SmartTurn:
     del settings  # nothing configurable yet: one thread, the bundled model
     model = SmartTurn()
     model.warm()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from alice_voice.audio.frames import SPEECH_RATE, Pcm, rms
-from alice_voice.compute import JobRunner, Priority, Superseded, shared_scheduler
+from alice_voice.compute import InferenceScheduler, JobRunner, Priority, Superseded
 from alice_voice.config import Settings
 from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming, partial_pressure
 
@@ -205,8 +205,8 @@ class SphinxAsr:
         return SphinxStream(self)
 
 
-def load(settings: Settings) -> SphinxAsr:
+def load(settings: Settings, compute: InferenceScheduler) -> SphinxAsr:
     """One warmed decoder per possible session (about 95 MB and 0.3-0.7 s each), once per process."""
     pool = DecoderPool([new_slot() for _ in range(settings.max_sessions)])
-    return SphinxAsr(pool, shared_scheduler(settings.compute_threads or None),
+    return SphinxAsr(pool, compute,
                      partial_interval_ms=settings.asr_partial_interval_ms, timeout_s=settings.asr_timeout_s)

