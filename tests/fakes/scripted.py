@@ -224,6 +224,33 @@ class ScriptedTts:
         yield PcmChunk(np.full(samples, 3000, np.int16), self.rate, text)
 
 
+SOUND_FRAME = np.full(960, 1000, np.int16)
+_FRAME_48K = 960
+
+
+class ScriptedFrames:
+    """A frame source for a pacer: silence until `sound` is set (`play` also says it is playable); then
+    that frame."""
+
+    def __init__(self) -> None:
+        self.sound: Pcm | None = None
+        self.playable = asyncio.Event()
+        self.fail = False
+
+    def next_frame(self, sent_at: float) -> Pcm:
+        if self.fail:
+            raise RuntimeError("a defect in the source")
+        return self.sound if self.sound is not None else np.zeros(_FRAME_48K, np.int16)
+
+    def confirm_played(self, frames: int) -> None:
+        return None
+
+    def play(self, sound: Pcm = SOUND_FRAME) -> None:
+        self.sound = sound
+        self.playable.set()
+
+
+
 def provider_error(message: str = "scripted failure") -> ProviderError:
     return ProviderError("scripted", message)
 

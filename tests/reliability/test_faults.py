@@ -386,9 +386,8 @@ async def test_health_and_refusals_say_the_tools_are_starting_while_an_mcp_serve
     settings = make_settings(default_mode="agent", preload_models=True, tools_file=str(tools), offer_timeout_s=1)
     async with serve(settings) as running, \
             httpx.AsyncClient(base_url=running.url) as http:
-        runtime = running.app.state.runtime
-        assert runtime._task is not None
-        await asyncio.wait_for(asyncio.shield(runtime._task), 120)  # the speech models are in; the tools are not
+        await asyncio.wait_for(asyncio.wrap_future(running.app.state.runtime.engines.load()), 120)
+        # the speech models are in; the tools are not
         health = await http.get("/health")
         assert health.status_code == 503 and health.json()["status"] == "starting"
         assert health.json()["models"] == {"state": "loading", "waiting_for": "the MCP servers 'stuck'"}

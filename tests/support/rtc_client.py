@@ -43,6 +43,10 @@ class MicSource:
         self.echo_noise_rms = 0.0
         self._echo: deque[Pcm] = deque()
         self._rng = np.random.default_rng(7)
+        self.playable = asyncio.Event()  # (a microphone is never idle: it sends silence on its own tick)
+
+    def confirm_played(self, frames: int) -> None:
+        """(Nothing to take back: what a microphone sent was said.)"""
 
     def loop_back(self, delay_ms: int, gain: float, noise_rms: float = 0.0) -> None:
         self.echo_gain, self.echo_noise_rms = gain, noise_rms

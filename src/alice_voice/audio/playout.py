@@ -19,6 +19,7 @@ caller stopped hearing it, not from where the far end's buffer was.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +31,13 @@ from alice_voice.audio.frames import WEBRTC_FRAME_SAMPLES, WEBRTC_RATE, Pcm, emp
 
 
 class FrameSource(Protocol):
-    """What the outbound track pulls from, once per 20 ms tick; `sent_at`: when the frame leaves.
+    """What a transport's pacer pulls from, once per 20 ms tick; `sent_at`: when the frame leaves.
 
-    `on_playable` is the track's to set: the source calls it when sound becomes ready while it has been
-    giving silence, so that an idle track sends it at once instead of at its next tick.
+    `playable` is set when sound becomes ready while the source has been giving silence, so that an idle
+    pacer sends it at once instead of at its next tick (the pacer clears it).
     """
 
-    on_playable: Callable[[], None]
+    playable: asyncio.Event
 
     def next_frame(self, sent_at: float) -> Pcm: ...
 
@@ -106,8 +107,9 @@ class Reply:
 class Playout:
     """Queue of 48 kHz 20 ms frames. One reply at a time; silence when there is nothing to say."""
 
-    def __init__(self, buffer_ms: int = 60, frame_samples: int = WEBRTC_FRAME_SAMPLES,
-                 rate: int = WEBRTC_RATE) -> None:
+    def __init__(self, buffer_ms: int = 60, frame_samples: int = WEBRTC_FRAME_SAMPLES, rate: int = WEBRTC_RATE,
+                 on_mark: Callable[[Mark], None] = lambda mark: None) -> None:
+        """`on_mark`: where the marks go (the session's inbox): called from the pacer's tick, it only queues."""
         self._n = frame_samples
         self._min_start = int(rate * buffer_ms / 1000)
         self._frames: deque[Pcm] = deque()
@@ -115,8 +117,8 @@ class Playout:
         self._silence = np.zeros(frame_samples, dtype=np.int16)
         self.reply: Reply | None = None
         self.finished: Reply | None = None  # the last reply played out (its mark may not be read yet)
-        self.on_mark: Callable[[Mark], None] = lambda mark: None
-        self.on_playable: Callable[[], None] = lambda: None
+        self.on_mark = on_mark
+        self.playable = asyncio.Event()
         self.sent: deque[tuple[float, Pcm]] = deque(maxlen=SENT_KEPT)
         self._cut: Reply | None = None
         self._paused = False
@@ -188,7 +190,7 @@ class Playout:
     def _announce_if_playable(self) -> None:
         reply = self.reply
         if reply is not None and not reply.started and not reply.held and not self._paused and self._ready(reply):
-            self.on_playable()
+            self.playable.set()
 
     def flush(self) -> Reply | None:
         """Drop every frame not yet sent; returns the reply that was cut (None if idle)."""
@@ -268,7 +270,7 @@ class ToneSource:
 
     def __init__(self, next_tone_frame: Callable[[], Pcm]) -> None:
         self._next = next_tone_frame
-        self.on_playable: Callable[[], None] = lambda: None  # the tone never waits to start
+        self.playable = asyncio.Event()  # (never set: the tone never waits to start)
         self._silence = np.zeros(WEBRTC_FRAME_SAMPLES, dtype=np.int16)
         self.playing = True
 

@@ -65,8 +65,7 @@ class SessionActor:
         settings = res.settings
         self._res, self._port, self._log = res, port, log
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
-        self.playout = Playout(buffer_ms=settings.playout_buffer_ms)
-        self.playout.on_mark = self._inbox.put_nowait
+        self.playout = Playout(buffer_ms=settings.playout_buffer_ms, on_mark=self._inbox.put_nowait)
         echo = EchoGuard(EchoGuardConfig(settings.echo_max_delay_ms, settings.echo_residual_ratio)) \
             if settings.echo_guard else None
         self.hearing = Hearing(res.models.vad.stream(), echo, res.compute)

@@ -55,15 +55,18 @@ class Housekeeping:
             gateway.metrics.headroom_sessions.set(admission.verdict(len(gateway.sessions)).headroom)
 
     async def _refresh_records(self) -> None:
-        """Rewrite every live session's record, refreshing its TTL; a record the store lost (Redis
-        restarted without persistence, or was unreachable past the TTL) is written again."""
-        gateway = self._gateway
+        """Every TTL/3, rewrite every live session's record, refreshing its TTL; a record the store lost
+        (Redis restarted without persistence, or was unreachable past the TTL) is written again."""
         while True:
-            await asyncio.sleep(max(0.05, gateway.settings.session_ttl_s / 3))
-            try:
-                for live in list(gateway.sessions.values()):
-                    if live.recorded and not live.closing:
-                        await gateway.store.update(live.record, gateway.settings.session_ttl_s)
-            except AliceError:
-                pass  # the store is away: check_store says so
+            await asyncio.sleep(max(0.05, self._gateway.settings.session_ttl_s / 3))
+            await self._write_records()  # (a call of its own: this loop's frame holds no session between ticks)
             await self.check_store()
+
+    async def _write_records(self) -> None:
+        gateway = self._gateway
+        try:
+            for live in list(gateway.sessions.values()):
+                if live.recorded and not live.closing:
+                    await gateway.store.update(live.record, gateway.settings.session_ttl_s)
+        except AliceError:
+            pass  # the store is away: check_store says so

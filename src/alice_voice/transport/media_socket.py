@@ -23,6 +23,7 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from alice_voice.audio.frames import SPEECH_RATE, WEBRTC_RATE, Framer, Pcm
+from alice_voice.audio.pacer import FramePacer
 from alice_voice.audio.playout import FrameSource
 from alice_voice.audio.resample import SteadyResampler
 from alice_voice.clock import Clock, wall_ms
@@ -39,7 +40,6 @@ MESSAGE_BURST = 500  # what may queue up while a session opens (up to OFFER_TIME
 AUDIO_SPEED = 1.5  # audio may come at most this much faster than real time, after a burst of:
 AUDIO_BURST_S = 10.0
 _CLOSE_S = 3.0
-_RESYNC_S = 0.2  # a pacer this far behind (a slow client, a stalled loop) starts its timeline again
 GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
@@ -143,7 +143,6 @@ class MediaSocket:
         self._messages = TokenBucket(MAX_MESSAGES_PER_S, MESSAGE_BURST, now)
         self._audio = TokenBucket(AUDIO_SPEED, AUDIO_BURST_S, now)  # in seconds of audio
         self._close: tuple[int, str] = (1000, "session ended")
-        self._playable = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._quiet_timeout_s = quiet_timeout_s
 
@@ -153,7 +152,6 @@ class MediaSocket:
 
     def attach(self, wiring: SessionWiring) -> None:
         self._wiring, self._log = wiring, wiring.log
-        wiring.source.on_playable = self._playable.set
         if self._dialect.confirms_playback:
             wiring.source.confirm_played(0)  # (what was heard is what is confirmed from the first frame on)
 
@@ -241,28 +239,13 @@ class MediaSocket:
 
     # ---------- out ----------
     async def _pace(self, source: FrameSource) -> None:
-        loop = asyncio.get_running_loop()
-        start, sent = loop.time(), 0
+        pacer = FramePacer(source, self._clock)
         while True:
-            self._playable.clear()  # before the frame is taken: a wake-up during the send is kept
-            frame = source.next_frame(self._clock.now())
+            frame = await pacer.next_frame()
             pcm = self._out.convert(frame) if self._out is not None else frame
             for message in self._dialect.audio(np.asarray(pcm, dtype=np.int16)):
                 if not await self._send(message):
                     return
-            sent += 1
-            delay = start + sent * FRAME_S - loop.time()
-            if delay < -_RESYNC_S:  # far behind: going on from now beats sending stale audio back to back
-                start, delay = loop.time() - sent * FRAME_S, 0.0
-            if delay <= 0:
-                await asyncio.sleep(0)  # never a loop that does not yield
-            elif not frame.any():  # idle: sound that becomes playable goes out at once, not at the next tick
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._playable.wait()
-                        start = loop.time() - sent * FRAME_S  # the timeline restarts from now
-            else:
-                await asyncio.sleep(delay)
 
     async def _send_events(self) -> None:
         outbox = self._events.outbox

@@ -60,9 +60,8 @@ def test_reply_waits_for_the_jitter_buffer_then_plays_in_order_and_finishes() ->
 
 
 def test_marks_carry_the_send_time_passed_in() -> None:
-    playout = Playout(buffer_ms=40)
     marks: list[Mark] = []
-    playout.on_mark = marks.append
+    playout = Playout(buffer_ms=40, on_mark=marks.append)
     playout.begin(4)
     playout.push(4, pcm(40, 7), "Hi there")
     playout.end(4)
@@ -231,27 +230,32 @@ def test_text_of_an_empty_push_goes_with_the_next_audio() -> None:
     assert reply.segments[0].text == "Hello"
 
 
-def test_it_says_when_a_reply_becomes_playable_so_an_idle_track_need_not_wait_a_tick() -> None:
-    playout, calls = Playout(buffer_ms=60), []
-    playout.on_playable = lambda: calls.append(len(calls))
+def test_it_says_when_a_reply_becomes_playable_so_an_idle_pacer_need_not_wait_a_tick() -> None:
+    playout = Playout(buffer_ms=60)
+
+    def announced() -> bool:  # as the pacer reads it: each time it is read, it is cleared
+        said = playout.playable.is_set()
+        playout.playable.clear()
+        return said
+
     playout.begin(1)
     playout.push(1, pcm(40), "Hel")
-    assert calls == []  # 40 ms < the 60 ms to queue first
+    assert not announced()  # 40 ms < the 60 ms to queue first
     playout.push(1, pcm(40), "lo")
-    assert len(calls) == 1
+    assert announced()
     playout.begin(2, held=True)
     playout.push(2, pcm(100), "held")
-    assert len(calls) == 1, "a held reply is not playable"
+    assert not announced(), "a held reply is not playable"
     playout.release(2)
-    assert len(calls) == 2
+    assert announced()
     wire = Wire(playout)
     wire.next()  # it started: later audio is not news
     playout.push(2, pcm(100), "more")
-    assert len(calls) == 2
+    assert not announced()
     playout.begin(3)
     playout.push(3, pcm(20), "short")
     playout.end(3)  # all of it is there, short as it is
-    assert len(calls) == 3
+    assert announced()
 
 
 def test_a_pause_and_resume_within_one_tick_report_no_silence() -> None:
