@@ -60,7 +60,6 @@ import numpy as np
 import soxr
 
 from alice_voice.audio.frames import Pcm
-from alice_voice.conversation.hearing import SUB_BLOCKS
 from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
     Endpointing,
@@ -72,6 +71,7 @@ from alice_voice.conversation.policy.endpointing import (
     TurnEnded,
 )
 from alice_voice.conversation.policy.words import sounds_unfinished
+from alice_voice.conversation.session.hearing import SUB_BLOCKS
 from alice_voice.speech.silero_vad import FRAME_SAMPLES, SileroVad
 from alice_voice.speech.smart_turn import SmartTurn
 from alice_voice.speech.whisper_asr import WhisperEngine

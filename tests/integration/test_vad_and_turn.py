@@ -17,7 +17,6 @@ import pytest
 
 from alice_voice.audio.frames import Pcm
 from alice_voice.config import Settings
-from alice_voice.conversation.hearing import SUB_BLOCKS
 from alice_voice.conversation.policy import PolicyConfig
 from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
@@ -31,6 +30,7 @@ from alice_voice.conversation.policy.endpointing import (
     TurnEnded,
 )
 from alice_voice.conversation.policy.words import sounds_unfinished
+from alice_voice.conversation.session.hearing import SUB_BLOCKS
 from alice_voice.errors import ProviderError
 from alice_voice.speech import silero_vad, smart_turn
 from alice_voice.speech.silero_vad import FRAME_SAMPLES, SileroVad

@@ -23,10 +23,10 @@ import numpy as np
 
 from alice_voice.audio.frames import Pcm, PcmFrame
 from alice_voice.config import Settings
-from alice_voice.conversation.actor import SessionActor
 from alice_voice.conversation.events import ServerEvent
 from alice_voice.conversation.policy import actions as act
-from alice_voice.conversation.session import Resources
+from alice_voice.conversation.session.actor import SessionActor
+from alice_voice.conversation.session.ports import Resources
 from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels

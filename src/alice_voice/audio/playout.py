@@ -23,11 +23,14 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from alice_voice.audio.frames import WEBRTC_FRAME_SAMPLES, WEBRTC_RATE, Pcm, empty_pcm
+from alice_voice.audio.marks import Mark
+
+__all__ = ["FrameSource", "Mark", "Playout", "Reply", "Segment", "ToneSource"]
 
 
 class FrameSource(Protocol):
@@ -44,17 +47,6 @@ class FrameSource(Protocol):
     def confirm_played(self, frames: int) -> None:
         """The far end has played the first `frames` frames this source handed out."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """A point the outbound audio reached: a reply's first frame sent, the first silent frame after a
-    pause or a cut, or the reply played out (`started`: whether any of it was sent)."""
-
-    reply_id: int
-    kind: Literal["first_frame", "silenced", "finished"]
-    started: bool
-    at: float
 
 
 SENT_KEPT = 50  # frames (1 s) of what was sent, for the echo guard

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alice_voice.conversation.events import ErrorEvent, ServerEvent
-from alice_voice.conversation.session import Conversation
+from alice_voice.conversation.session.ports import Conversation
 from alice_voice.logs import SessionLogger
 from alice_voice.metrics import Metrics
 from alice_voice.state.store import SessionRecord

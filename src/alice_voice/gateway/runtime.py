@@ -16,9 +16,9 @@ import logging
 from alice_voice.clock import Clock
 from alice_voice.compute import InferenceScheduler, Priority
 from alice_voice.config import Settings
-from alice_voice.conversation.actor import SessionActor
 from alice_voice.conversation.agents import Agent, load_agent
-from alice_voice.conversation.session import Conversation, Resources, SessionPort
+from alice_voice.conversation.session.actor import SessionActor
+from alice_voice.conversation.session.ports import Conversation, Resources, SessionPort
 from alice_voice.errors import ModelsUnavailable
 from alice_voice.gateway.engines import SpeechEngines
 from alice_voice.logs import SessionLogger

@@ -26,8 +26,8 @@ from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.compute import available_cores
 from alice_voice.config import Settings
 from alice_voice.conversation.events import ErrorEvent, SessionReady, StopTtsMessage, parse_client_message
-from alice_voice.conversation.session import Conversation, SessionPort
-from alice_voice.conversation.tone import ToneConversation
+from alice_voice.conversation.session.ports import Conversation, SessionPort
+from alice_voice.conversation.session.tone import ToneConversation
 from alice_voice.errors import AliceError, AtCapacity, ShuttingDown, TransportUnavailable
 from alice_voice.gateway.admission import Admission
 from alice_voice.gateway.live_session import LiveSession, RecordingPort, RecordWriter

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from alice_voice.config import Settings
+from alice_voice.conversation.messages import Message
 from alice_voice.tools import ToolOutcome, ToolSpec
 
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """`tool_calls`: what the assistant did before saying `content` (kept even when nothing was heard)."""
-
-    role: Literal["user", "assistant"]
-    content: str
-    tool_calls: tuple[ToolOutcome, ...] = ()
+__all__ = ["Agent", "Message", "NoTools", "TurnTools", "load_agent"]
 
 
 class TurnTools(Protocol):

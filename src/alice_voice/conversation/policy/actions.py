@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from alice_voice.conversation.agents import Message
 from alice_voice.conversation.events import ServerEvent
+from alice_voice.conversation.messages import Message
 from alice_voice.errors import AliceError
 
 CutReason = Literal["barge_in", "stop_request", "error", "rejoin", "speech_resumed", "superseded"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from alice_voice.conversation.agents import Message
+from alice_voice.conversation.messages import Message
 
 Place = int | None
 """After the message with this id (None: before every message)."""

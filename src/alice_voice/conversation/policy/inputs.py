@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from alice_voice.audio.playout import Mark as PlayoutMark
+from alice_voice.audio.marks import Mark as PlayoutMark
 from alice_voice.errors import AliceError
-from alice_voice.tools import ToolOutcome
+from alice_voice.tools.spec import ToolOutcome
 
 __all__ = ["AsrFailed", "EndOfTurnAnswer", "Heard", "Input", "PlayoutMark", "ReminderDue", "ReplyCut", "ReplyFailed",
            "ReplyProgress", "StopRequested", "TextIn", "TranscriptIn"]

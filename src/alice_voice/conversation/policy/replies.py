@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alice_voice.conversation import events as ev
-from alice_voice.conversation.agents import Message
+from alice_voice.conversation.messages import Message
 from alice_voice.conversation.policy import actions as act
 from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.policy.history import History, Place
@@ -20,7 +20,7 @@ from alice_voice.conversation.policy.idle import Idle
 from alice_voice.conversation.policy.reports import TurnReports
 from alice_voice.conversation.timings import TurnTimings
 from alice_voice.errors import AliceError
-from alice_voice.tools import ToolOutcome
+from alice_voice.tools.spec import ToolOutcome
 
 _HEARD_REASONS = ("barge_in", "stop_request", "rejoin")  # cuts the caller heard, or that undo a turn
 

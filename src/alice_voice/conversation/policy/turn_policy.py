@@ -27,7 +27,7 @@ This class keeps the dispatch, the caller's turn, and the state, changed only th
 from __future__ import annotations
 
 from alice_voice.conversation import events as ev
-from alice_voice.conversation.agents import Message
+from alice_voice.conversation.messages import Message
 from alice_voice.conversation.policy import actions as act
 from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.policy.config import PolicyConfig

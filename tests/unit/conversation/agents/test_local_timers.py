@@ -9,7 +9,7 @@ import pytest
 from alice_voice.conversation.agents import NoTools
 from alice_voice.conversation.agents.local import LocalAgent, normalize
 from alice_voice.conversation.agents.local_timers import TimerCall, timer_call
-from alice_voice.conversation.tool_calls import ReplyToolCalls, SessionTools
+from alice_voice.conversation.session.tool_calls import ReplyToolCalls, SessionTools
 from alice_voice.metrics import Metrics
 from alice_voice.tools import Toolbox, ToolContext
 from alice_voice.tools.builtin import BUILTIN

@@ -14,7 +14,7 @@ from alice_voice.clock import MonotonicClock
 from alice_voice.conversation.agents import Message
 from alice_voice.conversation.agents.openai_compatible import OpenAiCompatibleAgent
 from alice_voice.conversation.events import ServerEvent, ToolFinished, ToolStarted
-from alice_voice.conversation.tool_calls import ReplyToolCalls, SessionTools
+from alice_voice.conversation.session.tool_calls import ReplyToolCalls, SessionTools
 from alice_voice.metrics import Metrics
 from alice_voice.tools import Toolbox, ToolContext
 from alice_voice.tools.builtin import BUILTIN, BUILTIN_TIMEOUT_S

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soxr
 
+from alice_voice.audio.echo_guard import EchoGuard
 from alice_voice.audio.playout import Playout
-from alice_voice.conversation.echo_guard import EchoGuard
 
 
 def speechlike(seconds: float, seed: int) -> np.ndarray:

@@ -15,12 +15,12 @@ from typing import Any
 from alice_voice.audio.playout import Playout
 from alice_voice.compute import Priority, Superseded
 from alice_voice.conversation import events as ev
-from alice_voice.conversation.hearing import Hearing
 from alice_voice.conversation.policy import actions as act
 from alice_voice.conversation.policy import inputs as inp
-from alice_voice.conversation.reply import Reply, ReplyDeadlines, ReplyTools, Stage
-from alice_voice.conversation.session import Resources, SessionPort
-from alice_voice.conversation.tool_calls import SessionTools
+from alice_voice.conversation.session.hearing import Hearing
+from alice_voice.conversation.session.ports import Resources, SessionPort
+from alice_voice.conversation.session.reply import Reply, ReplyDeadlines, ReplyTools, Stage
+from alice_voice.conversation.session.tool_calls import SessionTools
 from alice_voice.errors import AliceError, ProviderError
 from alice_voice.logs import SessionLogger
 from alice_voice.speech.protocols import AsrStream

@@ -10,7 +10,7 @@ import pytest
 
 from alice_voice.clock import MonotonicClock
 from alice_voice.conversation.events import ServerEvent, ToolFinished, ToolStarted
-from alice_voice.conversation.tool_calls import ReplyToolCalls, SessionTools
+from alice_voice.conversation.session.tool_calls import ReplyToolCalls, SessionTools
 from alice_voice.metrics import Metrics
 from alice_voice.tools import Toolbox, ToolContext, ToolSpec
 from alice_voice.tools.timers import SessionTimers

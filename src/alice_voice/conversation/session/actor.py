@@ -15,17 +15,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from alice_voice.audio.echo_guard import EchoGuard, EchoGuardConfig
 from alice_voice.audio.frames import SPEECH_RATE, PcmFrame
 from alice_voice.audio.playout import Mark, Playout
 from alice_voice.conversation import events as ev
 from alice_voice.conversation.agents import Message
-from alice_voice.conversation.echo_guard import EchoGuard, EchoGuardConfig
-from alice_voice.conversation.executor import Executor
-from alice_voice.conversation.hearing import FrameVerdict, Hearing
 from alice_voice.conversation.policy import PolicyConfig, TurnPolicy
 from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.policy.actions import Action
-from alice_voice.conversation.session import Resources, SessionPort
+from alice_voice.conversation.session.executor import Executor
+from alice_voice.conversation.session.hearing import FrameVerdict, Hearing
+from alice_voice.conversation.session.ports import Resources, SessionPort
 from alice_voice.errors import RateLimited, SessionUnresponsive
 from alice_voice.logs import SessionLogger
 from alice_voice.rate_limit import TokenBucket

@@ -23,7 +23,7 @@ from alice_voice.compute import JobRunner, Priority
 from alice_voice.conversation.agents import Agent, Message, NoTools, TurnTools
 from alice_voice.conversation.events import AgentText, ServerEvent
 from alice_voice.conversation.sentences import SentenceChunker
-from alice_voice.conversation.tool_calls import ReplyToolCalls, SessionTools
+from alice_voice.conversation.session.tool_calls import ReplyToolCalls, SessionTools
 from alice_voice.errors import ProviderError, ProviderTimeout
 from alice_voice.speech.protocols import PcmChunk, StreamingTts
 from alice_voice.tools import ToolOutcome

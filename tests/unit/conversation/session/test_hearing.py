@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from alice_voice.audio.frames import PcmFrame
-from alice_voice.conversation.hearing import SUB_BLOCKS, Hearing
+from alice_voice.conversation.session.hearing import SUB_BLOCKS, Hearing
 from fakes.scripted import InlineCompute, ScriptedVad
 
 pytestmark = pytest.mark.asyncio

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alice_voice.audio.echo_guard import EchoGuard
 from alice_voice.audio.frames import SPEECH_RATE, Framer, Pcm, PcmFrame
 from alice_voice.compute import JobRunner, Priority
-from alice_voice.conversation.echo_guard import EchoGuard
 from alice_voice.speech.protocols import VadStream
 
 SUB_BLOCKS = 4  # loudness is measured on 8 ms sub-blocks of each 32 ms frame, to date the end of speech
