@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import audioop
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from alice_voice.audio.mulaw import MulawCodec
 from bench.stats import save_json, summary
 from bench.turns import Utterance, speak_turn
 from speech_fixtures import PROMPTS, synth, word_error_rate
@@ -35,7 +35,8 @@ def mulaw_round_trip(pcm16k: np.ndarray) -> np.ndarray:
     """The telephone's sound: 8 kHz, through μ-law and back, at 16 kHz again for the client to send."""
     import soxr
     narrow = soxr.resample(pcm16k, 16_000, 8_000).astype(np.int16)
-    coded = np.frombuffer(audioop.ulaw2lin(audioop.lin2ulaw(narrow.astype("<i2").tobytes(), 2), 2), "<i2")
+    codec = MulawCodec()
+    coded = codec.decode(codec.encode(narrow))
     return soxr.resample(coded.astype(np.int16), 8_000, 16_000).astype(np.int16)
 
 

@@ -6,7 +6,6 @@ it buffers what it is sent and plays it in real time, echoes a mark when playbac
 from __future__ import annotations
 
 import asyncio
-import audioop
 import base64
 import contextlib
 import json
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 import soxr
 from websockets.asyncio.client import ClientConnection, connect
+
+from alice_voice.audio.mulaw import MulawCodec
 
 FRAME_S = 0.02
 LOUD_RMS = 300.0  # a frame of the caller's speech (synthesized speech is far louder; silence is ~0)
@@ -142,6 +143,7 @@ class FakeTwilio(SocketClient):
 
     def __post_init__(self) -> None:
         self.buffer: deque[tuple[float, str, Any]] = deque()  # (arrival, "media" | "mark", pcm | mark)
+        self.codec = MulawCodec()  # ffmpeg's G.711, as a telephone network's
         self.dropped: list[np.ndarray] = []
 
     def take(self, message: str | bytes) -> None:
@@ -152,7 +154,7 @@ class FakeTwilio(SocketClient):
         now = asyncio.get_running_loop().time()
         if event["event"] == "media":
             ulaw = base64.b64decode(event["media"]["payload"])
-            self.buffer.append((now, "media", np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype="<i2")))
+            self.buffer.append((now, "media", self.codec.decode(ulaw)))
         elif event["event"] == "mark":
             self.buffer.append((now, "mark", event["mark"]))
         elif event["event"] == "clear":
@@ -200,7 +202,7 @@ class FakeTwilio(SocketClient):
 
     async def send_audio(self, frame: np.ndarray, n: int) -> None:
         """The caller's audio: μ-law 8 kHz `media` messages, 20 ms each."""
-        payload = base64.b64encode(audioop.lin2ulaw(frame.astype("<i2").tobytes(), 2)).decode()
+        payload = base64.b64encode(self.codec.encode(frame)).decode()
         await self.send({"event": "media", "sequenceNumber": str(n + 2), "streamSid": self.stream_sid,
                          "media": {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20),
                                    "payload": payload}})

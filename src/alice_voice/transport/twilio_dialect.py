@@ -20,20 +20,15 @@ import asyncio
 import base64
 import binascii
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alice_voice.audio.frames import Pcm
-
-with warnings.catch_warnings():  # the stdlib's G.711 codec (3.11); audioop-lts is the same module from 3.13
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop
+from alice_voice.audio.mulaw import MulawCodec
 from alice_voice.errors import InvalidMessage
 from alice_voice.transport.media_socket import (
     AudioIn,
@@ -145,6 +140,7 @@ class TwilioDialect:
         self.details: dict[str, Any] = {"stream_sid": start.stream_sid, "call_sid": start.call_sid,
                                         "parameters": start.parameters}
         self._log = log
+        self._codec = MulawCodec(RATE)
         self._frames = 0  # frames sent (their numbers name the marks)
         self._cleared_through = 0  # frames sent when the last `clear` went out
 
@@ -154,7 +150,7 @@ class TwilioDialect:
             case Start():
                 raise InvalidMessage("a second start")
             case Media():
-                return [AudioIn(_decode(parsed.media.payload))]
+                return [AudioIn(self._codec.decode(_payload(parsed.media.payload)))]
             case Mark():
                 frame = int(parsed.mark.name) if parsed.mark.name.isascii() and parsed.mark.name.isdigit() else 0
                 if frame <= self._cleared_through:  # not ours, or dropped by a clear (echoed unplayed)
@@ -168,7 +164,7 @@ class TwilioDialect:
 
     def audio(self, pcm: Pcm) -> list[Outbound]:
         self._frames += 1
-        payload = base64.b64encode(audioop.lin2ulaw(pcm.astype("<i2").tobytes(), 2)).decode()
+        payload = base64.b64encode(self._codec.encode(pcm)).decode()
         out: list[Outbound] = [_json({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})]
         if pcm.any():
             out.append(_json({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": str(self._frames)}}))
@@ -213,14 +209,14 @@ def _event_name(message: str) -> str | None:
     return event if isinstance(event, str) else None
 
 
-def _decode(payload: str) -> Pcm:
+def _payload(payload: str) -> bytes:
     try:
         ulaw = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidMessage("media payload is not base64") from None
     if not ulaw or len(ulaw) > MAX_PAYLOAD_BYTES:
         raise InvalidMessage(f"media payload must be 1 to {MAX_PAYLOAD_BYTES} bytes (got {len(ulaw)})")
-    return np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype="<i2").astype(np.int16)
+    return ulaw
 
 
 def _json(payload: dict[str, Any]) -> str:
