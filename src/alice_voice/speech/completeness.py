@@ -27,12 +27,9 @@ HASH_BITS = 18
 _MASK = (1 << HASH_BITS) - 1
 WEIGHTS = "completeness.npz"
 
-_DIGIT_WORDS = frozenset("zero one two three four five six seven eight nine".split())
-_NUMBER_WORDS = frozenset(("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty "
-                           "thirty forty fourty fifty sixty seventy eighty ninety hundred thousand million grand").split())
-_ORDINAL_WORDS = frozenset(("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
-                            "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth "
-                            "thirtieth").split())
+_DIGIT_WORDS = frozenset(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+_NUMBER_WORDS = frozenset(["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fourty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "million", "grand"])
+_ORDINAL_WORDS = frozenset(["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "thirtieth"])
 _TOKEN = re.compile(
     r"\$\d[\d,]*(?:\.\d+)?"  # money
     r"|\d{1,2}:\d{2}"  # a time: 6:30

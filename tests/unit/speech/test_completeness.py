@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from training.completeness.metrics import auc, load_rows
 
 from alice_voice.speech.completeness import feature_ids, load_weights
-from training.completeness.metrics import auc, load_rows
 
 MODEL = load_weights()
 ROOT = Path(__file__).resolve().parents[3]
