@@ -27,9 +27,15 @@ HASH_BITS = 18
 _MASK = (1 << HASH_BITS) - 1
 WEIGHTS = "completeness.npz"
 
-_DIGIT_WORDS = frozenset(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
-_NUMBER_WORDS = frozenset(["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fourty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "million", "grand"])
-_ORDINAL_WORDS = frozenset(["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "thirtieth"])
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_DIGIT_WORDS = _words("zero one two three four five six seven eight nine")
+_NUMBER_WORDS = _words("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty "
+                       "forty fourty fifty sixty seventy eighty ninety hundred thousand million grand")
+_ORDINAL_WORDS = _words("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+                        "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth thirtieth")
 _TOKEN = re.compile(
     r"\$\d[\d,]*(?:\.\d+)?"  # money
     r"|\d{1,2}:\d{2}"  # a time: 6:30
@@ -76,17 +82,14 @@ def _classes(token: str) -> list[str]:
     return ["<d>"] * len(token)
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 _CLASSES = [
     ("ART", _words("the a an")),
     ("DET", _words("this these those my your his our their its some any every each another all several few many much")),
     ("THAT", _words("that")),
     ("HER", _words("her")),
-    ("PREP", _words("to for of in on at with from by about into onto over under after before between through during "
-                    "without until till near than per via around regarding towards toward across behind inside like as")),
+    ("PREP", _words("to for of in on at with from by about into onto over under after before between through "
+                    "during without until till near than per via around regarding towards toward across behind "
+                    "inside like as")),
     ("PART", _words("up down off out back away")),
     ("CONJ", _words("and or but so because if when while although though unless whether plus then cause cuz nor")),
     ("AUX", _words("is are was were am be been being do does did have has had will would can could should shall may "
