@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -89,9 +89,16 @@ class Settings(BaseSettings):
     eot_silence_ms: int = Field(224, ge=0, description="Silence before the end-of-turn model is asked.")
     eot_threshold: float = Field(0.5, gt=0, lt=1)
     eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
-    eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn whatever the model says.")
-    eot_words: bool = Field(True, description="The end of a turn also takes its words: a sentence cut where it "
-                            "cannot end (\"a table for\") is not taken as over, whatever the model says.")
+    eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn when the model and the words "
+                                 "do not agree it is over (and the words are not cut mid-sentence).")
+    eot_max_wait_ms: int = Field(2500, ge=100, description="Silence that ends a turn whose words stop mid-sentence "
+                                 "(\"set a timer for\"): the longest Alice waits for the rest.")
+    eot_words: bool = Field(True, description="The end of a turn also takes its words, scored by the completeness "
+                            "model: finished words end it at the model's first \"complete\", words cut mid-sentence "
+                            "wait up to eot_max_wait_ms.")
+    eot_words_finished: float = Field(0.5, ge=0, le=1, description="Words scoring at least this read as finished.")
+    eot_words_unfinished: float = Field(0.1, ge=0, le=1, description="Words scoring below this read as cut "
+                                        "mid-sentence.")
     silence_only_ms: int = Field(512, ge=100, description="Silence that ends a turn when end_of_turn=silence.")
     compute_threads: int = Field(0, ge=0, le=64, description="Cores the inference scheduler is sized for: that "
                                  "many foreground and background threads; 0: the CPUs this process may use.")
@@ -104,6 +111,9 @@ class Settings(BaseSettings):
     turn_rejoin_ms: int = Field(1000, ge=0, description="Speech within this long after a turn ended, while its "
                                 "reply has only begun, continues that turn (undoes an end of turn read from a "
                                 "pause). 0: off.")
+    same_utterance_ms: int = Field(500, ge=0, description="Speech over a reply this soon after the caller's last "
+                                   "word goes on with their utterance, whatever its words: one utterance, one "
+                                   "reply (\"Thanks, that's all for now. | Goodbye!\"). 0: off.")
     backchannels: bool = Field(True, description="An acknowledgement over a reply (\"mm-hmm\", \"okay\") lets it go "
                                "on instead of cutting it.")
     backchannel_max_ms: int = Field(1500, ge=100, description="Speech over a reply longer than this is never a "
@@ -161,6 +171,14 @@ class Settings(BaseSettings):
     deepgram_api_key: SecretStr | None = None
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _waits_in_order(self) -> Settings:
+        if not self.eot_silence_ms < self.eot_fallback_ms <= self.eot_max_wait_ms:
+            raise ValueError("need eot_silence_ms < eot_fallback_ms <= eot_max_wait_ms")
+        if self.eot_words_unfinished > self.eot_words_finished:
+            raise ValueError("need eot_words_unfinished <= eot_words_finished")
+        return self
 
     @field_validator("latency_budget_ms")
     @classmethod

@@ -29,16 +29,17 @@ from alice_voice.conversation.policy.endpointing import (
     SpeechStarted,
     TurnEnded,
 )
-from alice_voice.conversation.policy.words import sounds_unfinished
 from alice_voice.conversation.session.hearing import SUB_BLOCKS
 from alice_voice.errors import ProviderError
 from alice_voice.speech import silero_vad, smart_turn
+from alice_voice.speech.completeness import load_weights
 from alice_voice.speech.silero_vad import FRAME_SAMPLES, SileroVad
 from alice_voice.speech.smart_turn import SmartTurn, window
 from speech_fixtures import PROMPTS, VOICES, silence, synth
 from support.engines import shared_compute
 
 pytestmark = pytest.mark.models
+COMPLETENESS = load_weights()
 
 RATE = 16_000
 FRAME_S = FRAME_SAMPLES / RATE
@@ -111,7 +112,7 @@ def run(audio: Pcm, vad: SileroVad, config: EndpointingConfig, model: SmartTurn 
                 if isinstance(event, SpeechStarted):
                     turn_start = event.keep_from
                 elif isinstance(event, SilenceStarted) and words:
-                    pending += endpointing.on_words(sounds_unfinished(words[min(pauses, len(words) - 1)]))
+                    pending += endpointing.on_words(COMPLETENESS.prob_complete(words[min(pauses, len(words) - 1)]))
                     pauses += 1
                 elif isinstance(event, AskEndOfTurn) and model is not None:
                     turn = audio[turn_start * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
@@ -241,7 +242,7 @@ def test_complete_prompts_end_the_turn(vad: SileroVad, turn_model: SmartTurn, te
     assert len(result.of(SpeechStarted)) == 1
     (end_frame, ended), = result.of(TurnEnded)
     assert isinstance(ended, TurnEnded)
-    assert ended.reason == "model"
+    assert ended.reason == "agreed"
     # The end of speech is dated by its sound, not by the VAD (which leaves speech 36-93 ms after the true end
     # on these prompts): within one 8 ms sub-block plus a little either side of the true end. A soft word
     # ending quieter than loud_ratio (1 %) of the run's peak is not counted as sound, hence the 30 ms allowed

@@ -29,6 +29,7 @@ from alice_voice.conversation.session.actor import SessionActor
 from alice_voice.conversation.session.ports import Resources
 from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
+from alice_voice.speech.completeness import load_weights
 from alice_voice.speech.registry import SpeechModels
 from alice_voice.tools import Toolbox
 from alice_voice.tracing import TurnTracer
@@ -45,6 +46,7 @@ from fakes.scripted import (
 from support.virtual_time import LoopClock
 
 TICK_S = 0.02
+COMPLETENESS = load_weights()  # the real text model: pure, deterministic, ~20 µs a call
 _INSTANT_S = 1e-6  # looptime's resolution: the smallest step of virtual time
 
 
@@ -85,7 +87,8 @@ class SessionHarness:
         self.compute = InlineCompute()
         self.metrics = Metrics()
         self.settings = Settings(**{"echo_guard": False, **settings})
-        models = SpeechModels(vad=self.vad, asr=self.asr, tts=self.tts, end_of_turn=self.end_of_turn)
+        models = SpeechModels(vad=self.vad, asr=self.asr, tts=self.tts, end_of_turn=self.end_of_turn,
+                              completeness=COMPLETENESS)
         resources = Resources(self.settings, models, self.agent, self.compute, self.metrics, self.clock,
                               tools or Toolbox(), tracer or TurnTracer())
         self.port = RecordingPort(self.clock)

@@ -209,7 +209,7 @@ class CompletenessModel:
     def __init__(self, weights: np.ndarray, bias: float) -> None:
         if len(weights) != 1 << HASH_BITS:
             raise ValueError(f"need {1 << HASH_BITS} weights, got {len(weights)}")
-        self._weights = weights.astype(np.float32).tolist()  # a list: ~40 look-ups by index, faster than numpy
+        self._weights: list[float] = weights.astype(np.float32).tolist()  # ~40 look-ups a call: faster than numpy
         self._bias = bias
 
     def logit(self, text: str) -> float:

@@ -44,6 +44,14 @@ class EndOfTurnModel(Protocol):
     def prob_complete(self, turn_audio_16k: Pcm) -> float: ...
 
 
+class TextCompleteness(Protocol):
+    """Whether words read as a finished utterance, from the words alone (a fast pure call)."""
+
+    name: str
+
+    def prob_complete(self, text: str) -> float: ...
+
+
 # ---------- ASR ----------
 @dataclass(frozen=True, slots=True)
 class Transcript:
@@ -51,13 +59,17 @@ class Transcript:
 
     `stable_text` is the prefix of `text` that later hypotheses are not expected to change.
     `samples` is how many 16 kHz samples of pushed audio the hypothesis covers; a final answers the
-    `finish()` call that was made when exactly that many samples had been pushed.
+    `finish()` call that was made when exactly that many samples had been pushed. `grounded_text` (a
+    final's) is `text` less the trailing words the audio does not hold: a recognizer finishes the sentence it
+    hears ("set a timer for" comes out "set a timer for it."), and the end of a turn must read only the words
+    that were said; None where the recognizer cannot tell.
     """
 
     text: str
     stable_text: str
     final: bool
     samples: int
+    grounded_text: str | None = None
 
 
 class AsrStream(Protocol):

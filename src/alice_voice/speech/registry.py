@@ -15,7 +15,8 @@ from typing import Any
 
 from alice_voice.compute import InferenceScheduler
 from alice_voice.config import Settings
-from alice_voice.speech.protocols import EndOfTurnModel, StreamingAsr, StreamingTts, VadModel
+from alice_voice.speech.completeness import load as load_completeness
+from alice_voice.speech.protocols import EndOfTurnModel, StreamingAsr, StreamingTts, TextCompleteness, VadModel
 
 _ASR = {"whisper": "whisper_asr", "sphinx": "sphinx_asr", "deepgram": "deepgram_asr", "openai": "openai_asr"}
 _TTS = {"hibari": "hibari_tts", "piper": "piper_tts", "espeak": "espeak_tts", "openai": "openai_tts",
@@ -57,13 +58,16 @@ class SpeechModels:
     asr: StreamingAsr
     tts: StreamingTts
     end_of_turn: EndOfTurnModel | None
+    completeness: TextCompleteness
     status: dict[str, str] = field(default_factory=dict)
 
 
 def load_all(settings: Settings, compute: InferenceScheduler) -> SpeechModels:
     """Every model the settings name, loaded and warmed (blocking: seconds; call it off the event loop)."""
     models = SpeechModels(vad=load_vad(settings, compute), asr=load_asr(settings, compute),
-                          tts=load_tts(settings, compute), end_of_turn=load_end_of_turn(settings, compute))
+                          tts=load_tts(settings, compute), end_of_turn=load_end_of_turn(settings, compute),
+                          completeness=load_completeness(settings, compute))
     models.status = {"vad": models.vad.name, "asr": models.asr.name, "tts": models.tts.name,
-                     "end_of_turn": models.end_of_turn.name if models.end_of_turn else "silence"}
+                     "end_of_turn": models.end_of_turn.name if models.end_of_turn else "silence",
+                     "completeness": models.completeness.name}
     return models

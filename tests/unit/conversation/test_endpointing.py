@@ -169,7 +169,7 @@ def test_model_complete_ends_the_turn_at_eot_silence() -> None:
     assert ask_frame == last_loud + CFG.frames(CFG.eot_silence_ms), "asked once eot_silence_ms has passed"
     assert CFG.eot_silence_ms <= silence_ms(ask_frame, last_loud) < CFG.eot_silence_ms + CFG.frame_ms
     assert end_frame == ask_frame
-    assert ended == TurnEnded("model", arrival(last_loud), silence_ms(ask_frame, last_loud))
+    assert ended == TurnEnded("agreed", arrival(last_loud), silence_ms(ask_frame, last_loud))
     assert driver.endpointing.phase is Phase.IDLE
 
 
@@ -269,7 +269,7 @@ def test_resumed_speech_discards_a_pending_question() -> None:
     assert isinstance(second, AskEndOfTurn) and second.ask_id != ask.ask_id
     assert second_frame == last_loud + CFG.frames(CFG.eot_silence_ms), "the schedule restarts with the pause"
     ended = endpointing.on_answer(second.ask_id, 0.99)
-    assert ended == [TurnEnded("model", arrival(last_loud), silence_ms(second_frame, last_loud))]
+    assert ended == [TurnEnded("agreed", arrival(last_loud), silence_ms(second_frame, last_loud))]
 
 
 def test_an_answer_after_the_turn_ended_is_ignored() -> None:
@@ -347,7 +347,7 @@ def test_the_end_of_speech_is_dated_by_loudness_not_by_the_vads_lag() -> None:
     ask_frame, _ = single(driver, AskEndOfTurn)
     assert ask_frame == last_loud + CFG.frames(CFG.eot_silence_ms) == 16
     assert ask_frame < vad_last + CFG.frames(CFG.eot_silence_ms), "sooner than counting from the VAD"
-    assert driver.of(TurnEnded) == [(ask_frame, TurnEnded("model", arrival(last_loud), CFG.eot_silence_ms))]
+    assert driver.of(TurnEnded) == [(ask_frame, TurnEnded("agreed", arrival(last_loud), CFG.eot_silence_ms))]
 
 
 def test_the_fallback_is_also_counted_from_the_sound() -> None:
@@ -429,7 +429,7 @@ def test_with_nothing_loud_the_vads_last_voiced_frame_dates_the_end() -> None:
     ask_frame, _ = single(driver, AskEndOfTurn)
     assert ask_frame == vad_last + CFG.frames(CFG.eot_silence_ms)
     (_, ended), = driver.of(TurnEnded)
-    assert ended == TurnEnded("model", arrival(vad_last), CFG.eot_silence_ms)
+    assert ended == TurnEnded("agreed", arrival(vad_last), CFG.eot_silence_ms)
 
 
 def test_once_something_is_loud_quiet_frames_no_longer_move_the_end() -> None:
@@ -473,7 +473,8 @@ def test_policy_config_carries_every_endpointing_setting(model_enabled: bool) ->
     assert config == EndpointingConfig(
         vad_threshold=0.6, vad_exit_threshold=config.vad_exit_threshold, vad_min_speech_ms=96, vad_preroll_ms=320,
         eot_silence_ms=96, eot_threshold=0.7, eot_recheck_ms=150, eot_fallback_ms=700, silence_only_ms=320,
-        model_enabled=model_enabled, words_enabled=True)
+        model_enabled=model_enabled, words_enabled=True, max_wait_ms=Settings().eot_max_wait_ms,
+        words_finished_at=Settings().eot_words_finished, words_unfinished_below=Settings().eot_words_unfinished)
 
 
 def test_policy_config_floors_the_exit_threshold() -> None:
@@ -483,8 +484,9 @@ def test_policy_config_floors_the_exit_threshold() -> None:
     assert default.vad_exit_threshold == pytest.approx(Settings().vad_threshold - Settings().vad_exit_margin)
 
 
-# ---------- the words' say (words_enabled) ----------
+# ---------- the words' say (words_enabled): how long the evidence asks to wait ----------
 WORDS = EndpointingConfig(words_enabled=True)
+FINISHED, UNSURE, CUT = 0.95, 0.3, 0.02  # P(finished) of the pause's words: above, between, below the bounds
 
 
 def test_with_words_a_complete_model_answer_waits_for_them_then_ends_the_turn() -> None:
@@ -492,36 +494,54 @@ def test_with_words_a_complete_model_answer_waits_for_them_then_ends_the_turn() 
     driver = Driver(endpointing, answer=0.9)
     driver.feed(speech(320) + silence(400))
     assert not driver.of(TurnEnded), "the model said complete, but the words are not in yet"
-    (ended,) = endpointing.on_words(unfinished=False)
-    assert isinstance(ended, TurnEnded) and ended.reason == "model"
+    (ended,) = endpointing.on_words(FINISHED)
+    assert isinstance(ended, TurnEnded) and ended.reason == "agreed"
 
 
-def test_unfinished_words_veto_the_model_and_only_the_fallback_ends_the_turn() -> None:
+@pytest.mark.parametrize(("words", "model", "reason", "waited_ms"), [
+    (FINISHED, 0.9, "agreed", WORDS.eot_silence_ms),  # both say finished: at the model's first answer
+    (FINISHED, 0.1, "fallback", WORDS.eot_fallback_ms),  # they disagree: the patient fallback
+    (UNSURE, 0.9, "fallback", WORDS.eot_fallback_ms),  # words in between: the fallback
+    (CUT, 0.99, "ceiling", WORDS.max_wait_ms),  # cut mid-sentence: up to the ceiling, whatever the model says
+    (None, 0.9, "fallback", WORDS.eot_fallback_ms),  # no words to read (the recognizer heard none): the fallback
+], ids=["finished+complete", "finished+incomplete", "unsure", "cut", "no-words"])
+def test_the_silence_a_pause_needs_follows_the_evidence(words: float | None, model: float, reason: str,
+                                                        waited_ms: float) -> None:
+    endpointing = Endpointing(WORDS)
+    driver = Driver(endpointing, answer=model)
+    driver.feed(speech(320))
+    last_loud = driver.index
+    driver.feed(silence(64))  # the speculative final is back early in the pause
+    driver.log += [(driver.index, e) for e in endpointing.on_words(words)]
+    driver.feed(silence(3000))
+    ((frame, ended),) = driver.of(TurnEnded)
+    assert isinstance(ended, TurnEnded) and ended.reason == reason
+    assert waited_ms <= silence_ms(frame, last_loud) < waited_ms + WORDS.frame_ms
+
+
+def test_while_the_words_alone_decide_the_model_is_not_asked() -> None:
     endpointing = Endpointing(WORDS)
     driver = Driver(endpointing, answer=0.99)
-    driver.feed(speech(320) + silence(200))
-    assert endpointing.on_words(unfinished=True) == []
-    driver.feed(silence(400))
-    assert not driver.of(TurnEnded), "asked again and again, still vetoed"
-    driver.feed(silence(WORDS.eot_fallback_ms))
-    ((_, ended),) = driver.of(TurnEnded)
-    assert isinstance(ended, TurnEnded) and ended.reason == "fallback"
+    driver.feed(speech(320) + silence(64))
+    endpointing.on_words(CUT)
+    driver.feed(silence(2000))
+    assert not driver.of(AskEndOfTurn), "cut mid-sentence: no answer of the model could end it sooner"
 
 
 def test_words_from_before_speech_resumed_say_nothing_of_the_next_pause() -> None:
     endpointing = Endpointing(WORDS)
     driver = Driver(endpointing)
     driver.feed(speech(320) + silence(96))
-    endpointing.on_words(unfinished=False)
+    endpointing.on_words(CUT)
     driver.feed(speech(200))  # the speaker went on: that final is void
     driver.answer = 0.9
     driver.feed(silence(400))
     assert not driver.of(TurnEnded), "the new pause's words are awaited"
-    assert endpointing.on_words(unfinished=False)
+    assert endpointing.on_words(FINISHED)
 
 
 def test_words_in_no_pause_are_ignored() -> None:
     endpointing = Endpointing(WORDS)
-    assert endpointing.on_words(unfinished=False) == []
+    assert endpointing.on_words(FINISHED) == []
     Driver(endpointing).feed(speech(320))
-    assert endpointing.on_words(unfinished=False) == []
+    assert endpointing.on_words(FINISHED) == []

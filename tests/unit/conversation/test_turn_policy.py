@@ -23,6 +23,7 @@ from alice_voice.conversation.policy.endpointing import EndpointingConfig
 from alice_voice.conversation.policy.idle import IdleRules
 from alice_voice.conversation.policy.states import TRANSITIONS
 from alice_voice.errors import ProviderError
+from support.session_harness import COMPLETENESS
 
 FRAME_S = 0.032
 LOUD, QUIET = (4000.0,) * 4, (10.0,) * 4
@@ -37,7 +38,9 @@ def summary(action: act.Action) -> str:
             return f"emit {event['type']}" + (f" {detail}" if detail else "")
         case act.StartReply():
             kind = "said" if action.verbatim else "held" if action.held else "live"
-            return f"start {kind} reply {action.reply_id}"
+            return f"start {kind} reply {action.reply_id}" + (" settled" if action.settled else "")
+        case act.SettleReply():
+            return f"settle reply {action.reply_id}"
         case act.CutReply():
             return f"cut reply {action.reply_id}: {action.reason}"
         case act.CommitReply():
@@ -111,8 +114,10 @@ def pause(frames: int = 1) -> Step:
 
 
 def final(text: str) -> Step:
-    """The recognizer's final of everything pushed when the last final was asked for."""
-    return lambda c: c.send(inp.TranscriptIn(c.stream, text, text, True, c.finals_asked or 0, c.t))
+    """The recognizer's final of everything pushed when the last final was asked for, scored by the
+    completeness model as the executor scores it."""
+    complete = COMPLETENESS.prob_complete(text) if text.strip() else None
+    return lambda c: c.send(inp.TranscriptIn(c.stream, text, text, True, c.finals_asked or 0, c.t, complete))
 
 
 def partial(text: str) -> Step:
@@ -193,8 +198,18 @@ RULES = [
     Rule("the end of the turn commits the held reply", TURN, model(0.9),
          ["measure end_of_turn_ms", "emit transcript.final", "commit reply 1", "emit turn.state thinking"]),
     Rule("a model that says incomplete ends nothing", TURN, model(0.1), [], never=["commit reply 1"]),
-    Rule("the words veto the model where a sentence cannot end", [speak(), pause(8), final("a table for")],
-         model(0.9), [], never=["commit reply 1", "emit turn.state thinking"]),
+    Rule("words cut mid-sentence start no speculative reply", [speak(), pause(8)], final("set a timer for"), [],
+         never=["start held reply 1"]),
+    Rule("words cut mid-sentence hold the turn whatever the model says", [speak(), pause(8), final("a table for")],
+         pause(40), [], never=["start live reply 1", "emit turn.state thinking"]),
+    Rule("words cut mid-sentence end the turn at the ceiling", [speak(), pause(8), final("set a timer for"),
+                                                               pause(60)], pause(20),
+         ["start live reply 1", "emit transcript.final", "emit turn.state thinking"]),
+    Rule("a finished question that ends in a number ends at the model's first answer",
+         [speak(), pause(8), final("where is my order four two seven")], model(0.9),
+         ["measure end_of_turn_ms", "emit transcript.final", "commit reply 1"]),
+    Rule("finished words the model hears as unfinished wait for the fallback", TURN, pause(12), [],
+         never=["commit reply 1"]),
     Rule("the fallback silence ends a turn whatever the model says", TURN, pause(20),
          ["emit transcript.final", "commit reply 1"]),
     Rule("speech resuming before the end cuts the held reply unheard", TURN, speak(1),
@@ -202,6 +217,12 @@ RULES = [
          never=["emit tts.stopped barge_in"]),
     Rule("a final that speech has overtaken is not the utterance's", [speak(), pause(1), speak(2)],
          final("what time"), [], never=["start held reply 1"]),
+    Rule("a spoken turn's reply is settled once the caller can no longer go on with the turn", PLAYING, pause(33),
+         ["settle reply 1"]),
+    Rule("a spoken turn's reply is not settled while the caller may still go on", PLAYING, pause(25), [],
+         never=["settle reply 1"]),
+    Rule("a typed turn's reply is settled at once", [], typed("cancel my order"), ["start live reply 1",
+                                                                                    "settle reply 1"]),
     Rule("the first audio is speaking", ANSWERED, first_frame(),
          ["measure first_audio_ms", "emit tts.started", "emit turn.state speaking"]),
     Rule("a reply played out joins the history and the session listens", PLAYING, played_out(),
@@ -233,7 +254,8 @@ RULES = [
     Rule("a recognizer failure drops the utterance; the session listens", [speak(), pause(1)], asr_fails(),
          ["report provider_error", "CloseAsr", "WithdrawEndOfTurn", "emit turn.state listening"]),
     Rule("a typed turn cuts the playing reply and is answered at once", PLAYING, typed("and tomorrow?"),
-         ["cut reply 1: barge_in", "emit turn.state thinking", "emit tts.stopped barge_in", "start live reply 2"]),
+         ["cut reply 1: barge_in", "emit turn.state thinking", "emit tts.stopped barge_in",
+          "start live reply 2 settled"]),
     Rule("a stop request cuts the reply; the session listens", PLAYING, stop(),
          ["cut reply 1: stop_request", "AnswerStop", "emit turn.state listening",
           "emit tts.stopped stop_request"]),
@@ -318,9 +340,9 @@ def test_history_places_stay_right_after_a_hundred_exchanges() -> None:
     c = conversation({"backchannels": False})
     for n in range(100):
         exchange(c, n)
-    for step in [speak(), pause(8), final("book a table for"), pause(20), first_frame()]:  # a pause read as an end
+    for step in [speak(), pause(8), final("book a table"), model(0.9), first_frame()]:  # a pause read as an end
         step(c)
-    assert c.policy.history.messages[-1] == Message("user", "book a table for")
+    assert c.policy.history.messages[-1] == Message("user", "book a table")
     speak(3)(c)  # ... "two people": a turn repair
     assert c.policy.history.messages[-1] == Message("assistant", "Answer 99."), "the half-turn is gone"
     for step in [pause(8), final("book a table for two people"), model(0.9), first_frame()]:

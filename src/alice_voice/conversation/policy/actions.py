@@ -68,17 +68,27 @@ class WithdrawEndOfTurn:
 
 @dataclass(frozen=True, slots=True)
 class StartReply:
-    """Produce a reply to `text`; a held one prepares its audio but plays nothing until committed."""
+    """Produce a reply to `text`; a held one prepares its audio but plays nothing until committed. Its tools
+    that change things wait until it is `settled` (or a `SettleReply`)."""
 
     reply_id: int
     text: str
     history: tuple[Message, ...]
     held: bool
     verbatim: bool = False  # say `text` itself: the gateway's own words (an idle prompt), not the agent's
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CommitReply:
+    reply_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettleReply:
+    """The turn the reply answers can no longer go on (the rejoin window passed): its tools that change
+    things may run."""
+
     reply_id: int
 
 
@@ -136,5 +146,5 @@ class AnswerStop:
 
 
 Action = (Emit | SetState | OpenAsr | FeedAsr | FinishAsr | CloseAsr | AskEndOfTurn | WithdrawEndOfTurn | StartReply
-          | CommitReply | CutReply | PausePlayout | ResumePlayout | Measure | FinishTurn | Report | AnswerStop
-          | EndSession)
+          | CommitReply | SettleReply | CutReply | PausePlayout | ResumePlayout | Measure | FinishTurn | Report
+          | AnswerStop | EndSession)

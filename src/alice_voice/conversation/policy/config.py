@@ -16,6 +16,7 @@ class PolicyConfig:
     overlap: OverlapRules = field(default_factory=OverlapRules)
     idle: IdleRules = field(default_factory=IdleRules)
     turn_rejoin_ms: int = 1000
+    same_utterance_ms: int = 500
     barge_in_pause: bool = True
     max_history: int = 40
 
@@ -33,6 +34,9 @@ class PolicyConfig:
                 eot_threshold=settings.eot_threshold,
                 eot_recheck_ms=settings.eot_recheck_ms,
                 eot_fallback_ms=settings.eot_fallback_ms,
+                max_wait_ms=settings.eot_max_wait_ms,
+                words_finished_at=settings.eot_words_finished,
+                words_unfinished_below=settings.eot_words_unfinished,
                 silence_only_ms=settings.silence_only_ms,
                 model_enabled=model_enabled,
                 words_enabled=settings.eot_words,
@@ -43,5 +47,6 @@ class PolicyConfig:
             idle=IdleRules(settings.idle_prompt_s, settings.idle_prompt_text, settings.idle_end_s,
                            settings.idle_farewell_text),
             turn_rejoin_ms=settings.turn_rejoin_ms,
+            same_utterance_ms=settings.same_utterance_ms,
             barge_in_pause=settings.barge_in_pause,
         )

@@ -9,17 +9,25 @@ for the turn policy, which alone decides what they mean for the conversation.
     speaking --(a silent frame)--> pausing                     SilenceStarted: start the final decode
     pausing --(a voiced frame)--> speaking                     SpeechResumed: that decode is void
     pausing --(eot_silence_ms, then every eot_recheck_ms)-->   AskEndOfTurn: run the model
-    pausing --(model >= eot_threshold, and the words)--> idle  TurnEnded("model")
-    pausing --(eot_fallback_ms of silence)--> idle             TurnEnded("fallback")
+    pausing --(the silence the evidence asks for)--> idle      TurnEnded(why)
 
-The end of a turn takes two kinds of evidence (with `words_enabled`): the end-of-turn model, which hears
-how the speech ended, and the words of the speculative final, which say whether a sentence can end there
-(`on_words`; policy/words.py). The turn ends when the model says "complete" (p >= eot_threshold) and the
-words do not stop where a sentence cannot ("a table for", "my name is", "four two"): a trailing article,
-preposition, conjunction, auxiliary, filler or digit string vetoes the model, and only the fallback ends
-such a turn. Until the words are in (the final decode takes ~150-250 ms), the model's "complete" waits for
-them: a turn cannot be answered before its words are known anyway. Without words (no recognizer final
-yet, or `words_enabled` off) the model alone decides, as the fallback still bounds the wait.
+How long a pause must last before the turn is over depends on the evidence (with `words_enabled`): the
+end-of-turn model, which hears how the speech ended (asked again as the silence grows), and the words of
+the speculative final, scored by the completeness model (`on_words(p)`: P(a finished sentence), from the
+words the audio holds). The wait is the shortest the evidence allows:
+
+    evidence at the pause                                          silence needed        TurnEnded reason
+    words finished (p >= words_finished_at), the model "complete"  eot_silence_ms        "agreed"
+    words cut mid-sentence (p < words_unfinished_below)            max_wait_ms           "ceiling"
+    anything else (words in between, the model "incomplete",       eot_fallback_ms       "fallback"
+      words not in yet, or no words to read)
+
+So a finished question ends at the first answer of the model ("where is my order four two seven?" as fast
+as any), a sentence paused after "set a timer for" waits for the caller up to the ceiling, and a pause the
+two disagree on gets the patient fallback. The model is not asked while the words alone decide (cut
+mid-sentence). Until the words are in (the final decode takes ~100-250 ms) a "complete" waits for them:
+a turn cannot be answered before its words are known anyway. With `words_enabled` off the model alone
+decides, and the fallback bounds the wait.
 
 Frames are classified with hysteresis (a Schmitt trigger): voiced at prob >= vad_threshold, silent below
 vad_exit_threshold, and a frame in between keeps the previous class, so a word whose probability wobbles
@@ -63,6 +71,9 @@ class EndpointingConfig:
     eot_threshold: float = 0.5
     eot_recheck_ms: int = 200
     eot_fallback_ms: int = 800
+    max_wait_ms: int = 2500
+    words_finished_at: float = 0.5
+    words_unfinished_below: float = 0.1
     silence_only_ms: int = 512
     model_enabled: bool = True
     words_enabled: bool = False  # (the gateway's settings switch it on: EOT_WORDS)
@@ -76,8 +87,10 @@ class EndpointingConfig:
             raise ValueError("need 0 < vad_exit_threshold <= vad_threshold < 1")
         if self.eot_recheck_ms <= 0 or self.frame_samples <= 0:
             raise ValueError("eot_recheck_ms and frame_samples must be positive")
-        if self.eot_fallback_ms <= self.eot_silence_ms:
-            raise ValueError("eot_fallback_ms must be longer than eot_silence_ms")
+        if not self.eot_silence_ms < self.eot_fallback_ms <= self.max_wait_ms:
+            raise ValueError("need eot_silence_ms < eot_fallback_ms <= max_wait_ms")
+        if not 0 <= self.words_unfinished_below <= self.words_finished_at <= 1:
+            raise ValueError("need 0 <= words_unfinished_below <= words_finished_at <= 1")
         if not 0 < self.loud_ratio <= 1 or self.loud_floor < 0:
             raise ValueError("need 0 < loud_ratio <= 1 and loud_floor >= 0")
 
@@ -131,11 +144,15 @@ class AskEndOfTurn:
     ask_id: int
 
 
+EndReason = Literal["agreed", "ceiling", "fallback", "silence"]
+
+
 @dataclass(frozen=True, slots=True)
 class TurnEnded:
-    """The turn is over; `silence_ms` of silence (from the end of the sound) decided it."""
+    """The turn is over; `silence_ms` of silence (from the end of the sound) decided it, for `reason`
+    (the table of the module docstring; "silence": no end-of-turn model)."""
 
-    reason: Literal["model", "fallback", "silence"]
+    reason: EndReason
     last_speech_arrival: float
     silence_ms: float
 
@@ -180,7 +197,8 @@ class Endpointing:
         self._next_ask_ms = 0
         self._silence_ms = 0.0
         self._model_says_complete = False  # for the silence so far
-        self._words_unfinished: bool | None = None  # None: the words of this pause are not known yet
+        self._words_in = False  # the speculative final of this pause is back
+        self._words: float | None = None  # its P(finished); None: no words to read
 
     def on_frame(self, index: int, arrival: float, prob: float, loudness: Sequence[float]) -> list[Event]:
         """The VAD result for frame `index` (counted from the stream's start), which arrived at `arrival`;
@@ -202,19 +220,35 @@ class Endpointing:
         self._model_says_complete = prob >= self.config.eot_threshold
         return self._decide()
 
-    def on_words(self, unfinished: bool) -> list[Event]:
-        """The speculative final of this pause is in: do its words stop where a sentence cannot?"""
+    def on_words(self, complete: float | None) -> list[Event]:
+        """The speculative final of this pause is in: P(its words are a finished sentence), or None when it
+        has none (the recognizer heard nothing it could write)."""
         if self._phase is not Phase.PAUSING:
             return []
-        self._words_unfinished = unfinished
+        self._words_in, self._words = True, complete
         return self._decide()
 
     def _decide(self) -> list[Event]:
-        if not self._model_says_complete:
-            return []
-        if self.config.words_enabled and self._words_unfinished is not False:
-            return []  # unfinished words veto the model; unknown ones are waited for
-        return [self._end("model", self._silence_ms)]
+        needed, reason = self._silence_needed()
+        return [self._end(reason, self._silence_ms)] if self._silence_ms >= needed else []
+
+    def _silence_needed(self) -> tuple[float, EndReason]:
+        """The silence the evidence of this pause asks for (the module docstring's table)."""
+        cfg = self.config
+        if not cfg.words_enabled:
+            return (cfg.eot_silence_ms, "agreed") if self._model_says_complete else (cfg.eot_fallback_ms, "fallback")
+        words = self._words if self._words_in else None
+        if words is not None and words < cfg.words_unfinished_below:
+            return cfg.max_wait_ms, "ceiling"
+        if words is not None and words >= cfg.words_finished_at and self._model_says_complete:
+            return cfg.eot_silence_ms, "agreed"
+        return cfg.eot_fallback_ms, "fallback"
+
+    def _model_may_decide(self) -> bool:
+        """Whether asking the model could end the turn sooner (not when the words alone decide)."""
+        cfg = self.config
+        return not (cfg.words_enabled and self._words_in and self._words is not None
+                    and self._words < cfg.words_unfinished_below)
 
     def on_failed_answer(self, ask_id: int) -> None:
         """The question got no answer: ask again on schedule (the fallback still ends the turn)."""
@@ -264,7 +298,7 @@ class Endpointing:
         resumed = self._phase is Phase.PAUSING
         self._phase = Phase.SPEAKING
         self._pending_ask = None  # its answer would be about audio that is no longer the end
-        self._model_says_complete, self._words_unfinished = False, None
+        self._model_says_complete, self._words_in, self._words = False, False, None
         return [SpeechResumed()] if resumed else []
 
     def _silence(self, index: int) -> list[Event]:
@@ -280,9 +314,10 @@ class Endpointing:
             if silence_ms >= cfg.silence_only_ms:
                 events.append(self._end("silence", silence_ms))
             return events
-        if silence_ms >= cfg.eot_fallback_ms:
-            events.append(self._end("fallback", silence_ms))
-        elif self._pending_ask is None and silence_ms >= self._next_ask_ms:
+        needed, reason = self._silence_needed()
+        if silence_ms >= needed:
+            events.append(self._end(reason, silence_ms))
+        elif self._pending_ask is None and silence_ms >= self._next_ask_ms and self._model_may_decide():
             events.append(self._ask(silence_ms))
         return events
 
@@ -295,7 +330,7 @@ class Endpointing:
             self._next_ask_ms += self.config.eot_recheck_ms
         return AskEndOfTurn(self._pending_ask)
 
-    def _end(self, reason: Literal["model", "fallback", "silence"], silence_ms: float) -> TurnEnded:
+    def _end(self, reason: EndReason, silence_ms: float) -> TurnEnded:
         event = TurnEnded(reason, self._sound_end_arrival, silence_ms)
         self.reset()
         return event

@@ -30,7 +30,9 @@ class Heard:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptIn:
-    """A hypothesis from ASR stream `stream`, covering its first `samples` pushed samples."""
+    """A hypothesis from ASR stream `stream`, covering its first `samples` pushed samples. A final carries
+    `complete`: P(its words are a finished sentence), read from the words the audio holds (the completeness
+    model); None for a partial, or a final with no words."""
 
     stream: int
     text: str
@@ -38,6 +40,7 @@ class TranscriptIn:
     final: bool
     samples: int
     at: float
+    complete: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

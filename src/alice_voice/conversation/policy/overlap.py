@@ -14,7 +14,11 @@ decide, as they arrive:
 
 Continuation is only possible shortly after that utterance ended (the policy's rejoin window), and is
 chosen when that utterance sounds unfinished ("I'd like a table for") or the new words start where no
-sentence can ("...for two people", "...times eight"), and they do not open a new one ("Thanks, that's all").
+sentence can ("...for two people", "...times eight"), and they do not open a new one ("Thanks, that's all");
+and whatever the words, when the caller went on at once (`same_utterance`: within `same_utterance_ms` of
+their last word, the pause between two sentences of one utterance: "Thanks, that's all for now. |
+Goodbye!"): one utterance gets one reply, and its second sentence is neither an acknowledgement of the
+begun reply nor a turn answered apart (only a plain acknowledgement, "mm-hmm", is still one).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class Overlap:
     first_arrival: float
     rules: OverlapRules
     before: str | None = None
+    same_utterance: bool = False  # the caller went on at once after `before`: one utterance
     text: str = field(default="")
 
     def heard_words(self, text: str, heard_ms: float) -> Verdict:
@@ -93,7 +98,11 @@ class Overlap:
         return Verdict.CONTINUATION if self._continues() else Verdict.INTERRUPTION
 
     def _continues(self) -> bool:
-        if self.before is None or opens_anew(self.text):
+        if self.before is None:
+            return False
+        if self.same_utterance:
+            return True
+        if opens_anew(self.text):
             return False
         return sounds_unfinished(self.before) or goes_on(self.text)
 

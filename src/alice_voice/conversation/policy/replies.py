@@ -40,6 +40,7 @@ class Reply:
     reminder: str = ""  # a timer's reminder: said again later if it is cut before a word of it is heard
     requested: bool = False  # its StartReply has gone out
     answers: int | None = None  # the history's id of the caller's message it answers, once that is in
+    settled: bool = False  # its turn can no longer go on: its tools that change things may run
 
     @property
     def audible(self) -> bool:
@@ -161,4 +162,11 @@ class ReplyLedger:
         reply.requested = True
         # The agent is given the history before the turn it answers (whose text comes with the request).
         return [act.StartReply(reply.reply_id, request.text, history.before(reply.answers), reply.held,
-                               request.verbatim)]
+                               request.verbatim, reply.settled)]
+
+    def settle(self, reply: Reply) -> list[act.Action]:
+        """Its turn can no longer go on: what it would do may be done."""
+        if reply.settled:
+            return []
+        reply.settled = True
+        return [act.SettleReply(reply.reply_id)] if reply.requested else []

@@ -8,9 +8,14 @@ The states and every change between them are drawn in policy/states.py. The rule
 - Barge-in: the first voiced frame over a playing reply pauses it; what the caller says decides
   (policy/overlap.py): an acknowledgement resumes it where it paused, anything else cuts it (the history
   keeps what was heard) and is the next turn; an onset that never becomes speech (a cough) resumes it.
+- How long a pause must last to end a turn depends on the evidence (policy/endpointing.py): the audio model
+  and the words' completeness agreeing end it at once; words cut mid-sentence wait up to a ceiling (and
+  start no speculative reply); anything else waits the fallback.
 - Turn repair: speech within `turn_rejoin_ms` of an end of turn, while the reply to it has only begun,
   continues that turn: the reply is cut, the caller's half-turn leaves the history, and the ASR decodes
-  both halves as one utterance.
+  both halves as one utterance. Until that window has passed the reply is not settled: its tools that
+  change things wait. Speech within `same_utterance_ms` of the caller's last word is the same utterance,
+  whatever its words ("Thanks, that's all for now. | Goodbye!"): one utterance, one reply.
 - A provider that fails ends the turn with an `error` event; the session listens again.
 - A typed turn cuts whatever is playing and is answered at once; a stop request cuts the reply.
 - The gateway's own words (policy/idle.py): an idle caller is prompted, then said goodbye to; a timer
@@ -50,7 +55,6 @@ from alice_voice.conversation.policy.replies import Reply, ReplyLedger
 from alice_voice.conversation.policy.reports import TurnReports
 from alice_voice.conversation.policy.states import TRANSITIONS, InvalidTransition, TurnState
 from alice_voice.conversation.policy.utterance import Rejoinable, Utterance
-from alice_voice.conversation.policy.words import sounds_unfinished
 from alice_voice.conversation.timings import TurnTimings
 from alice_voice.errors import AliceError
 
@@ -77,6 +81,7 @@ class TurnPolicy:
         self._final: str | None = None
         self._turn_ended = False
         self._rejoinable: Rejoinable | None = None  # the last turn, which the caller may still go on with
+        self._settle_at: float | None = None  # when the current reply's turn can no longer go on
         self._onset: float | None = None  # first voiced frame of a possible barge-in (the reply is paused)
 
     def handle(self, item: inp.Input) -> list[act.Action]:
@@ -124,6 +129,7 @@ class TurnPolicy:
             self._out += self._utterance.feed(heard.index + 1)  # this frame, and a pause that did not end it
             if self._talk_over is not None:
                 self._settle_talk_over(self._talk_over.judge.still_speaking(heard.arrival))
+        self._settle_if_due(heard.at)
         self._say_reminders()
         self._watch_idle(heard.at)
 
@@ -243,7 +249,9 @@ class TurnPolicy:
             reply.turn.barge_in_speech = self._onset
         before = self._rejoinable
         rejoin = self._rejoin_now(event.first_arrival)
-        judge = Overlap(event.first_arrival, self.config.overlap, rejoin.text if rejoin else None)
+        went_on_at_once = rejoin is not None and (
+            event.first_arrival - rejoin.spoken_until) * 1000 <= self.config.same_utterance_ms
+        judge = Overlap(event.first_arrival, self.config.overlap, rejoin.text if rejoin else None, went_on_at_once)
         self._talk_over = talk = TalkOver(judge, reply, rejoin, before, event.keep_from)
         self._new_turn(event.first_arrival, TurnState.PAUSED)
         if rejoin is not None and self._utterance.open:
@@ -306,7 +314,7 @@ class TurnPolicy:
             return  # from an utterance already closed
         if t.final:
             if self._utterance.is_final(t):  # else a speculative final that speech has since overtaken
-                self._final_ready(" ".join(t.text.split()), t.at)
+                self._final_ready(" ".join(t.text.split()), t.complete, t.at)
             return
         text = t.text.strip()
         if not text or text == self._utterance.partial:
@@ -328,7 +336,7 @@ class TurnPolicy:
         self._emit(ev.TranscriptPartial(text=self._utterance.with_prefix(text),
                                         stable=self._utterance.with_prefix(partial.stable)))
 
-    def _final_ready(self, text: str, at: float) -> None:
+    def _final_ready(self, text: str, complete: float | None, at: float) -> None:
         if self._turn is not None:
             self._turn.final_ready = at
         talk = self._talk_over
@@ -349,9 +357,10 @@ class TurnPolicy:
         if self._turn_ended:
             self._commit_new(text, at)
             return
-        if self._replies.current is None:
+        cut_mid_sentence = complete is not None and complete < self.config.endpointing.words_unfinished_below
+        if self._replies.current is None and not cut_mid_sentence:  # (a reply to half a sentence would be void)
             self._start_reply(text, held=True, at=at)
-        for event in self._endpointing.on_words(sounds_unfinished(text)):  # the words' say on the turn's end
+        for event in self._endpointing.on_words(complete):  # the words' say on the turn's end
             if isinstance(event, TurnEnded):
                 self._turn_over(event, at)
 
@@ -389,15 +398,29 @@ class TurnPolicy:
         spoken = self._turn is not None and not self._turn.text_turn
         if spoken:
             self._emit(ev.TranscriptFinal(text=text))
-        self._rejoinable = Rejoinable(at, self.history.mark(), text) if spoken else None
+        spoken_until = self._turn.user_end if self._turn is not None and self._turn.user_end is not None else at
+        self._rejoinable = Rejoinable(at, self.history.mark(), text, spoken_until) if spoken else None
         reply.answers = self.history.append(Message("user", text))
         self._out.append(act.Measure("turns", 1))
         if reply.held:
             reply.held = False
             if reply.requested:
                 self._out.append(act.CommitReply(reply.reply_id))
+        # A spoken turn may still go on (turn repair) for `turn_rejoin_ms`: until then nothing that changes
+        # things is done for it ("Please cancel my order, | ... | number five one two").
+        self._settle_at = at + self.config.turn_rejoin_ms / 1000 if spoken and self.config.turn_rejoin_ms else None
+        if self._settle_at is None:
+            self._out += self._replies.settle(reply)
         if reply.error is not None:
             self._fail(reply, reply.error)
+
+    def _settle_if_due(self, at: float) -> None:
+        reply = self._replies.current
+        if self._settle_at is None or reply is None or at < self._settle_at:
+            return
+        if self._endpointing.phase is Phase.IDLE and self._talk_over is None:  # (not while speech may go on)
+            self._settle_at = None
+            self._out += self._replies.settle(reply)
 
     def _cut(self, reply: Reply, reason: act.CutReason) -> None:
         if self._talk_over is not None and reply is self._talk_over.reply:  # stopped, failed or replaced

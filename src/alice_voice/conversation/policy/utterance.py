@@ -16,12 +16,13 @@ from alice_voice.conversation.policy.history import Place
 
 @dataclass(frozen=True, slots=True)
 class Rejoinable:
-    """An utterance taken as ended (at `ended`) that the caller may still go on with: `text` was said, and
-    the history holds it after `place`."""
+    """An utterance taken as ended (at `ended`; its sound ended at `spoken_until`) that the caller may still
+    go on with: `text` was said, and the history holds it after `place`."""
 
     ended: float
     place: Place
     text: str
+    spoken_until: float
 
 
 class Utterance:

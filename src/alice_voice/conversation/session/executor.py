@@ -71,6 +71,8 @@ class Executor:
                     self._start_reply(action)
                 case act.CommitReply() if self._reply and self._reply[0].reply_id == action.reply_id:
                     self._reply[0].commit()  # its production may be over already: its audio waits, held
+                case act.SettleReply() if self._reply and self._reply[0].reply_id == action.reply_id:
+                    self._reply[0].settle()
                 case act.CutReply():
                     feedback.append(self._cut(action))
                 case act.PausePlayout():
@@ -136,9 +138,12 @@ class Executor:
 
     async def _read_transcripts(self, stream_id: int, stream: AsrStream) -> None:
         now = self._res.clock.now
+        completeness = self._res.models.completeness
         try:
             async for t in stream:
-                self._post(inp.TranscriptIn(stream_id, t.text, t.stable_text, t.final, t.samples, now()))
+                words = t.grounded_text if t.grounded_text is not None else t.text
+                complete = completeness.prob_complete(words) if t.final and words.strip() else None  # ~20 µs
+                self._post(inp.TranscriptIn(stream_id, t.text, t.stable_text, t.final, t.samples, now(), complete))
         except Exception as exc:
             self._post(inp.AsrFailed(stream_id, ProviderError.wrap(exc, self._res.models.asr.name), now()))
 
@@ -167,7 +172,7 @@ class Executor:
         reply_id = action.reply_id
         progress = functools.partial(self._progress, reply_id)
         reply = Reply(reply_id, action.text, action.history, self._tools, self._port.emit, progress, action.held,
-                      action.verbatim)
+                      action.verbatim, action.settled)
         self._reply = (reply, self._spawn(self._produce(reply)))
         if self._res.settings.log_content:  # words stay out of logs unless asked for (privacy)
             self._log.debug("reply %d to: %r", reply_id, action.text)

@@ -77,9 +77,11 @@ class Reply:
     progress: Callable[[Stage, str, tuple[ToolOutcome, ...]], None]
     held: bool
     verbatim: bool = False  # say `text` itself (the gateway's own words), not the agent's answer to it
+    settled: bool = False  # its turn cannot go on: its tools that change things may run
     spoken_text: str = ""
     _held_events: list[ServerEvent] = field(default_factory=list)
     _committed: asyncio.Event = field(default_factory=asyncio.Event)
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
     _chunker: SentenceChunker = field(default_factory=SentenceChunker)
     _chunks: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     _tool_calls: ReplyToolCalls | None = None
@@ -90,16 +92,22 @@ class Reply:
         self.tools.playout.begin(self.reply_id, held=self.held)
         if not self.held:
             self._committed.set()
+        if self.settled:
+            self._settled.set()
         if self.tools.session_tools is not None and not self.verbatim:
-            self._tool_calls = ReplyToolCalls(self.tools.session_tools, self._committed, self._send, self._filler,
+            self._tool_calls = ReplyToolCalls(self.tools.session_tools, self._settled, self._send, self._filler,
                                               self._pace)
 
     @property
     def tool_records(self) -> tuple[ToolOutcome, ...]:
         return self._tool_calls.records if self._tool_calls is not None else ()
 
+    def settle(self) -> None:
+        """Its turn can no longer go on: its tools that change things may run."""
+        self._settled.set()
+
     def commit(self) -> None:
-        """Let the reply play and its text reach the client, and its tools that change things run."""
+        """Let the reply play and its text reach the client."""
         self.held = False
         self._committed.set()
         self.tools.playout.release(self.reply_id)

@@ -1,9 +1,9 @@
 """One reply's tool calls: when they may run, what the caller hears meanwhile, and what is recorded.
 
-- A tool that changes things waits until the reply is committed (the turn is certain): a speculative
-  reply may think and speak ahead, but sets no timer and calls no webhook for a turn the user may still
-  be in. A read-only tool runs at once. A dropped or cut reply cancels its task, and with it a call
-  that is waiting or running.
+- A tool that changes things waits until the reply is settled: its turn is certain (the reply is
+  committed) and can no longer go on (turn repair's window has passed). A reply may think and speak ahead,
+  but sets no timer and calls no webhook for a turn the caller may still be in. A read-only tool runs at
+  once. A dropped or cut reply cancels its task, and with it a call that is waiting or running.
 - When a call has run `filler_after_s` without returning, the filler ("One moment.") is said, once per
   reply, so the caller is never left in silence; it is part of the reply, interruptible like it.
 - Each call goes to the client as `tool.started` / `tool.finished`, to the metrics, and into `records`,
@@ -37,11 +37,11 @@ class SessionTools:
 
 
 class ReplyToolCalls:
-    def __init__(self, session: SessionTools, committed: asyncio.Event, emit: Callable[[ServerEvent], None],
+    def __init__(self, session: SessionTools, settled: asyncio.Event, emit: Callable[[ServerEvent], None],
                  say_filler: Callable[[], None], busy: Callable[[bool], None] = lambda _: None) -> None:
         """`busy(True)` when calls begin (waiting for the turn included), `busy(False)` when none is left:
         the agent's deadline does not run meanwhile (each tool has its own)."""
-        self._session, self._committed, self._emit, self._say_filler = session, committed, emit, say_filler
+        self._session, self._settled, self._emit, self._say_filler = session, settled, emit, say_filler
         self._busy = busy
         self._active = 0
         self._filler_said = False
@@ -74,7 +74,7 @@ class ReplyToolCalls:
         session = self._session
         spec = session.toolbox.spec(name)
         if spec is not None and not spec.read_only:
-            await self._committed.wait()
+            await self._settled.wait()
         self._emit(ToolStarted(call_id=call_id, name=name, arguments=arguments if session.log_content else None))
         started = self._session.clock.now()
         self._running[call_id] = (name, arguments, started)

@@ -66,19 +66,43 @@ async def test_the_model_work_goes_through_the_scheduler_at_its_priority() -> No
 
 async def test_speech_resuming_drops_the_speculative_reply_unheard() -> None:
     async with SessionHarness(end_of_turn=ScriptedEndOfTurn(0.1, 1.0)) as s:
-        s.say("what is", 500)
+        s.say("what time is it", 500)
         s.pause(300)  # the model is asked once (incomplete) and the speculative reply is ready, held
-        s.say("seven times eight", 900)
+        s.say("in london", 900)
         s.pause(1500)
         await s.run_until_event("tts.stopped", reason="done")
         starts = s.done(act.StartReply)
-        assert [a.text for a in starts if isinstance(a, act.StartReply)] == ["what is",
-                                                                              "what is seven times eight"]
+        assert [a.text for a in starts if isinstance(a, act.StartReply)] == ["what time is it",
+                                                                              "what time is it in london"]
         cuts = s.done(act.CutReply)
         assert [(c.reply_id, c.reason) for c in cuts if isinstance(c, act.CutReply)] == [(1, "speech_resumed")]
-        assert "".join(e["delta"] for e in s.events("agent.text")) == "You said what is seven times eight."
+        assert "".join(e["delta"] for e in s.events("agent.text")) == "You said what time is it in london."
         assert s.types("tts.started", "tts.stopped") == ["tts.started", "tts.stopped"]
-        assert s.events("transcript.final")[0]["text"] == "what is seven times eight"
+        assert s.events("transcript.final")[0]["text"] == "what time is it in london"
+
+
+async def test_a_sentence_paused_after_a_word_it_cannot_end_on_waits_for_the_caller() -> None:
+    """"Set a timer for | (1.5 s) | ten minutes": the words are cut mid-sentence, so the pause is no end,
+    whatever the audio model says; no reply is even prepared for the half; one turn, one reply."""
+    async with SessionHarness(end_of_turn=ScriptedEndOfTurn(1.0)) as s:
+        s.say("set a timer for", 700)
+        s.pause(1500)
+        s.say("ten minutes", 600)
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+    assert [text for text, _ in s.agent.calls] == ["set a timer for ten minutes"]
+    assert s.types("transcript.final") == ["transcript.final"]
+    assert not s.done(act.CutReply), "nothing begun, nothing dropped"
+
+
+async def test_a_caller_who_stops_mid_sentence_is_answered_at_the_ceiling() -> None:
+    async with SessionHarness(end_of_turn=ScriptedEndOfTurn(1.0), eot_max_wait_ms=2000) as s:
+        s.say("remind me to water the", 900)
+        s.pause(3000)
+        await s.run_until_event("tts.started")
+    ended = next(e["at"] for e in s.events("turn.state") if e["state"] == "thinking")
+    silence_noticed = s.events("vad.speech_stopped")[0]["at"]  # (a frame or two after the sound ended)
+    assert 1.9 <= ended - silence_noticed <= 2.1, "the ceiling, not the fallback (0.8 s)"
 
 
 async def test_talking_over_the_reply_pauses_it_at_once_then_cuts_it() -> None:
@@ -184,9 +208,9 @@ async def test_a_held_reply_that_fails_is_forgotten_when_speech_goes_on() -> Non
     agent = ScriptedAgent()
     agent.fail_next = provider_error()
     async with SessionHarness(agent=agent, end_of_turn=ScriptedEndOfTurn(0.1, 1.0)) as s:
-        s.say("what is", 500)
+        s.say("what time is it", 500)
         s.pause(300)
-        s.say("the time", 500)
+        s.say("in london", 500)
         s.pause(1500)
         await s.run_until_event("tts.stopped", reason="done")
         assert "error" not in s.types()
@@ -351,12 +375,32 @@ async def test_a_new_question_over_the_reply_to_a_complete_one_is_its_own_turn()
         s.say("tell me a joke", 700)
         s.pause(400)
         await s.run_until_event("tts.started")
+        s.pause(300)  # 300 ms into the joke: a new thought, not the same utterance going on
         s.say("thanks that's all for now goodbye", 1200)  # within the rejoin window, over the audible joke
         s.pause(1500)
         await s.run_until_event("tts.stopped", reason="done")
         assert [text for text, _ in agent.calls] == ["tell me a joke", "thanks that's all for now goodbye"]
         assert s.actor.history[0] == Message("user", "tell me a joke"), "not merged into the question before"
         assert s.actor.history[1].role == "assistant" and LONG.startswith(s.actor.history[1].content)
+
+
+async def test_a_second_sentence_said_at_once_is_the_same_utterance_and_gets_one_reply() -> None:
+    """"Thanks, that's all for now. | Goodbye!": the turn ended between the two sentences, and the caller
+    went on at once; "Goodbye!" is neither an acknowledgement of the begun reply nor a turn of its own."""
+    agent = ScriptedAgent({"thanks that's all for now": LONG})
+    async with SessionHarness(agent=agent) as s:
+        s.say("thanks that's all for now", 900)
+        s.pause(400)
+        await s.run_until_event("tts.started")
+        said_at = s.events("vad.speech_stopped")[0]["at"]
+        s.say("goodbye", 400)  # the caller was still going: ~300 ms after their last word
+        s.pause(1500)
+        await s.run_until_event("tts.stopped", reason="done")
+        assert s.events("vad.speech_started")[-1]["at"] - said_at < 0.5
+    assert [text for text, _ in agent.calls] == ["thanks that's all for now", "thanks that's all for now goodbye"]
+    assert s.types("backchannel") == [], "not an acknowledgement of the begun reply"
+    assert [m.content for m in s.actor.history if m.role == "user"] == ["thanks that's all for now goodbye"]
+    assert s.metrics.turn_repairs._value.get() == 1
 
 
 async def test_going_on_with_an_unfinished_sentence_over_its_reply_is_one_turn() -> None:
