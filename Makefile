@@ -35,7 +35,7 @@ $(RUNTIME_STAMP): requirements.lock pyproject.toml
 	touch $@
 
 lint: install-test
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench training
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
