@@ -19,6 +19,7 @@ from alice_voice.compute import InferenceScheduler, Lane, Priority
 from alice_voice.config import Settings
 from alice_voice.errors import ProviderError
 from alice_voice.speech import whisper_asr
+from alice_voice.speech.decode_stream import Heard
 from alice_voice.speech.protocols import Transcript
 from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
 from support.asr_harness import (
@@ -84,9 +85,9 @@ class _NamedEngine:
     def __init__(self, name: str, inner: whisper_asr.WindowDecoder, log: list[str]) -> None:
         self._name, self._inner, self._log = name, inner, log
 
-    def transcribe(self, pcm: Pcm) -> str:
+    def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard:
         self._log.append(self._name)
-        return self._inner.transcribe(pcm)
+        return self._inner.hear(pcm, ground=ground)
 
 
 @pytest.mark.asyncio
@@ -144,12 +145,29 @@ async def test_partials_come_before_the_final_and_stay_ordered(asr: whisper_asr.
 async def test_final_word_error_rate_over_the_set(asr: whisper_asr.WhisperAsr) -> None:
     texts = [*PROMPTS, LONG_SENTENCE]
     results: dict[str, list[tuple[str, str]]] = {}
+    trimmed: list[tuple[str | None, str]] = []
     for voice in ("piper", "espeak:en-us", "espeak:en-us+f3"):
         for text in texts:
             final = (await transcribe(asr, synth(text, voice))).finals[-1]
             results.setdefault(voice, []).append((text, final.text))
+            if final.grounded_text != final.text:
+                trimmed.append((final.grounded_text, final.text))
     assert corpus_wer(results["piper"] + results["espeak:en-us"]) <= 0.10
     assert corpus_wer(results["espeak:en-us+f3"]) <= 0.35
+    # Finished sentences: the words the end of turn reads are all the words written (one slip allowed in 60).
+    assert len(trimmed) <= 1, trimmed
+
+
+@pytest.mark.parametrize(("said", "voice"), [("Set a timer for", "espeak:en-us"),
+                                             ("I need a table for", "espeak:en-us"),
+                                             ("Can you find the recipe for", "espeak:en-us")])
+@pytest.mark.asyncio
+async def test_a_final_leaves_out_of_its_grounded_text_the_words_added_after_the_speech(
+        asr: whisper_asr.WhisperAsr, said: str, voice: str) -> None:
+    final = (await transcribe(asr, np.concatenate([synth(said, voice), silence(0.1, noise_rms=30)]))).finals[-1]
+    assert final.text.rstrip(".?!").lower() != said.lower()  # Whisper finished the sentence ("... for it.")
+    assert final.grounded_text is not None and final.text.startswith(final.grounded_text)
+    assert final.grounded_text.rstrip(",.?!").lower() == said.lower()
 
 
 @pytest.mark.asyncio
@@ -198,7 +216,7 @@ async def test_silence_and_low_noise_give_no_text(asr: whisper_asr.WhisperAsr, n
 
 
 class _BrokenEngine:
-    def transcribe(self, pcm: Pcm) -> str:
+    def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard:
         raise RuntimeError("decoder crashed")
 
 

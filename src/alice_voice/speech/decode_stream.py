@@ -30,7 +30,17 @@ from alice_voice.errors import ProviderError, ProviderTimeout
 from alice_voice.speech.protocols import Transcript
 from alice_voice.speech.stable_prefix import StablePrefix
 
-Decode = Callable[[], Awaitable[str | None]]
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What one decode heard: its text, and (where the recognizer can tell) that text less the trailing
+    words the audio does not hold (`Transcript.grounded_text`)."""
+
+    text: str
+    grounded: str | None = None
+
+
+Decode = Callable[[], Awaitable[Heard | None]]
 """A decode of a snapshot taken when it was requested; None when a newer request superseded it."""
 
 
@@ -174,12 +184,12 @@ class DecodeStream:
             self._out.put_nowait(ProviderError.wrap(exc, self.provider))
 
     async def _partial(self, decode: Decode, end: int) -> None:
-        hypothesis = await decode()
-        if hypothesis is None or not hypothesis.strip() or end <= self._emitted:
+        heard = await decode()
+        if heard is None or not heard.text.strip() or end <= self._emitted:
             return
         if self._finals_pending and end > min(self._finals_pending):
             return
-        text, stable = self._stable.update(hypothesis)
+        text, stable = self._stable.update(heard.text)
         if (text, stable) == self._last_partial:
             return
         self._last_partial = (text, stable)
@@ -190,13 +200,14 @@ class DecodeStream:
     async def _final(self, decode: Decode, end: int) -> None:
         try:
             async with asyncio.timeout(self._timing.final_timeout_s):
-                hypothesis = await decode()
+                heard = await decode()
         finally:
             self._finals_pending.remove(end)
         if end < self._emitted:
             return
-        text = " ".join((hypothesis or "").split())
+        text = " ".join((heard.text if heard else "").split())
+        grounded = " ".join(heard.grounded.split()) if heard and heard.grounded is not None else None
         self._stable.finalize(text)
         self._last_partial = None
         self._emitted = end
-        self._out.put_nowait(Transcript(text=text, stable_text=text, final=True, samples=end))
+        self._out.put_nowait(Transcript(text=text, stable_text=text, final=True, samples=end, grounded_text=grounded))

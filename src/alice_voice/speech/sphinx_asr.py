@@ -26,7 +26,7 @@ import numpy as np
 from alice_voice.audio.frames import SPEECH_RATE, Pcm, rms
 from alice_voice.compute import InferenceScheduler, JobRunner, Priority, Superseded
 from alice_voice.config import Settings
-from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming, partial_pressure
+from alice_voice.speech.decode_stream import Decode, DecodeStream, Heard, StreamTiming, partial_pressure
 
 PROVIDER = "sphinx"
 _PIECE = SPEECH_RATE // 50  # 20 ms
@@ -152,14 +152,14 @@ class _SphinxSource:
         if slot is not None:
             self._asr.pool.release(slot)
 
-    async def _decode(self, end: int, priority: Priority, loud: bool) -> str | None:
+    async def _decode(self, end: int, priority: Priority, loud: bool) -> Heard | None:
         slot = await self._slot_ready()
         feed = functools.partial(self._feed, slot, end)
         try:  # a newer partial of this utterance replaces one still queued
             text = await self._asr.compute.run(priority, feed, key=None if priority is Priority.FINAL else self._key)
         except Superseded:
             return None
-        return text if loud else ""  # the search finds words in faint noise ("if")
+        return Heard(text if loud else "")  # the search finds words in faint noise ("if")
 
     async def _slot_ready(self) -> DecoderSlot:
         if self._slot is None:

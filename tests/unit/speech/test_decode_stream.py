@@ -15,7 +15,7 @@ import pytest
 
 from alice_voice.compute import InferenceScheduler, Lane, Priority
 from alice_voice.errors import ProviderError, ProviderTimeout
-from alice_voice.speech.decode_stream import Decode, DecodeStream, StreamTiming, partial_pressure
+from alice_voice.speech.decode_stream import Decode, DecodeStream, Heard, StreamTiming, partial_pressure
 from alice_voice.speech.protocols import Transcript
 from fakes.scripted import InlineCompute
 
@@ -37,6 +37,7 @@ class ScriptedSource:
         self.started: set[Key] = set()
         self.cancelled: set[Key] = set()
         self.closed = False
+        self.grounded: dict[str, str] = {}  # a decode's text -> the part of it the audio holds
 
     def push(self, pcm: np.ndarray, end: int) -> None:
         self.pushed.append(end)
@@ -48,13 +49,14 @@ class ScriptedSource:
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.decodes[key] = future
 
-        async def decode() -> str | None:
+        async def decode() -> Heard | None:
             self.started.add(key)
             try:
-                return await future
+                text = await future
             except asyncio.CancelledError:
                 self.cancelled.add(key)
                 raise
+            return None if text is None else Heard(text, self.grounded.get(text))
         return decode
 
     def answer(self, end: int, final: bool, text: str | None) -> None:
@@ -198,6 +200,22 @@ async def test_speculative_finish_then_more_audio_then_a_covering_final() -> Non
     assert await reader.next() == Transcript("What time is it?", "What time is it?", True, 960)
     await stream.aclose()
     assert [t.samples for t in reader.items] == [320, 960, 960]
+
+
+@pytest.mark.asyncio
+async def test_a_final_carries_the_words_its_audio_holds_and_a_partial_none() -> None:
+    stream, source = make()
+    source.grounded["Set a timer for it."] = "Set a timer for"
+    reader = Reader(stream)
+    stream.push(pcm(INTERVAL))
+    await settle_tasks()
+    source.answer(INTERVAL, False, "Set a timer for it.")
+    assert (await reader.next()).grounded_text is None
+    stream.finish()
+    source.answer(INTERVAL, True, "Set a timer for it.")
+    final = await reader.next()
+    assert (final.text, final.grounded_text) == ("Set a timer for it.", "Set a timer for")
+    await stream.aclose()
 
 
 @pytest.mark.asyncio
