@@ -1,7 +1,8 @@
 """Deterministic test speech, synthesized on first use and cached under .cache/speech/ (not in git).
 
 Voices: "piper" (joe, noise off: bit-identical), "espeak:<voice>" (espeak-ng, e.g. espeak:en-us,
-espeak:en-us+f3). `rate` is words per minute for espeak; for piper it maps to length_scale.
+espeak:en-us+f3), "hibari" (its bundled voice, noise seeded). `rate` is words per minute for espeak; for
+piper and hibari it maps to the speed (175: the voice's own).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soxr
@@ -58,6 +60,18 @@ def _piper_voice(model: str, config: str) -> object:
     return _voices[model]
 
 
+def _hibari(text: str, rate: int) -> tuple[Pcm, int]:
+    from hibari import SAMPLE_RATE, Hibari
+    from hibari.voices import voice_path
+
+    if "hibari" not in _voices:
+        _voices["hibari"] = Hibari(voice="heart", model=voice_path("heart", download_missing=False), threads=1)
+    engine: Any = _voices["hibari"]
+    pieces = [np.asarray(engine.from_ids(engine.ids(phonemes), rate / 175, np.random.default_rng(0)), np.float32)
+              for phonemes in engine.phonemize(text)]
+    return np.clip(np.concatenate(pieces) * 32767, -32768, 32767).astype(np.int16), int(SAMPLE_RATE)
+
+
 def _espeak(text: str, voice: str, rate: int) -> tuple[Pcm, int]:
     wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text],
                          check=True, capture_output=True).stdout
@@ -74,6 +88,8 @@ def synth(text: str, voice: str = "piper", rate: int = 175, sample_rate: int = 1
         pcm, rate_in = _piper(text, rate)
     elif voice.startswith("espeak:"):
         pcm, rate_in = _espeak(text, voice.split(":", 1)[1], rate)
+    elif voice == "hibari":
+        pcm, rate_in = _hibari(text, rate)
     else:
         raise ValueError(f"unknown voice {voice!r}")
     out = soxr.resample(pcm, rate_in, sample_rate).astype(np.int16)

@@ -2,9 +2,9 @@
 stdio, `python -m fakes.mcp_server LOG PORT` over streamable HTTP on 127.0.0.1.
 
 Tools: `lookup_order` (read-only: the server says so; an order that is not a number is an
-error), `book_table` (changes things: every call is
-appended to LOG, one JSON line each, so a test can see whether it ran), `slow_echo` (sleeps first) and
-`crash` (the server process exits mid-call).
+error), `book_table` and `cancel_order` (they change things: every call is appended to LOG, one JSON line
+each, so a test can see whether it ran), `slow_echo` (sleeps first) and `crash` (the server process exits
+mid-call).
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ def lookup_order(order: str) -> str:
 def book_table(people: int, time: str) -> str:
     _record("book_table", people=people, time=time)
     return f"Booked a table for {people} at {time}."
+
+
+@server.tool(description="Cancel an order, by its number.")
+def cancel_order(order: str) -> str:
+    _record("cancel_order", order=order)
+    return f"Order {order} is cancelled." if order else "Which order?"
 
 
 @server.tool(description="Echo the text after a delay in seconds.")
