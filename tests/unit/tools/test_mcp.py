@@ -47,7 +47,7 @@ async def test_a_servers_tools_are_offered_and_called(tmp_path: Path) -> None:
     catalog = await ToolCatalog.from_file(load_tools_file(shop_file(tmp_path)))
     try:
         specs = {s.name: s for s in catalog.toolbox.specs}
-        assert sorted(specs) == ["book_table", "crash", "lookup_order", "slow_echo"]
+        assert sorted(specs) == ["book_table", "cancel_order", "crash", "lookup_order", "slow_echo"]
         assert specs["lookup_order"].read_only, "the server's readOnlyHint"
         assert specs["slow_echo"].read_only, "listed read-only in the tools file"
         assert not specs["book_table"].read_only
