@@ -18,6 +18,7 @@ import soxr
 from alice_voice.audio.frames import Pcm
 from alice_voice.conversation.agents.numbers import integer_words
 
+QUIET = 200  # int16 amplitude below which synthesized audio counts as silent
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "speech"
 
 PROMPTS = [
@@ -107,10 +108,19 @@ def silence(seconds: float, sample_rate: int = 16000, noise_rms: float = 0.0, se
     return np.clip(rng.normal(0, noise_rms, n), -32768, 32767).astype(np.int16)
 
 
-def with_pause(first: str, second: str, pause_s: float, voice: str = "piper", sample_rate: int = 16000) -> Pcm:
-    """Two pieces of one sentence with a pause between them (for mid-sentence-pause tests)."""
-    return np.concatenate([synth(first, voice, sample_rate=sample_rate), silence(pause_s, sample_rate),
-                           synth(second, voice, sample_rate=sample_rate)])
+def trim(pcm: Pcm, quiet: int = QUIET) -> Pcm:
+    """The voiced part: a voice's own leading and trailing silence cut (hibari's is ~0.3 s before and
+    ~0.5 s after), so that a pause put between two pieces is the pause the listener gets."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > quiet)
+    return pcm[loud[0]:loud[-1] + 1]
+
+
+def with_pause(first: str, second: str, pause_s: float, voice: str = "piper", sample_rate: int = 16000,
+               noise_rms: float = 0.0) -> Pcm:
+    """Two pieces of one sentence with exactly `pause_s` of silence between their voiced parts."""
+    return np.concatenate([trim(synth(first, voice, sample_rate=sample_rate)),
+                           silence(pause_s, sample_rate, noise_rms),
+                           trim(synth(second, voice, sample_rate=sample_rate))])
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

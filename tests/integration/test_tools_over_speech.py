@@ -46,8 +46,8 @@ async def test_a_paused_request_runs_its_tool_once_with_the_whole_sentence(tmp_p
     tools.write_text(f'builtin = false\n[[mcp]]\nname = "shop"\ncommand = {json.dumps(sys.executable)}\n'
                      f'args = ["-m", "fakes.mcp_server", {json.dumps(str(calls))}]\n'
                      f'env = {{ PYTHONPATH = {json.dumps(str(TESTS))} }}\n')
-    speech = np.concatenate([sf.synth("Please cancel my order,", voice), sf.silence(0.6, noise_rms=30),
-                             sf.synth("number five one two.", voice), sf.silence(3.0, noise_rms=30)])
+    speech = np.concatenate([sf.with_pause("Please cancel my order,", "number five one two.", 0.6, voice, noise_rms=30),
+                             sf.silence(3.0, noise_rms=30)])
     with FakeOpenAiChat(reply=("Done.",), tool_rounds_for=cancel_when_asked) as llm:
         settings = make_settings(default_mode="agent", preload_models=True, agent="openai",
                                  llm_base_url=llm.base_url, llm_api_key="test-key", tools_file=str(tools))
