@@ -144,6 +144,11 @@ rule("Q",
      "(is | are) (this | that | it | they | there) (okay | right | correct | available | enough | possible)",
      "do you (deliver | take (cards | cash | reservations) | have (parking | wifi | {THINGSHORT}) | know (the address | the answer | why))",
      "what (should | can) i do [(now | next)]", "what's (next | wrong | happening | going on)",
+     "what (else | exactly) can you do", "what (can | do | will) you do [(for me | here | exactly)]",
+     "(where | when | how) (do | should | can) i (go | park | sign | wait | start | pay | sit)",
+     "(how | why) (does | did) (it | this | that) (work | happen)", "what does (that | it | this) mean",
+     "(is | are) (the | your) {STORE} open on {DAYS}", "(do | does) (you | it | the {STORE}) open on {DAYS}",
+     "is (table | room | seat | gate) [number] {@num:1:99} (free | available | taken | ready | open)",
      "(where | when) (is | was) (it | that | the meeting | my appointment)",
      )
 
@@ -178,6 +183,7 @@ rule("CMDV",
      "send {NAME} a (message | text) [saying {MSG}]", "read my (messages | texts | emails | new messages)",
      "reply to {NAME} [saying {MSG}]", "tell {NAME} (that {MSG} | {MSG})", "email {NAME} [about {TOPIC}]",
      "call me back [(at {@d:phone} | later | tomorrow)]",
+     "(call | text | ring) me [back] (at {@hourw} | at {TIME} | later | tonight | tomorrow | in {DUR})",
      # smart home
      (3, "turn (on | off) {DEVICE} [in the {ROOMWORD}]"), "turn {DEVICE} (on | off)",
      "switch (on | off) {DEVICE}", "dim the lights [to {@num:10:90} percent]",
@@ -208,6 +214,7 @@ rule("CMDV",
      "(go back | start over | repeat that | repeat the last step | main menu | cancel that | never mind | forget it | hold on | wait | stop)",
      "(show | tell | read) me (the menu | my balance | the options | my orders | the news | the weather)",
      "tell me (a joke | the news | a story | about {TOPIC} | the time)",
+     "tell me a (short | funny | quick | good) (joke | story) [about {TOPIC}]",
      "check my (balance | order | messages | email | account)",
      "track (my package | my order | order {@d:order})", "pay my (bill | balance | rent)",
      "reset my password", "update my (address | payment method | card | email)",
@@ -295,11 +302,13 @@ words("ROOMWORD", "kitchen | living room | bedroom | bathroom | garage | office 
 words("POI", "gas station | coffee shop | pharmacy | restaurant | atm | parking lot | hospital | "
              "grocery store | hotel | pizza place | charging station")
 words("TOPIC", "the weather | the election | black holes | dinosaurs | the stock market | my order | "
-               "the meeting | the project | history | cooking | tomorrow's game | the news | the budget")
+               "the meeting | the project | history | cooking | tomorrow's game | the news | the budget | "
+               "computers | cats | dogs | space | music | football")
 words("APP", "spotify | the camera | settings | maps | my email | the calendar | netflix | youtube")
 rule("PARTY", (2, "{@num:1:12} [people]"), "two", "four", "six", "me and my wife", "a party of {@num:2:12}",
      "{@num:2:10} adults [and {@num:1:5} kids]", "one person", "just me")
 words("DAY", "monday | tuesday | wednesday | thursday | friday | saturday | sunday")
+words("DAYS", "mondays | tuesdays | wednesdays | thursdays | fridays | saturdays | sundays | weekends | holidays")
 words("THING", "my account | my order | my bill | my internet | my phone | my card | my password | "
                "my subscription | the app | my wifi | my tv | my payment | my delivery | my refund | "
                "my appointment | the website | my router | my login | my car")
@@ -436,7 +445,7 @@ words("YESNO2", "please | thanks | thank you | that's right | that's correct | g
 
 # ---- greetings / thanks
 rule("GREET",
-     "(hi | hello | hey) [there]", "(hi | hello | hey) {NAMEADDR}", "good (morning | afternoon | evening)",
+     "(hi | hello | hey) [there]", "(hi | hello | hey) {NAMEADDR}", "good (morning | afternoon | evening) [{NAMEADDR}]",
      "thank you [(so much | very much | for your help)]", "thanks [(so much | a lot | for your help | again)]",
      "(bye | goodbye) [now]", "see you [(later | soon)]", "have a (nice | good | great) (day | one | night | weekend)",
      "that's all [(for now | thanks | thank you)]", "nothing else [(thanks | thank you)]", "that's it [thanks]",
@@ -444,7 +453,7 @@ rule("GREET",
      "talk to you later", "i'm good [(thanks | thank you)]", "how are you [doing] [today]", "good how are you",
      "nice to meet you", "take care", "cheers", "bye bye", "thanks bye", "okay bye", "goodnight",
      )
-words("NAMEADDR", "siri | alexa | assistant | there | everyone | again")
+words("NAMEADDR", "siri | alexa | alice | assistant | there | everyone | again")
 
 
 # ------------------------------------------------------------------ numbers
