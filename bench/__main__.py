@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import barge_in, load, plot, talk_over, transport, turns
+from bench import barge_in, load, pauses, plot, talk_over, transport, turns
 from bench.stats import save_json, table
 
 
@@ -74,9 +74,20 @@ def _print_talk_over(result: dict[str, Any]) -> None:
         print(f"  missed: {text!r} ({voice}) heard as {heard!r}")
 
 
+def _print_pauses(result: dict[str, Any]) -> None:
+    for pause_ms, row in result["by_pause"].items():
+        print(f"pause {pause_ms} ms after an unfinished word: turn ended in the pause {row['ended_in_pause']} "
+              f"of {row['n']}, reply heard over it (false start) {row['false_starts']} of {row['n']}")
+    finished = result["finished"]
+    print(table({"end of turn decided": finished["end_of_turn_ms"],
+                 "TTFA, client": finished["client_first_audio_ms"]}, f"{finished['n']} finished requests"))
+    for text, voice, pause_ms in result["false_starts"]:
+        print(f"  false start: {text!r} ({voice}, {pause_ms} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", choices=["transport", "turns", "load", "barge-in", "talk-over", "all"])
+    parser.add_argument("what", choices=["transport", "turns", "load", "barge-in", "talk-over", "pauses", "all"])
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--plot", type=Path, help="write a PNG plot here")
     parser.add_argument("--sessions", default="1,2,4", help="concurrency levels for the turns benchmark")
@@ -101,6 +112,9 @@ def main() -> None:
     if args.what in ("talk-over", "all"):
         out["talk_over"] = asyncio.run(talk_over.run(args.voices.split(","), args.prompts))
         _print_talk_over(out["talk_over"])
+    if args.what in ("pauses", "all"):
+        out["pauses"] = asyncio.run(pauses.run())
+        _print_pauses(out["pauses"])
     if args.what in ("barge-in", "all"):
         out["barge_in"] = asyncio.run(barge_in.run(args.voices.split(","), min(args.prompts, 6)))
         _print_barge_in(out["barge_in"])
