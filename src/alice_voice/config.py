@@ -87,17 +87,17 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = Field(64, ge=0, description="Speech needed to start a turn.")
     vad_preroll_ms: int = Field(256, ge=0, description="Audio kept before speech onset.")
     eot_silence_ms: int = Field(224, ge=0, description="Silence before the end-of-turn model is asked.")
-    eot_threshold: float = Field(0.5, gt=0, lt=1)
+    eot_threshold: float = Field(0.7, gt=0, lt=1)
     eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
-    eot_fallback_ms: int = Field(800, ge=100, description="Silence that ends a turn when the model and the words "
+    eot_fallback_ms: int = Field(1200, ge=100, description="Silence that ends a turn when the model and the words "
                                  "do not agree it is over (and the words are not cut mid-sentence).")
     eot_max_wait_ms: int = Field(2500, ge=100, description="Silence that ends a turn whose words stop mid-sentence "
                                  "(\"set a timer for\"): the longest Alice waits for the rest.")
     eot_words: bool = Field(True, description="The end of a turn also takes its words, scored by the completeness "
                             "model: finished words end it at the model's first \"complete\", words cut mid-sentence "
                             "wait up to eot_max_wait_ms.")
-    eot_words_finished: float = Field(0.5, ge=0, le=1, description="Words scoring at least this read as finished.")
-    eot_words_unfinished: float = Field(0.1, ge=0, le=1, description="Words scoring below this read as cut "
+    eot_words_finished: float = Field(0.8, ge=0, le=1, description="Words scoring at least this read as finished.")
+    eot_words_unfinished: float = Field(0.3, ge=0, le=1, description="Words scoring below this read as cut "
                                         "mid-sentence.")
     silence_only_ms: int = Field(512, ge=100, description="Silence that ends a turn when end_of_turn=silence.")
     compute_threads: int = Field(0, ge=0, le=64, description="Cores the inference scheduler is sized for: that "

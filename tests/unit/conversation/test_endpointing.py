@@ -192,7 +192,7 @@ def test_recheck_cadence_follows_the_schedule() -> None:
     driver.feed(silence(CFG.eot_fallback_ms))
     asked = [silence_ms(frame, last_loud) for frame, _ in driver.of(AskEndOfTurn)]
     due = list(range(CFG.eot_silence_ms, CFG.eot_fallback_ms, CFG.eot_recheck_ms))
-    assert len(asked) == len(due) == 3
+    assert len(asked) == len(due) == 5  # 224, 424, 624, 824, 1024 ms, then the 1200 ms fallback
     for ms, due_ms in zip(asked, due, strict=True):
         assert due_ms <= ms < due_ms + CFG.frame_ms
     assert [e.reason for _, e in driver.of(TurnEnded) if isinstance(e, TurnEnded)] == ["fallback"]
@@ -351,11 +351,12 @@ def test_the_end_of_speech_is_dated_by_loudness_not_by_the_vads_lag() -> None:
 
 
 def test_the_fallback_is_also_counted_from_the_sound() -> None:
-    driver = Driver(Endpointing(CFG), answer=0.0)
+    config = EndpointingConfig(eot_fallback_ms=800)  # a whole number of 32 ms frames
+    driver = Driver(Endpointing(config), answer=0.0)
     driver.feed(speech(320) + speech(96, loudness=QUIET) + silence(1200))
     end_frame, ended = single(driver, TurnEnded)
-    assert end_frame == 9 + CFG.frames(CFG.eot_fallback_ms)
-    assert ended == TurnEnded("fallback", arrival(9), CFG.eot_fallback_ms)
+    assert end_frame == 9 + config.frames(config.eot_fallback_ms)
+    assert ended == TurnEnded("fallback", arrival(9), config.eot_fallback_ms)
 
 
 def test_the_end_is_dated_to_the_last_loud_sub_block() -> None:

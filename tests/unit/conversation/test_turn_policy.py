@@ -210,7 +210,7 @@ RULES = [
          ["measure end_of_turn_ms", "emit transcript.final", "commit reply 1"]),
     Rule("finished words the model hears as unfinished wait for the fallback", TURN, pause(12), [],
          never=["commit reply 1"]),
-    Rule("the fallback silence ends a turn whatever the model says", TURN, pause(20),
+    Rule("the fallback silence ends a turn whatever the model says", TURN, pause(32),  # 8 + 32 frames: 1280 ms
          ["emit transcript.final", "commit reply 1"]),
     Rule("speech resuming before the end cuts the held reply unheard", TURN, speak(1),
          ["emit vad.speech_started", "WithdrawEndOfTurn", "cut reply 1: speech_resumed"],

@@ -68,12 +68,12 @@ class EndpointingConfig:
     vad_min_speech_ms: int = 64
     vad_preroll_ms: int = 256
     eot_silence_ms: int = 224
-    eot_threshold: float = 0.5
+    eot_threshold: float = 0.7
     eot_recheck_ms: int = 200
-    eot_fallback_ms: int = 800
+    eot_fallback_ms: int = 1200
     max_wait_ms: int = 2500
-    words_finished_at: float = 0.5
-    words_unfinished_below: float = 0.1
+    words_finished_at: float = 0.8
+    words_unfinished_below: float = 0.3
     silence_only_ms: int = 512
     model_enabled: bool = True
     words_enabled: bool = False  # (the gateway's settings switch it on: EOT_WORDS)
