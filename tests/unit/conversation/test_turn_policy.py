@@ -200,6 +200,8 @@ RULES = [
     Rule("a model that says incomplete ends nothing", TURN, model(0.1), [], never=["commit reply 1"]),
     Rule("words cut mid-sentence start no speculative reply", [speak(), pause(8)], final("set a timer for"), [],
          never=["start held reply 1"]),
+    Rule("with the words off (EOT_WORDS=false), words cut mid-sentence still start a speculative reply",
+         [speak(), pause(8)], final("set a timer for"), ["start held reply 1"], config={"words": False}),
     Rule("words cut mid-sentence hold the turn whatever the model says", [speak(), pause(8), final("a table for")],
          pause(40), [], never=["start live reply 1", "emit turn.state thinking"]),
     Rule("words cut mid-sentence end the turn at the ceiling", [speak(), pause(8), final("set a timer for"),
@@ -221,6 +223,8 @@ RULES = [
          ["settle reply 1"]),
     Rule("a spoken turn's reply is not settled while the caller may still go on", PLAYING, pause(25), [],
          never=["settle reply 1"]),
+    Rule("an onset under way as the window closes holds the settle: the caller may be going on",
+         [*PLAYING, pause(31)], speak(3), [], never=["settle reply 1"]),
     Rule("a typed turn's reply is settled at once", [], typed("cancel my order"), ["start live reply 1",
                                                                                     "settle reply 1"]),
     Rule("the first audio is speaking", ANSWERED, first_frame(),
@@ -274,9 +278,9 @@ RULES = [
 
 
 def conversation(config: dict[str, object]) -> Conversation:
-    settings = {"backchannels": True, "idle_prompt_s": 20.0, "idle_end_s": 20.0, **config}
+    settings = {"backchannels": True, "idle_prompt_s": 20.0, "idle_end_s": 20.0, "words": True, **config}
     from alice_voice.conversation.policy.overlap import OverlapRules
-    policy = PolicyConfig(endpointing=EndpointingConfig(words_enabled=True),
+    policy = PolicyConfig(endpointing=EndpointingConfig(words_enabled=bool(settings["words"])),
                           overlap=OverlapRules(enabled=bool(settings["backchannels"])),
                           idle=IdleRules(prompt_s=float(settings["idle_prompt_s"]),  # type: ignore[arg-type]
                                          end_s=float(settings["idle_end_s"])))  # type: ignore[arg-type]

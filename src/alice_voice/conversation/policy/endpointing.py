@@ -182,6 +182,11 @@ class Endpointing:
         return self._phase
 
     @property
+    def quiet(self) -> bool:
+        """Idle, and not even an onset under way (a voiced frame may be the caller going on)."""
+        return self._phase is Phase.IDLE and self._run == 0
+
+    @property
     def asking(self) -> bool:
         return self._pending_ask is not None
 

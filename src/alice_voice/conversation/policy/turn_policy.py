@@ -129,7 +129,7 @@ class TurnPolicy:
             self._out += self._utterance.feed(heard.index + 1)  # this frame, and a pause that did not end it
             if self._talk_over is not None:
                 self._settle_talk_over(self._talk_over.judge.still_speaking(heard.arrival))
-        self._settle_if_due(heard.at)
+        self._settle_if_due(heard.arrival)
         self._say_reminders()
         self._watch_idle(heard.at)
 
@@ -235,8 +235,8 @@ class TurnPolicy:
         rejoin, self._rejoinable = self._rejoinable, None
         reply = self._replies.current
         window = self.config.turn_rejoin_ms / 1000
-        if rejoin is None or reply is None or reply.held or speech_arrival - rejoin.ended > window:
-            return None
+        if rejoin is None or reply is None or reply.held or reply.settled or speech_arrival - rejoin.ended > window:
+            return None  # (a settled reply may have done what it was asked: it is answered, not repaired)
         return rejoin
 
     # ---------- speech over a playing reply ----------
@@ -357,7 +357,8 @@ class TurnPolicy:
         if self._turn_ended:
             self._commit_new(text, at)
             return
-        cut_mid_sentence = complete is not None and complete < self.config.endpointing.words_unfinished_below
+        words = self.config.endpointing
+        cut_mid_sentence = words.words_enabled and complete is not None and complete < words.words_unfinished_below
         if self._replies.current is None and not cut_mid_sentence:  # (a reply to half a sentence would be void)
             self._start_reply(text, held=True, at=at)
         for event in self._endpointing.on_words(complete):  # the words' say on the turn's end
@@ -414,11 +415,14 @@ class TurnPolicy:
         if reply.error is not None:
             self._fail(reply, reply.error)
 
-    def _settle_if_due(self, at: float) -> None:
+    def _settle_if_due(self, arrival: float) -> None:
+        """Settle once a frame that arrived after the window is heard with no speech under way. (Arrival
+        times, as `_rejoin_now` judges a repair: a frame handled late must not settle a reply its own
+        onset is about to repair.)"""
         reply = self._replies.current
-        if self._settle_at is None or reply is None or at < self._settle_at:
+        if self._settle_at is None or reply is None or arrival <= self._settle_at:
             return
-        if self._endpointing.phase is Phase.IDLE and self._talk_over is None:  # (not while speech may go on)
+        if self._endpointing.quiet and self._talk_over is None:  # (not while speech may go on)
             self._settle_at = None
             self._out += self._replies.settle(reply)
 
