@@ -74,7 +74,13 @@ def _print_talk_over(result: dict[str, Any]) -> None:
         print(f"  missed: {text!r} ({voice}) heard as {heard!r}")
 
 
-def _print_pauses(result: dict[str, Any]) -> None:
+def _print_pauses(results: dict[str, Any]) -> None:
+    for name, result in results.items():
+        print(f"\n## {name}")
+        _print_pauses_of(result)
+
+
+def _print_pauses_of(result: dict[str, Any]) -> None:
     for pause_ms, row in result["by_pause"].items():
         print(f"pause {pause_ms} ms after an unfinished word: turn ended in the pause {row['ended_in_pause']} "
               f"of {row['n']}, reply heard over it (false start) {row['false_starts']} of {row['n']}")
@@ -83,6 +89,9 @@ def _print_pauses(result: dict[str, Any]) -> None:
                  "TTFA, client": finished["client_first_audio_ms"]}, f"{finished['n']} finished requests"))
     for text, voice, pause_ms in result["false_starts"]:
         print(f"  false start: {text!r} ({voice}, {pause_ms} ms)")
+    for text, voice, end_ms, first_audio_ms in result["finished_turns"]:
+        heard = first_audio_ms and round(first_audio_ms)
+        print(f"  finished: {text!r} ({voice}): end of turn {end_ms} ms, first audio {heard} ms")
 
 
 def main() -> None:

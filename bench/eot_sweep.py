@@ -838,6 +838,21 @@ def false_starts(clips: list[Clip], outcomes: list[Outcome], split: str) -> list
     return out
 
 
+def slow_finished(clips: list[Clip], outcomes: list[Outcome], split: str, over_ms: float = 600) -> list[str]:
+    """The finished prompts decided later than `over_ms`, and why (the p95's story)."""
+    out = []
+    for clip, o in zip(clips, outcomes, strict=True):
+        delay = o.delay_ms()
+        if clip.split == split and clip.kind == "complete" and (delay is None or delay > over_ms):
+            e = next((e for e in o.ends if e.at >= o.last_speech), None)
+            words = None if e is None or e.words is None else e.words.grounded
+            p = None if e is None or e.words_p is None else round(e.words_p, 2)
+            model_p = None if e is None or e.model_p is None else round(e.model_p, 2)
+            out.append(f"{clip.name!r}: {delay and round(delay)} ms, {e and e.reason}, smart-turn p={model_p}, "
+                       f"words {words!r} p={p}")
+    return out
+
+
 def measure_costs(answers: Answers, completeness: CompletenessModel, clips: list[Clip]) -> dict[str, float]:
     """Per-call costs on one thread (wall clock; noisy on a shared machine)."""
     audio = [c.audio[:c.speech_end + RATE // 10] for c in clips if c.kind == "complete"][:8]
@@ -942,6 +957,9 @@ def main(argv: list[str] | None = None) -> None:
     for split in ("dev", "held-out"):
         print(f"\nfalse starts of the shipped defaults, {split} ({shipped['label']}):")
         for line in false_starts(clips, outcomes_of[Setting.shipped()], split):
+            print("  " + line)
+        print(f"finished prompts decided after 600 ms, {split}:")
+        for line in slow_finished(clips, outcomes_of[Setting.shipped()], split):
             print("  " + line)
     print(f"(took {(time.perf_counter() - t_start) / 60:.1f} min)")
     result = {"costs": costs, "model_ms": args.model_ms, "final_ms": args.final_ms, "quick": args.quick,
