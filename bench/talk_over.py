@@ -20,6 +20,7 @@ client's clock, then one caller's turns: the end-of-turn decision and the first 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,9 @@ async def _one(url: str, case: Case) -> Outcome:
         client.say(np.concatenate([pcm, silence(0.8)]))
         stopped = await client.wait_event("tts.stopped", timeout=60, after=seen)
         await client.finish_speaking()
+        if stopped["reason"] != "done":  # cut: its words are a turn, decided once the end of turn allows (the
+            with contextlib.suppress(TimeoutError):  # ceiling, for words that stop mid-sentence: "Or I see")
+                await client.wait_event("transcript.final", timeout=4, after=seen)
         sent = client.mic.sent_speech[sent_before:]
         spoke_at, ended_at = sent[first], sent[last]
         later = [h for h in client.heard if h.t > spoke_at]
