@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from alice_voice.audio.frames import rms
 from bench.stats import summary
 from bench.turns import Utterance, utterances
 from speech_fixtures import PROMPTS, silence
@@ -16,10 +17,6 @@ from support.rtc_client import RtcClient
 
 LONG_REPLY = "what can you do"
 _QUIET_RMS = 200.0
-
-
-def _rms(pcm: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
 
 
 async def _start_reply(client: RtcClient) -> int:
@@ -40,7 +37,7 @@ async def _interrupt(client: RtcClient, utt: Utterance) -> dict[str, Any]:
         first, _ = utt.speech_frames()
         first_sent = client.mic.sent_speech[sent_before + first]
         await client.wait_heard(len(client.heard) + 5)  # the silence follows the event by up to a tick
-        quiet = next((h.t for h in client.heard if h.t > first_sent and _rms(h.pcm) < _QUIET_RMS), None)
+        quiet = next((h.t for h in client.heard if h.t > first_sent and rms(h.pcm) < _QUIET_RMS), None)
         metrics = await client.wait_event("turn.metrics", after=seen)
         result["gateway_ms"] = metrics["timings"].get("barge_in_ms")
         result["client_ms"] = (quiet - first_sent) * 1000 if quiet else None

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from alice_voice.audio.frames import rms
 from bench.eot_sweep import HELD_OUT_PROMPTS, HELD_OUT_SPLITS
 from bench.stats import summary
 from speech_fixtures import silence, synth, trim
@@ -50,8 +51,7 @@ async def speak(client: RtcClient, parts: list[np.ndarray], text: str, voice: st
     last_word_sent = client.mic.sent_speech[sent_before + sum(len(p) for p in parts) // 320 - 1]
     events = client.events[seen:]
     thinking = [e["client_t"] for e in events if e["type"] == "turn.state" and e["state"] == "thinking"]
-    loud = [h.t for h in client.heard[heard_before:]
-            if float(np.sqrt(np.mean(h.pcm.astype(np.float64) ** 2))) > _REPLY_RMS]
+    loud = [h.t for h in client.heard[heard_before:] if rms(h.pcm) > _REPLY_RMS]
     first_audio = next((t for t in loud if t > last_word_sent), None)
     return Spoken(text, voice, pause_ms, any(t < last_word_sent for t in thinking),
                   any(t < last_word_sent for t in loud), metrics["timings"].get("end_of_turn_ms"),

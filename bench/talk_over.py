@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from alice_voice.audio.frames import rms
 from bench.stats import summary
 from bench.turns import speak_turn, utterances
 from speech_fixtures import PROMPTS, silence, synth
@@ -63,7 +64,7 @@ class Outcome:
 
 
 def _loud(h: Heard) -> bool:
-    return float(np.sqrt(np.mean(h.pcm.astype(np.float64) ** 2))) > _LOUD
+    return rms(h.pcm) > _LOUD
 
 
 async def _one(url: str, case: Case) -> Outcome:

@@ -357,8 +357,8 @@ class TurnPolicy:
         if self._turn_ended:
             self._commit_new(text, at)
             return
-        words = self.config.endpointing
-        cut_mid_sentence = words.words_enabled and complete is not None and complete < words.words_unfinished_below
+        eot = self.config.endpointing
+        cut_mid_sentence = eot.words_enabled and complete is not None and complete < eot.words_unfinished_below
         if self._replies.current is None and not cut_mid_sentence:  # (a reply to half a sentence would be void)
             self._start_reply(text, held=True, at=at)
         for event in self._endpointing.on_words(complete):  # the words' say on the turn's end
