@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from alice_voice.audio.frames import Pcm
+from alice_voice.audio.frames import Pcm, block_rms
 from alice_voice.config import Settings
 from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
@@ -265,17 +265,12 @@ def read_wav(name: str) -> Pcm:
     return out
 
 
-def window_rms(pcm: Pcm, win: int = 160) -> np.ndarray:
-    n = len(pcm) // win
-    return np.sqrt((pcm[:n * win].astype(np.float64).reshape(n, win) ** 2).mean(axis=1))
-
-
 def find_pauses(pcm: Pcm, probs: list[float]) -> tuple[list[tuple[int, int]], float, int, int]:
     """Pauses of >= REAL_MIN_PAUSE_MS between runs of Silero-voiced frames (p >= 0.5), their edges dated by
     the sound (the last / first 10 ms window above max(100, 4x the noise floor) near the run's edge: Silero
     leaves speech 50-150 ms after the sound, and a breath inside a pause is not voiced). Also returns the
     noise floor (RMS) and where the first and last speech sound."""
-    rms = window_rms(pcm)
+    rms = block_rms(pcm, 160)
     floor = float(np.percentile(rms, 10))
     loud = rms >= max(100.0, 4 * floor)
     voiced = np.array(probs) >= 0.5

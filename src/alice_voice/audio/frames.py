@@ -42,6 +42,14 @@ def rms(samples: Pcm) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
+def block_rms(samples: Pcm, block: int) -> npt.NDArray[np.float64]:
+    """The RMS of each whole `block` of `samples`, in order (a trailing part block is left out)."""
+    n = len(samples) // block
+    blocks: npt.NDArray[np.float64] = samples[:n * block].astype(np.float64).reshape(n, block)
+    levels: npt.NDArray[np.float64] = np.sqrt((blocks ** 2).mean(axis=1))
+    return levels
+
+
 class Framer:
     """Cuts a stream of arbitrary-length chunks into frames of exactly `size` samples.
 

@@ -31,7 +31,7 @@ import ctranslate2
 import numpy as np
 import tokenizers
 
-from alice_voice.audio.frames import SPEECH_RATE, Pcm, rms
+from alice_voice.audio.frames import SPEECH_RATE, Pcm, block_rms, rms
 from alice_voice.compute import InferenceScheduler, JobRunner, Priority, Superseded
 from alice_voice.config import Settings
 from alice_voice.speech.decode_stream import Decode, DecodeStream, Heard, StreamTiming, partial_pressure
@@ -164,11 +164,7 @@ class WhisperEngine:
 
 def last_loud_s(pcm: Pcm, loud_rms: float) -> float | None:
     """Where (s) the last 10 ms of `pcm` at least `loud_rms` loud ends; None if none is."""
-    n = len(pcm) // _TEN_MS
-    if n == 0:
-        return None
-    levels = np.sqrt((pcm[:n * _TEN_MS].astype(np.float64).reshape(n, _TEN_MS) ** 2).mean(axis=1))
-    loud = np.flatnonzero(levels >= loud_rms)
+    loud = np.flatnonzero(block_rms(pcm, _TEN_MS) >= loud_rms)
     return None if len(loud) == 0 else (int(loud[-1]) + 1) * _TEN_MS / SPEECH_RATE
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alice_voice.audio.echo_guard import EchoGuard
-from alice_voice.audio.frames import SPEECH_RATE, Framer, Pcm, PcmFrame
+from alice_voice.audio.frames import SPEECH_RATE, Framer, Pcm, PcmFrame, block_rms
 from alice_voice.compute import JobRunner, Priority
 from alice_voice.speech.protocols import VadStream
 
@@ -119,7 +119,6 @@ class Hearing:
             if heard is None:  # all our own voice coming back
                 out.append((0.0, (0.0,) * SUB_BLOCKS))
                 continue
-            blocks = heard.astype(np.float64).reshape(SUB_BLOCKS, -1)
-            loudness = tuple(float(v) for v in np.sqrt((blocks ** 2).mean(axis=1)))
+            loudness = tuple(float(v) for v in block_rms(heard, len(heard) // SUB_BLOCKS))
             out.append((self._vad.prob(heard), loudness))
         return out
