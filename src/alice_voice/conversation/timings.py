@@ -24,6 +24,7 @@ class TurnTimings:
     first_audio_sent: float | None = None
     barge_in_speech: float | None = None
     barge_in_silenced: float | None = None
+    patience: float = 0.0  # silence waited beyond the shortest end of turn, because the evidence asked (s)
     text_turn: bool = False
 
     def report(self) -> dict[str, float]:
@@ -38,5 +39,6 @@ class TurnTimings:
             "tts_first_audio_ms": _ms(self.reply_started, self.tts_first_audio),
             "first_audio_ms": _ms(end, self.first_audio_sent),
             "barge_in_ms": _ms(self.barge_in_speech, self.barge_in_silenced),
+            "patience_ms": round(self.patience * 1000, 1) if self.patience else None,
         }
         return {name: value for name, value in values.items() if value is not None}

@@ -154,8 +154,8 @@ class Gateway:
         return live
 
     def _turn_done(self, timings: dict[str, float]) -> None:
-        if "first_audio_ms" in timings:
-            self.admission.observe_turn(timings["first_audio_ms"])
+        if "first_audio_ms" in timings:  # the box's part: not the silence the caller was given to go on
+            self.admission.observe_turn(timings["first_audio_ms"] - timings.get("patience_ms", 0.0))
 
     # ---------- running ----------
     async def _run(self, live: LiveSession) -> None:

@@ -13,6 +13,7 @@ from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
     Endpointing,
     EndpointingConfig,
+    EndReason,
     Event,
     Onset,
     OnsetLost,
@@ -546,3 +547,13 @@ def test_words_in_no_pause_are_ignored() -> None:
     assert endpointing.on_words(FINISHED) == []
     Driver(endpointing).feed(speech(320))
     assert endpointing.on_words(FINISHED) == []
+
+
+@pytest.mark.parametrize(("reason", "patience_ms"), [
+    ("agreed", 0.0),  # the shortest end of turn: nothing waited for the caller
+    ("fallback", CFG.eot_fallback_ms - CFG.eot_silence_ms),
+    ("ceiling", CFG.max_wait_ms - CFG.eot_silence_ms),
+    ("silence", 0.0),
+])
+def test_the_patience_of_an_end_is_the_silence_waited_past_the_shortest(reason: EndReason, patience_ms: float) -> None:
+    assert Endpointing(CFG).patience_ms(reason) == patience_ms

@@ -181,6 +181,13 @@ class Endpointing:
     def phase(self) -> Phase:
         return self._phase
 
+    def patience_ms(self, reason: EndReason) -> float:
+        """The silence a turn that ended for `reason` waited beyond the shortest end of turn: the caller's
+        time to go on, not the box's time to answer (admission must not read it as slowness)."""
+        cfg = self.config
+        waited = {"fallback": cfg.eot_fallback_ms, "ceiling": cfg.max_wait_ms}.get(reason, cfg.eot_silence_ms)
+        return float(max(0, waited - cfg.eot_silence_ms))
+
     @property
     def quiet(self) -> bool:
         """Idle, and not even an onset under way (a voiced frame may be the caller going on)."""

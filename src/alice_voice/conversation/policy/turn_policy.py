@@ -214,6 +214,7 @@ class TurnPolicy:
         self._out.append(act.WithdrawEndOfTurn())  # a question still pending (the fallback ended it) is moot
         if self._turn is not None:
             self._turn.user_end, self._turn.turn_ended = event.last_speech_arrival, at
+            self._turn.patience = self._endpointing.patience_ms(event.reason) / 1000
             self._out.append(act.Measure("end_of_turn_ms", (at - event.last_speech_arrival) * 1000))
         if self._talk_over is not None:
             self._turn_ended = True  # what it was is for its final to say

@@ -248,6 +248,7 @@ async def test_a_broken_end_of_turn_model_leaves_the_silence_fallback_to_end_the
         assert len(s.end_of_turn.asked) >= 2, "asked again on schedule after each failure"
         timings = s.events("turn.metrics")[0]["timings"]
         assert timings["end_of_turn_ms"] >= s.settings.eot_fallback_ms, "the fallback ended it"
+        assert timings["patience_ms"] == s.settings.eot_fallback_ms - s.settings.eot_silence_ms, "the caller's time"
         assert "error" not in s.types(), "the caller is not troubled with it"
 
 
