@@ -56,6 +56,8 @@ def _print_load(result: dict[str, Any]) -> None:
         print(f"\nWER {level['wer']}; frames {level['frames']}; event-loop lag p99 "
               f"{level['event_loop_lag_p99_ms']} ms; gateway CPU {level['gateway_cpu_cores']} cores; "
               f"RSS {level['rss_mb']}\nscheduler wait p50/p95 ms: {waits}\nscheduler run p50/p95 ms: {runs}")
+        stages = ", ".join(f"{stage} {cores}" for stage, cores in level["cores_per_caller_by_stage"].items())
+        print(f"cores per admitted caller: {level['cores_per_caller']} ({stages})")
         for prompt, heard in level["misheard"]:
             print(f"  misheard: {prompt!r} -> {heard!r}")
 

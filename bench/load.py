@@ -65,12 +65,14 @@ async def _caller(url: str, utts: list[Utterance], delay_s: float) -> CallerResu
 
 def _metrics(text: str) -> dict[str, Any]:
     """The gateway's counters and histogram buckets of interest, from its /metrics text."""
-    out: dict[str, Any] = {"frames": {}, "wait": {}, "run": {}, "lag": {}}
+    out: dict[str, Any] = {"frames": {}, "wait": {}, "run": {}, "lag": {}, "cpu": {}}
     per_priority = {"voice_scheduler_wait_ms_bucket": "wait", "voice_scheduler_run_ms_bucket": "run"}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "voice_audio_frames_total":
                 out["frames"][sample.labels["stage"]] = sample.value
+            elif sample.name == "voice_cpu_seconds_total":
+                out["cpu"][sample.labels["stage"]] = sample.value
             elif sample.name in per_priority:
                 histogram = out[per_priority[sample.name]].setdefault(sample.labels["priority"], {})
                 histogram[float(sample.labels["le"])] = sample.value
@@ -116,11 +118,11 @@ async def run_level(gateway: GatewayProcess, callers: int, utts: list[Utterance]
         results: list[CallerResult] = run.result()
         cpu, wall = gateway.cpu_seconds() - cpu0, time.monotonic() - t0
         after, health = await _snapshot(http)
-    return _summarize(callers, results, before, after, health, cpu / wall, rss0, rss_peak)
+    return _summarize(callers, results, before, after, health, cpu / wall, wall, rss0, rss_peak)
 
 
 def _summarize(callers: int, results: list[CallerResult], before: dict[str, Any], after: dict[str, Any],
-               health: dict[str, Any], cores: float, rss0: float, rss_peak: float) -> dict[str, Any]:
+               health: dict[str, Any], cores: float, wall: float, rss0: float, rss_peak: float) -> dict[str, Any]:
     admitted = [r for r in results if not r.refused]
     turns = [t for r in admitted for t in r.turns]
     frames = {stage: after["frames"].get(stage, 0.0) - before["frames"].get(stage, 0.0)
@@ -151,6 +153,11 @@ def _summarize(callers: int, results: list[CallerResult], before: dict[str, Any]
         "scheduler_wait_ms": per_priority("wait"),
         "scheduler_run_ms": per_priority("run"),  # the jobs' own time: contention shows here, not in the wait
         "gateway_cpu_cores": round(cores, 2),
+        "cores_per_caller": round(cores / max(1, len(admitted)), 3),
+        # per stage, the cores one admitted caller costs over the level (compute/cpu_stages.py)
+        "cores_per_caller_by_stage": {
+            stage: round((seconds - before["cpu"].get(stage, 0.0)) / wall / max(1, len(admitted)), 3)
+            for stage, seconds in after["cpu"].items()},
         "rss_mb": {"idle": round(rss0, 1), "peak": round(rss_peak, 1),
                    "per_session": round((rss_peak - rss0) / max(1, len(admitted)), 1)},
         "health_at_end": health.get("load", {}),

@@ -46,6 +46,8 @@ class Metrics:
         self.capacity = Gauge("voice_session_capacity", "Maximum sessions this process accepts.", registry=r)
         self.headroom_sessions = Gauge("voice_headroom_sessions", "More callers this process can admit within "
                                        "its latency budget, from measured load (0: it refuses offers).", registry=r)
+        self.cpu_seconds = Counter("voice_cpu_seconds", "CPU time of this process by stage of a call "
+                                   "(compute/cpu_stages.py).", ["stage"], registry=r)
         self.cpu_busy = Gauge("voice_cpu_busy_ratio", "Recent busy share of the CPUs this process runs on.",
                               registry=r)
         self.sessions_total = Counter("voice_sessions", "Sessions opened, by mode and transport (webrtc, "

@@ -9,7 +9,8 @@ so can out computers", "The quick round-fuck stump"), together 0.068, so <= 0.10
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from alice_voice.errors import ProviderError
 from alice_voice.speech import whisper_asr
 from alice_voice.speech.decode_stream import Heard
 from alice_voice.speech.protocols import Transcript
-from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, word_error_rate
+from speech_fixtures import LONG_SENTENCE, PROMPTS, silence, synth, trim, word_error_rate
 from support.asr_harness import (
     PIECE,
     WAIT_S,
@@ -88,6 +89,84 @@ class _NamedEngine:
     def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard:
         self._log.append(self._name)
         return self._inner.hear(pcm, ground=ground)
+
+    def ground(self, heard: Heard) -> Heard:
+        self._log.append(self._name)
+        return self._inner.ground(heard)
+
+
+class _CallLog:
+    """Passes each call on to `inner` and records it as (method, samples or None, ground); `wait_for`
+    blocks until a call matching a predicate has returned."""
+
+    def __init__(self, inner: whisper_asr.WindowDecoder) -> None:
+        self._inner = inner
+        self.calls: list[tuple[str, int | None, bool]] = []
+        self._done = threading.Condition()
+
+    def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard:
+        heard = self._inner.hear(pcm, ground=ground)
+        self._record(("hear", len(pcm), ground))
+        return heard
+
+    def ground(self, heard: Heard) -> Heard:
+        grounded = self._inner.ground(heard)
+        self._record(("ground", None, True))
+        return grounded
+
+    def _record(self, call: tuple[str, int | None, bool]) -> None:
+        with self._done:
+            self.calls.append(call)
+            self._done.notify_all()
+
+    async def wait_for(self, wanted: Callable[[tuple[str, int | None, bool]], bool]) -> None:
+        def wait() -> None:
+            with self._done:
+                if not self._done.wait_for(lambda: any(wanted(c) for c in self.calls), WAIT_S):
+                    raise TimeoutError(f"no such decode in {self.calls}")
+        await asyncio.to_thread(wait)
+
+
+@pytest.mark.asyncio
+async def test_a_final_after_silence_grounds_the_last_partial_instead_of_decoding_again(
+        asr: whisper_asr.WhisperAsr) -> None:
+    speech = trim(synth("Set a timer for ten minutes."))  # (its own trailing silence cut)
+    log = _CallLog(asr.engine)
+    recording = whisper_asr.WhisperAsr(log, asr.compute, partial_engine=log)
+    stream, got = recording.stream(), Collected()
+    reader = asyncio.create_task(collect(stream, got))
+    try:
+        await push(stream, np.concatenate([speech, silence(1.0)]))
+        await log.wait_for(lambda call: call[0] == "hear" and (call[1] or 0) >= len(speech))  # the last partial
+        stream.finish()
+        await got.wait_for(1, final=True)
+    finally:
+        await stream.aclose()
+        await reader
+    fresh = asr.engine.hear(np.concatenate([speech, silence(1.0)]), ground=True)
+    final = got.finals[0]
+    assert log.calls[-1] == ("ground", None, True)  # the final's only work
+    assert not any(call[2] for call in log.calls if call[0] == "hear")  # no decode for the final
+    assert (final.text, final.grounded_text) == (fresh.text, fresh.grounded)
+
+
+@pytest.mark.asyncio
+async def test_a_final_decodes_afresh_when_speech_came_after_the_last_partial(asr: whisper_asr.WhisperAsr) -> None:
+    pcm = synth("What is the weather like tomorrow?")
+    log = _CallLog(asr.engine)
+    recording = whisper_asr.WhisperAsr(log, asr.compute, partial_engine=log)
+    stream, got = recording.stream(), Collected()
+    reader = asyncio.create_task(collect(stream, got))
+    try:
+        await push(stream, pcm)  # speech to the very end: the last partial's snapshot misses some of it
+        stream.finish()
+        await got.wait_for(1, final=True)
+    finally:
+        await stream.aclose()
+        await reader
+    assert ("hear", len(pcm), True) in log.calls
+    assert ("ground", None, True) not in log.calls
+    assert word_error_rate("what is the weather like tomorrow", got.finals[0].text) <= 0.15
 
 
 @pytest.mark.asyncio
@@ -217,6 +296,9 @@ async def test_silence_and_low_noise_give_no_text(asr: whisper_asr.WhisperAsr, n
 
 class _BrokenEngine:
     def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard:
+        raise RuntimeError("decoder crashed")
+
+    def ground(self, heard: Heard) -> Heard:
         raise RuntimeError("decoder crashed")
 
 

@@ -78,7 +78,7 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
     runtime = AgentRuntime(settings, metrics, clock, engines=engines, freeze_heap=freeze_heap)
     gateway = Gateway(settings, store if store is not None else build_store(settings), metrics, clock=clock,
                       agent_factory=agent_factory or runtime.new_conversation)
-    parts = Parts(settings, gateway, Drain(gateway), Housekeeping(gateway),
+    parts = Parts(settings, gateway, Drain(gateway), Housekeeping(gateway, runtime.compute),
                   SessionControl(gateway, control_bus(str(settings.redis_url) if settings.redis_url else None)),
                   runtime, Transports(settings, clock, metrics))
 

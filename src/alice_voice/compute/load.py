@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,13 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 @dataclass(frozen=True, slots=True)
 class CpuSample:
     """Over the last interval: the busy share of the machine's CPUs at normal priority (0..1), the cores
-    this process's normal-priority threads used, and the busy share of the event loop's own thread."""
+    this process's normal-priority threads used, and the busy share of the event loop's own thread; and the
+    CPU seconds each thread of the process used (by native id) with its niceness."""
 
     machine_busy: float
     process_cores: float
     loop_busy: float
+    threads: dict[int, tuple[float, int]] = field(default_factory=dict, compare=False)
 
 
 class CpuMeter:
@@ -39,7 +41,8 @@ class CpuMeter:
 
     def __init__(self, proc: Path = Path("/proc"), loop_thread: int | None = None) -> None:
         self._proc = proc
-        self._loop_thread = str(loop_thread or threading.get_native_id())
+        self.loop_thread = loop_thread or threading.get_native_id()
+        self._loop_thread = str(self.loop_thread)
         self._last: tuple[float, int, int] | None = None  # (time, machine busy ticks, machine total ticks)
         self._threads: dict[str, int] = {}  # each thread's CPU ticks at the last sample
 
@@ -60,7 +63,8 @@ class CpuMeter:
         seconds = now - last[0]
         machine = (busy - last[1]) / (total - last[2])
         return CpuSample(min(1.0, max(0.0, machine)), max(0.0, urgent / _TICK / seconds),
-                         min(1.0, max(0.0, grew.get(self._loop_thread, 0) / _TICK / seconds)))
+                         min(1.0, max(0.0, grew.get(self._loop_thread, 0) / _TICK / seconds)),
+                         {int(tid): (grew[tid] / _TICK, nice) for tid, (_, nice) in threads.items()})
 
     def _machine(self) -> tuple[int, int]:
         fields = [int(v) for v in (self._proc / "stat").read_text().split("\n", 1)[0].split()[1:9]]

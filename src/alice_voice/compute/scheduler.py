@@ -41,6 +41,16 @@ class JobRunner(Protocol):
     async def run(self, priority: Priority, fn: Callable[[], T], *, key: Hashable | None = None) -> T: ...
 
 
+@dataclass(frozen=True, slots=True)
+class JobTimes:
+    """Per priority: seconds jobs ran, and the CPU seconds their worker threads spent on them (a model
+    library's own threads, CTranslate2's, are not counted here); the workers' native thread ids."""
+
+    run_s: dict[Priority, float]
+    cpu_s: dict[Priority, float]
+    workers: frozenset[int]
+
+
 class Superseded(Exception):
     """A newer job with the same key replaced this one before it ran."""
 
@@ -74,6 +84,8 @@ class InferenceScheduler:
         self._keyed: dict[Hashable, _Job] = {}
         self._running: dict[Priority, int] = dict.fromkeys(Priority, 0)
         self._busy_s: dict[str, float] = {lane.name: 0.0 for lane in lanes}
+        self._job_times = JobTimes(dict.fromkeys(Priority, 0.0), dict.fromkeys(Priority, 0.0), frozenset())
+        self._worker_ids: set[int] = set()
         self._observers: list[JobObserver] = []
         self._closed = False
         self._threads = [threading.Thread(target=self._work, args=(lane,), name=f"{name}-{lane.name}-{i}",
@@ -140,6 +152,12 @@ class InferenceScheduler:
         with self._cv:
             return dict(self._busy_s)
 
+    def job_times(self) -> JobTimes:
+        """Per priority, the completed jobs' run time and their worker threads' own CPU time, since start."""
+        with self._cv:
+            times = self._job_times
+            return JobTimes(dict(times.run_s), dict(times.cpu_s), frozenset(self._worker_ids))
+
     # ---------- closing ----------
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop after the running jobs; queued ones fail with `SchedulerClosed`."""
@@ -159,12 +177,14 @@ class InferenceScheduler:
     # ---------- workers ----------
     def _work(self, lane: Lane) -> None:
         _set_thread_nice(lane.nice)
+        with self._cv:
+            self._worker_ids.add(threading.get_native_id())
         while (job := self._take(lane)) is not None:
             self._run(lane, job)
             del job  # an idle worker must not keep the last job's session alive
 
     def _run(self, lane: Lane, job: _Job) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         result: Any = None
         error: BaseException | None = None
         try:
@@ -172,7 +192,7 @@ class InferenceScheduler:
         except BaseException as exc:  # the caller decides what a failure means
             error = exc
         # Off the books before the caller hears of it: a job whose result is out is not running.
-        self._finished(lane, job, started, time.perf_counter())
+        self._finished(lane, job, started, time.perf_counter(), time.thread_time() - cpu_started)
         if error is None:
             job.future.set_result(result)
         else:
@@ -196,10 +216,12 @@ class InferenceScheduler:
                     return None
                 self._cv.wait()
 
-    def _finished(self, lane: Lane, job: _Job, started: float, ended: float) -> None:
+    def _finished(self, lane: Lane, job: _Job, started: float, ended: float, cpu_s: float) -> None:
         with self._cv:
             self._running[job.priority] -= 1
             self._busy_s[lane.name] += ended - started
+            self._job_times.run_s[job.priority] += ended - started
+            self._job_times.cpu_s[job.priority] += cpu_s
             observers = list(self._observers)
         for observer in observers:
             try:

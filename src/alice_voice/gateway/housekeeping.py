@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from alice_voice.compute import InferenceScheduler
+from alice_voice.compute.cpu_stages import StageCpu
 from alice_voice.compute.load import CpuMeter, LoopLagMonitor
 from alice_voice.errors import AliceError
 from alice_voice.gateway.sessions import Gateway
@@ -15,8 +17,10 @@ log = logging.getLogger("alice_voice.gateway")
 
 
 class Housekeeping:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, compute: InferenceScheduler | None = None) -> None:
+        """`compute`: the scheduler whose jobs' CPU time `voice_cpu_seconds_total` splits by stage."""
         self._gateway = gateway
+        self._compute = compute
         self.store_up = True
         self.loop_lag = LoopLagMonitor()
         self.loop_lag.on_lag = gateway.metrics.loop_lag_ms.observe
@@ -45,12 +49,17 @@ class Housekeeping:
         gateway = self._gateway
         admission = gateway.admission
         cpu = CpuMeter()  # created here, on the event loop's thread, which it watches
+        cpu.sample()  # (the baseline, taken with the scheduler's)
+        stages = StageCpu(self._compute) if self._compute is not None else None
         while True:
             await asyncio.sleep(1.0)
             sample = cpu.sample()
             if sample is not None:
                 admission.observe_cpu(sample, len(gateway.sessions))
                 gateway.metrics.cpu_busy.set(admission.busy)
+                if stages is not None:
+                    for stage, seconds in stages.split(sample.threads, cpu.loop_thread).items():
+                        gateway.metrics.cpu_seconds.labels(stage=stage).inc(seconds)
             admission.settle()
             gateway.metrics.headroom_sessions.set(admission.verdict(len(gateway.sessions)).headroom)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from alice_voice.audio.frames import Pcm
@@ -34,10 +34,12 @@ from alice_voice.speech.stable_prefix import StablePrefix
 @dataclass(frozen=True, slots=True)
 class Heard:
     """What one decode heard: its text, and (where the recognizer can tell) that text less the trailing
-    words the audio does not hold (`Transcript.grounded_text`)."""
+    words the audio does not hold (`Transcript.grounded_text`); `kept`: what the recognizer kept of the
+    decode to find those words later, if asked (opaque here)."""
 
     text: str
     grounded: str | None = None
+    kept: object | None = field(default=None, compare=False, repr=False)
 
 
 Decode = Callable[[], Awaitable[Heard | None]]

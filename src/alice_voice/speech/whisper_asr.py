@@ -44,9 +44,12 @@ _ENCODER_FRAMES_PER_S = 50  # 100 mel frames a second, halved by the encoder's s
 
 class WindowDecoder(Protocol):
     """Blocking decode of one window of 16 kHz int16 audio ("" for no speech); with `ground`, also the
-    text less the trailing words the audio does not hold."""
+    text less the trailing words the audio does not hold. `ground(heard)` finds those words later, for a
+    window decoded without (a partial a final reuses)."""
 
     def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard: ...
+
+    def ground(self, heard: Heard) -> Heard: ...
 
 
 class WhisperEngine:
@@ -80,6 +83,7 @@ class WhisperEngine:
     def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard:
         pieces: list[int] = []
         grounded: list[int] | None = None
+        last_pass: _LastPass | None = None
         offset = 0
         for _ in range(self._max_passes):
             window = pcm[offset:]
@@ -94,6 +98,8 @@ class WhisperEngine:
                 last = parsed.complete + parsed.tail
                 if ground:
                     grounded = pieces + self._heard_part(encoded, frames, last, window)
+                else:
+                    last_pass = _LastPass(encoded, frames, list(pieces), last, window)
                 pieces += last
                 break
             # Like Whisper's own long-form loop: drop the unterminated segment, decode again from its start.
@@ -101,8 +107,19 @@ class WhisperEngine:
             offset += int(parsed.resume_at * SPEECH_RATE)
         text = self._text(pieces)
         if not ground:
-            return Heard(text)
+            return Heard(text, kept=last_pass)
         return Heard(text, text if grounded is None else self._text(grounded))
+
+    def ground(self, heard: Heard) -> Heard:
+        """`heard` with its grounded text, from the last pass it kept (one alignment: ~10 ms). Any engine
+        holding the same weights can ground another's decode."""
+        if heard.grounded is not None:
+            return heard
+        kept = heard.kept
+        if not isinstance(kept, _LastPass):
+            return Heard(heard.text, heard.text)
+        tokens = kept.before + self._heard_part(kept.encoded, kept.frames, kept.tokens, kept.window)
+        return Heard(heard.text, self._text(tokens))
 
     def _text(self, tokens: list[int]) -> str:
         text = str(self._tokenizer.decode(tokens)).strip()
@@ -169,6 +186,18 @@ def last_loud_s(pcm: Pcm, loud_rms: float) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class _LastPass:
+    """What grounding a decode needs of its last pass: the encoder output, the window's mel frames, the
+    text tokens before the pass and of it, and the pass's audio."""
+
+    encoded: Any
+    frames: int
+    before: list[int]
+    tokens: list[int]
+    window: Pcm
+
+
+@dataclass(frozen=True, slots=True)
 class _Parsed:
     complete: list[int]  # text tokens of segments closed by a timestamp inside the audio
     tail: list[int]  # text after the last such timestamp
@@ -230,8 +259,22 @@ def _quietest_frame(pcm: Pcm) -> int:
     return int(np.argmin((frames**2).mean(axis=1))) * _FRAME + _FRAME // 2
 
 
+@dataclass(eq=False, slots=True)
+class _PartialPass:
+    """A partial decode the source owns (so a final may take it over), with the window it covers."""
+
+    window_start: int
+    task: asyncio.Task[Heard | None]
+    started: bool = False  # set from the worker thread when the decode begins
+
+
 class _WhisperSource:
-    """One utterance's audio, cut into frozen segments and the current window."""
+    """One utterance's audio, cut into frozen segments and the current window.
+
+    A final reuses the last partial when nothing loud was pushed after that partial's snapshot: the words
+    are the same, and only their grounding (one alignment, ~10 ms) is left to do instead of a whole pass
+    (~100-200 ms). It does so only once that partial has begun to run: one still queued (behind other
+    callers' partials, at the background lane's low priority) is withdrawn and the final decoded afresh."""
 
     def __init__(self, asr: WhisperAsr) -> None:
         self._asr = asr
@@ -242,6 +285,8 @@ class _WhisperSource:
         self._loud_from: int | None = None  # where the current window's first loud push starts
         self._loud_until = 0  # end of the last loud push
         self._partial_until = 0  # end of the last partial request
+        self._last_pass: _PartialPass | None = None
+        self._passes: set[asyncio.Task[Heard | None]] = set()
 
     def push(self, pcm: Pcm, end: int) -> None:
         self._buffer.append(pcm)
@@ -253,32 +298,82 @@ class _WhisperSource:
             self._cut(end)
 
     def request(self, end: int, priority: Priority) -> Decode | None:
-        if priority is not Priority.FINAL:
-            # Silence added since the last partial cannot change the text: spare the CPU (and a final
-            # arriving in that silence does not wait behind a useless pass).
-            if self._loud_until <= self._partial_until:
-                return None
-            self._partial_until = end
-        loud = self._loud_from is not None and self._loud_from < end
-        window = self._buffer.view(self._window_start, end) if loud else None
-        return functools.partial(self._decode, window, tuple(self._segments), priority)
+        segments = tuple(self._segments)
+        if priority is Priority.FINAL:
+            reused = self._reusable()
+            if reused is None and self._last_pass is not None:
+                self._last_pass.task.cancel()  # the final covers its audio (a pass already running goes on)
+            self._last_pass = None
+            window = self._loud_window(end)
+            return functools.partial(self._final, window, segments, reused)
+        # Silence added since the last partial cannot change the text: spare the CPU (and a final arriving
+        # in that silence does not wait behind a useless pass).
+        if self._loud_until <= self._partial_until:
+            return None
+        self._partial_until = end
+        window = self._loud_window(end)
+        if window is None:
+            return functools.partial(self._joined, Heard("", ""), segments)
+        self._last_pass = self._start_partial(window, priority)
+        return functools.partial(self._partial, self._last_pass.task, segments)
 
     async def aclose(self) -> None:
-        for segment in self._segments:
-            segment.cancel()
-        await asyncio.gather(*self._segments, return_exceptions=True)
+        for task in (*self._segments, *self._passes):
+            task.cancel()
+        await asyncio.gather(*self._segments, *self._passes, return_exceptions=True)
 
-    async def _decode(self, window: Pcm | None, segments: tuple[asyncio.Task[str], ...],
-                      priority: Priority) -> Heard | None:
-        heard = Heard("", "")
-        if window is not None and len(window):
-            final = priority is Priority.FINAL
-            engine = self._asr.partial_engine if priority is Priority.PARTIAL else self._asr.engine
-            decode = functools.partial(engine.hear, window, ground=final)  # only the end of a turn reads it
+    def _loud_window(self, end: int) -> Pcm | None:
+        loud = self._loud_from is not None and self._loud_from < end
+        return self._buffer.view(self._window_start, end) if loud else None
+
+    def _reusable(self) -> _PartialPass | None:
+        last = self._last_pass
+        if last is None or last.window_start != self._window_start or self._loud_until > self._partial_until:
+            return None
+        if last.task.done():
+            return last if not last.task.cancelled() and last.task.exception() is None else None
+        return last if last.started else None
+
+    def _start_partial(self, window: Pcm, priority: Priority) -> _PartialPass:
+        engine = self._asr.partial_engine if priority is Priority.PARTIAL else self._asr.engine
+
+        def decode() -> Heard:
+            run.started = True
+            return engine.hear(window)
+
+        async def decoded() -> Heard | None:
             try:  # a newer partial of this utterance replaces one still queued
-                heard = await self._asr.compute.run(priority, decode, key=None if final else self._key)
+                return await self._asr.compute.run(priority, decode, key=self._key)
             except Superseded:
                 return None
+
+        run = _PartialPass(self._window_start, asyncio.get_running_loop().create_task(decoded()))
+        self._passes.add(run.task)
+        run.task.add_done_callback(self._pass_done)
+        return run
+
+    def _pass_done(self, task: asyncio.Task[Heard | None]) -> None:
+        self._passes.discard(task)
+        if not task.cancelled():
+            task.exception()  # (retrieved: the decode that awaits it reports it, if one still does)
+
+    async def _partial(self, task: asyncio.Task[Heard | None], segments: tuple[asyncio.Task[str], ...]) -> Heard | None:
+        heard = await asyncio.shield(task)  # (a final may take the pass over: cancelling this must not stop it)
+        return None if heard is None else await self._joined(heard, segments)
+
+    async def _final(self, window: Pcm | None, segments: tuple[asyncio.Task[str], ...],
+                     reused: _PartialPass | None) -> Heard:
+        heard = await reused.task if reused is not None else None
+        if heard is not None:
+            heard = await self._asr.compute.run(Priority.FINAL, functools.partial(self._asr.engine.ground, heard))
+        elif window is not None and len(window):
+            decode = functools.partial(self._asr.engine.hear, window, ground=True)  # only a turn's end reads it
+            heard = await self._asr.compute.run(Priority.FINAL, decode)
+        return await self._joined(heard or Heard("", ""), segments)
+
+    @staticmethod
+    async def _joined(heard: Heard, segments: tuple[asyncio.Task[str], ...]) -> Heard:
+        """`heard` after the text of the frozen segments before its window."""
         # shield: a superseded or cancelled request must not cancel a segment other requests share.
         head = [await asyncio.shield(segment) for segment in segments]
 
@@ -290,8 +385,7 @@ class _WhisperSource:
     def _cut(self, end: int) -> None:
         search_start = max(self._window_start, end - 3 * SPEECH_RATE)
         cut = search_start + _quietest_frame(self._buffer.view(search_start, end))
-        loud = self._loud_from is not None and self._loud_from < cut
-        window = self._buffer.view(self._window_start, cut) if loud else None
+        window = self._loud_window(cut)
         self._segments.append(asyncio.get_running_loop().create_task(self._segment(window)))
         if self._loud_from is not None:
             self._loud_from = max(self._loud_from, cut)

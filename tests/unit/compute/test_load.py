@@ -93,13 +93,19 @@ def test_the_first_sample_is_none_and_later_ones_cover_the_interval_since_the_la
     assert sample.machine_busy == pytest.approx((150 + 80 + 30 + 30 + 10) / 1000)  # user+system+irq+softirq+steal
     assert sample.process_cores == pytest.approx(0.5 + 1.0 + 0.25)  # niceness <= 0 only; the niced thread is out
     assert sample.loop_busy == pytest.approx(0.5)
+    # Each thread's own CPU seconds in the interval, with its niceness (for the split by stage).
+    assert sample.threads == {int(LOOP): (1.0, 0), int(WORKER): (2.0, 0), int(NICED): (3.0, 10),
+                              int(URGENT): (0.5, -5)}
 
     # The next sample covers only the next interval: 1 s in which only the niced thread worked.
     proc.now += 1.0
     proc.machine(Machine(user=1150, nice=1300 + 100, system=1080, idle=1380, iowait=120, irq=40, softirq=40,
                          steal=10))
     proc.thread(NICED, utime=500 + 4 * TICK, stime=0, nice=10)
-    assert meter.sample() == CpuSample(machine_busy=0.0, process_cores=0.0, loop_busy=0.0)
+    later = meter.sample()
+    assert later is not None
+    assert (later.machine_busy, later.process_cores, later.loop_busy) == (0.0, 0.0, 0.0)
+    assert later.threads[int(NICED)] == (1.0, 10)
 
 
 def test_the_loop_thread_defaults_to_the_thread_that_made_the_meter(proc: FakeProc) -> None:

@@ -402,6 +402,28 @@ async def test_observers_get_priority_queue_wait_and_run_time_and_a_failing_one_
     assert [r.getMessage() for r in caplog.records].count("scheduler observer failed") == 2
 
 
+@pytest.mark.asyncio
+async def test_job_times_count_a_job_s_own_cpu_apart_from_its_waiting(schedulers: Schedulers) -> None:
+    scheduler = schedulers(Lane("fg", 1, FOREGROUND), Lane("bg", 1, BACKGROUND))
+    before = scheduler.job_times()
+    assert before.run_s == dict.fromkeys(Priority, 0.0) and before.cpu_s == dict.fromkeys(Priority, 0.0)
+
+    def spin() -> None:  # CPU in the worker's own thread
+        started = time.thread_time()
+        while time.thread_time() - started < 0.05:
+            pass
+
+    blocked = threading.Event()
+    async with asyncio.timeout(WAIT_S):
+        await scheduler.run(Priority.END_OF_TURN, spin)
+        # Blocked in another thread's work, as a worker is while CTranslate2's own threads decode.
+        await scheduler.run(Priority.PARTIAL, lambda: blocked.wait(0.05))
+    after = scheduler.job_times()
+    assert after.cpu_s[Priority.END_OF_TURN] >= 0.05 and after.run_s[Priority.END_OF_TURN] >= 0.05
+    assert after.run_s[Priority.PARTIAL] >= 0.05 and after.cpu_s[Priority.PARTIAL] < 0.03
+    assert len(after.workers) == 2 and threading.get_native_id() not in after.workers
+
+
 def test_busy_seconds_starts_at_zero_for_every_lane(schedulers: Schedulers) -> None:
     scheduler = schedulers(Lane("fg", 1, FOREGROUND), Lane("bg", 2, BACKGROUND))
     assert scheduler.busy_seconds() == {"fg": 0.0, "bg": 0.0}
