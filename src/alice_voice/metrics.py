@@ -46,6 +46,9 @@ class Metrics:
         self.capacity = Gauge("voice_session_capacity", "Maximum sessions this process accepts.", registry=r)
         self.headroom_sessions = Gauge("voice_headroom_sessions", "More callers this process can admit within "
                                        "its latency budget, from measured load (0: it refuses offers).", registry=r)
+        self.budget_breaches = Counter("voice_budget_breaches", "Turns whose first audio (less the silence "
+                                       "the caller was given to go on) came later than LATENCY_BUDGET_MS.",
+                                       registry=r)
         self.cpu_seconds = Counter("voice_cpu_seconds", "CPU time of this process by stage of a call "
                                    "(compute/cpu_stages.py).", ["stage"], registry=r)
         self.cpu_busy = Gauge("voice_cpu_busy_ratio", "Recent busy share of the CPUs this process runs on.",

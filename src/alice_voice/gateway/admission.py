@@ -19,7 +19,9 @@ the second term so that callers admitted a moment ago count before their load sh
 with 503 `at_capacity` and `Retry-After` when
 
 - the sessions reach `max_sessions` (a hard ceiling);
-- the first-audio p95 of recent turns is already past the budget (measured, not predicted);
+- the first-audio p95 of recent turns is already past the budget (measured, not predicted), or would be
+  with one caller more: the measured p95 plus the growth the model predicts from the added load (the
+  model only says what one more caller adds; what the callers already get is measured, on today's box);
 - the event loop's thread is busy more than `_LOOP_BUSY_LIMIT` of the time: one thread carries every
   session's packets, and it saturates on its own, before the CPUs do;
 - the predicted TTFA with rho(n + 1) is past the budget.
@@ -112,18 +114,23 @@ class Admission:
         return float(np.percentile(recent, 95)) if len(recent) >= _MIN_TURNS else None
 
     def verdict(self, sessions: int, now: float | None = None) -> Verdict:
+        measured = self.recent_p95_ms(now)
         predicted = self.predicted_ttfa_ms(self.busy_with(sessions, sessions + 1))
-        fits = min(self.max_sessions - sessions, self._callers_within_budget(sessions))
+        fits = min(self.max_sessions - sessions, self._callers_within_budget(sessions),
+                   self._callers_within_measured(sessions, measured))
         if sessions >= self.max_sessions:
             return Verdict(False, "max_sessions", 0, predicted)
         if sessions == 0 or not self.budget_ms:  # (no budget: admission by load is off)
             return Verdict(True, "ok", max(1, fits if self.budget_ms else self.max_sessions - sessions), predicted)
         if self.loop_busy > _LOOP_BUSY_LIMIT:
             return Verdict(False, "event_loop", 0, predicted)
-        measured = self.recent_p95_ms(now)
-        if (measured is not None and measured > self.budget_ms) or fits < 1:
+        if fits < 1:
             return Verdict(False, "latency_budget", 0, predicted)
         return Verdict(True, "ok", fits, predicted)
+
+    def over_budget(self, first_audio_ms: float) -> bool:
+        """Whether a turn of an admitted caller missed the promise (`voice_budget_breaches_total`)."""
+        return bool(self.budget_ms) and first_audio_ms > self.budget_ms
 
     @property
     def per_session(self) -> float:
@@ -135,6 +142,18 @@ class Admission:
         """rho(callers), the load now being `sessions` sessions' (see the module docstring)."""
         per_session = self.per_session
         return max(self.busy + (callers - sessions) * per_session, self.others_busy + callers * per_session)
+
+    def _callers_within_measured(self, sessions: int, measured_p95: float | None) -> int:
+        """How many more callers keep the measured p95, plus the growth the model predicts from their load,
+        inside the budget (unbounded with too few recent turns to say)."""
+        if measured_p95 is None:
+            return self.max_sessions
+        now = self.predicted_ttfa_ms(self.busy_with(sessions, sessions))
+        more = 0
+        while more < self.max_sessions - sessions and measured_p95 + self.predicted_ttfa_ms(
+                self.busy_with(sessions, sessions + more + 1)) - now <= self.budget_ms:
+            more += 1
+        return more
 
     def _callers_within_budget(self, sessions: int) -> int:
         """How many more callers keep the predicted TTFA inside the budget."""

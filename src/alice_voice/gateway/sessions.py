@@ -155,7 +155,10 @@ class Gateway:
 
     def _turn_done(self, timings: dict[str, float]) -> None:
         if "first_audio_ms" in timings:  # the box's part: not the silence the caller was given to go on
-            self.admission.observe_turn(timings["first_audio_ms"] - timings.get("patience_ms", 0.0))
+            first_audio_ms = timings["first_audio_ms"] - timings.get("patience_ms", 0.0)
+            self.admission.observe_turn(first_audio_ms)
+            if self.admission.over_budget(first_audio_ms):
+                self.metrics.budget_breaches.inc()
 
     # ---------- running ----------
     async def _run(self, live: LiveSession) -> None:

@@ -275,3 +275,38 @@ def test_without_a_budget_only_the_ceiling_refuses_even_on_a_saturated_box() -> 
     a.busy = a.others_busy = 0.999  # another job has the CPUs
     assert [(v.admit, v.reason) for v in (a.verdict(n) for n in (1, 3, 4))] == [
         (True, "ok"), (True, "ok"), (False, "max_sessions")]
+
+
+# ---------- closing the loop on what the callers get ----------
+def test_one_more_caller_is_refused_when_the_measured_p95_plus_its_predicted_growth_crosses_the_budget() -> None:
+    a = admission(session_cpu=0.1, job_ms=80.0, busy=0.2, others_busy=0.0)
+    grows_by = a.predicted_ttfa_ms(a.busy_with(2, 3)) - a.predicted_ttfa_ms(a.busy_with(2, 2))
+    assert a.predicted_ttfa_ms(a.busy_with(2, 3)) < BUDGET_MS  # the model alone would admit
+    for i in range(10):
+        a.observe_turn(BUDGET_MS - grows_by + 1.0, at=NOW - i)  # inside the budget now, not with one more
+    verdict = a.verdict(sessions=2, now=NOW)
+    assert (verdict.admit, verdict.reason, verdict.headroom) == (False, "latency_budget", 0)
+    later = NOW + 31  # those turns have aged out; these leave room for exactly one caller more
+    for i in range(40):
+        a.observe_turn(BUDGET_MS - grows_by - 1.0, at=later - i / 4)
+    verdict = a.verdict(sessions=2, now=later)
+    assert (verdict.admit, verdict.headroom) == (True, 1)
+
+
+def test_the_measured_headroom_counts_callers_until_the_predicted_growth_fills_the_budget() -> None:
+    a = admission(session_cpu=0.05, job_ms=60.0, busy=0.1, others_busy=0.0)
+    by_model = a.verdict(sessions=2, now=NOW).headroom  # no turns yet: the model alone
+    for i in range(10):
+        a.observe_turn(400.0, at=NOW - i)
+    base = a.predicted_ttfa_ms(a.busy_with(2, 2))
+    expected = max(m for m in range(0, 50) if 400.0 + a.predicted_ttfa_ms(a.busy_with(2, 2 + m)) - base <= BUDGET_MS)
+    assert a.verdict(sessions=2, now=NOW).headroom == min(expected, by_model)
+    assert expected < by_model  # here the measured times are what binds
+
+
+@pytest.mark.parametrize(("budget_ms", "first_audio_ms", "over"), [
+    (600.0, 599.0, False), (600.0, 600.0, False), (600.0, 600.5, True), (0.0, 5000.0, False)])
+def test_a_turn_is_over_budget_only_past_a_budget_that_is_set(budget_ms: float, first_audio_ms: float,
+                                                               over: bool) -> None:
+    a = Admission(budget_ms=budget_ms, eot_silence_ms=EOT_MS, max_sessions=8, cores=2)
+    assert a.over_budget(first_audio_ms) is over
