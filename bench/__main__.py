@@ -42,13 +42,12 @@ def _print_barge_in(result: dict[str, Any]) -> None:
 
 
 def _print_load(result: dict[str, Any]) -> None:
-    for label, level in result.items():
-        if not label.endswith("_callers"):
-            continue
+    for level in result.values():
         rows = {f"client {k}": v for k, v in level["client"].items()}
         rows.update({f"gateway {k}": v for k, v in level["gateway"].items()})
         rows["client - gateway first audio"] = level["gap_ms"]
-        print(table(rows, f"load, {level['callers']} callers ({level['admitted']} admitted, {level['refused']} "
+        print(table(rows, f"load, {level['callers']} callers arriving {level['arrivals']} at "
+                    f"{level['arrival_offsets_s']} s ({level['admitted']} admitted, {level['refused']} "
                     f"refused, {level['turns']} turns, {level['unanswered']} unanswered, "
                     f"{level['false_starts']} false starts)"))
         waits, runs = (", ".join(f"{p} {w['p50']}/{w['p95']}" for p, w in level[kind].items())
@@ -57,7 +56,10 @@ def _print_load(result: dict[str, Any]) -> None:
               f"{level['event_loop_lag_p99_ms']} ms; gateway CPU {level['gateway_cpu_cores']} cores; "
               f"RSS {level['rss_mb']}\nscheduler wait p50/p95 ms: {waits}\nscheduler run p50/p95 ms: {runs}")
         stages = ", ".join(f"{stage} {cores}" for stage, cores in level["cores_per_caller_by_stage"].items())
-        print(f"cores per admitted caller: {level['cores_per_caller']} ({stages})")
+        print(f"cores per admitted caller: {level['cores_per_caller']} ({stages}); jobs {level['scheduler_jobs']}")
+        print(f"each admitted caller's client TTFA p95: {level['per_caller_first_audio_p95_ms']} ms; less "
+              f"patience: {level['per_caller_first_audio_less_patience_p95_ms']} ms; callers dialled up to "
+              f"{level['dialled_late_s_max']} s late")
         for prompt, heard in level["misheard"]:
             print(f"  misheard: {prompt!r} -> {heard!r}")
 
@@ -103,6 +105,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write a PNG plot here")
     parser.add_argument("--sessions", default="1,2,4", help="concurrency levels for the turns benchmark")
     parser.add_argument("--callers", default="1,2,4,6", help="callers at once, per level of the load benchmark")
+    parser.add_argument("--arrivals", default=",".join(load.ARRIVALS),
+                        help="how the load benchmark's callers arrive: poisson (random), stagger (0.3 s apart)")
     parser.add_argument("--voices", default="piper,espeak:en-us", help="test voices (see tests/speech_fixtures.py)")
     parser.add_argument("--prompts", type=int, default=12, help="how many of the synthesized prompts")
     args = parser.parse_args()
@@ -118,7 +122,7 @@ def main() -> None:
         _print_turns(out["turns"])
     if args.what in ("load", "all"):
         callers = [int(n) for n in args.callers.split(",")]
-        out["load"] = asyncio.run(load.run(callers, args.voices.split(","), args.prompts))
+        out["load"] = asyncio.run(load.run(callers, args.voices.split(","), args.prompts, args.arrivals.split(",")))
         _print_load(out["load"])
     if args.what in ("talk-over", "all"):
         out["talk_over"] = asyncio.run(talk_over.run(args.voices.split(","), args.prompts))

@@ -71,9 +71,12 @@ def _concurrency(results: dict[str, Any], ax: Any) -> bool:
     return True
 
 
-def _levels(results: dict[str, Any]) -> list[dict[str, Any]]:
-    load = results.get("load", {})
-    return sorted((v for k, v in load.items() if k.endswith("_callers")), key=lambda level: level["callers"])
+def _levels(results: dict[str, Any], arrivals: str | None = None) -> list[dict[str, Any]]:
+    """The load levels (each arrival pattern's, with the one-caller level in each), by callers."""
+    load = [v for v in results.get("load", {}).values() if isinstance(v, dict) and "callers" in v]
+    if arrivals is not None:
+        load = [v for v in load if v["arrivals"] == arrivals or v["callers"] == 1]
+    return sorted(load, key=lambda level: level["callers"])
 
 
 def _load_latency(results: dict[str, Any], ax: Any) -> bool:
@@ -81,22 +84,24 @@ def _load_latency(results: dict[str, Any], ax: Any) -> bool:
     if not levels:
         return False
     if ax is not None:
-        xs = [level["callers"] for level in levels]
-        series = (("client", "first_audio_ms", "#3d7ea6"), ("gateway", "first_audio_ms", "#9cc3db"),
-                  ("client", "first_partial_ms", "#7aa95c"))
-        for side, metric, colour in series:
-            for q, style in (("p50", "-"), ("p95", "--")):
-                ax.plot(xs, [level[side][metric].get(q) for level in levels], style, color=colour, marker="o",
-                        label=f"{side} {metric} {q}")
-        for level in levels:
-            if level["refused"]:
-                ax.annotate(f"{level['refused']} refused", (level["callers"], level["client"]["first_audio_ms"]
-                                                           .get("p95", 0)), fontsize=8)
-        ax.set_xlabel("callers at once (admitted)")
+        patterns = sorted({level["arrivals"] for level in levels if level["callers"] > 1}) or [levels[0]["arrivals"]]
+        for pattern, marker in zip(patterns, "os^", strict=False):
+            shown = _levels(results, pattern)
+            xs = [level["callers"] for level in shown]
+            series = (("first_audio_ms", "#3d7ea6"), ("first_audio_less_patience_ms", "#9cc3db"),
+                      ("first_partial_ms", "#7aa95c"))
+            for metric, colour in series:
+                for q, style in (("p50", "-"), ("p95", "--")):
+                    ax.plot(xs, [level["client"][metric].get(q) for level in shown], style, color=colour,
+                            marker=marker, label=f"{pattern}: {metric} {q}")
+            for level in shown:
+                if level["refused"]:
+                    ax.annotate(f"{level['refused']} refused", (level["callers"], level["client"]["first_audio_ms"]
+                                                               .get("p95", 0)), fontsize=8)
+        ax.set_xlabel("callers dialling (client clock)")
         ax.set_ylabel("ms")
-        ax.set_xticks(xs)
         ax.set_title("load: first reply audio and first partial", fontsize=10)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     return True
 
 

@@ -145,7 +145,7 @@ async def test_a_final_after_silence_grounds_the_last_partial_instead_of_decodin
         await reader
     fresh = asr.engine.hear(np.concatenate([speech, silence(1.0)]), ground=True)
     final = got.finals[0]
-    assert log.calls[-1] == ("ground", None, True)  # the final's only work
+    assert log.calls.count(("ground", None, True)) == 1, log.calls  # the final's only work
     assert not any(call[2] for call in log.calls if call[0] == "hear")  # no decode for the final
     assert (final.text, final.grounded_text) == (fresh.text, fresh.grounded)
 

@@ -5,7 +5,10 @@ Shared by the Whisper and pocketsphinx providers: it decides when to ask for a p
 owns the decode tasks and turns failures into `ProviderError`. The provider supplies a `DecodeSource`
 that snapshots the audio and runs the decode through the inference scheduler.
 
-Partials adapt to load: one is asked for every `partial_interval` samples of new audio times the
+Until an utterance's first words are shown, a partial is asked for every `first_partial` samples (the
+moment the caller's words appear), then every `partial_interval` samples: a later pass costs as much as the first (the
+encoder window is fixed) and mostly adds a word, so they come as often as words do, not as often as the
+first one. Partials adapt to load too: each interval is stretched by the
 `pressure` (how many partials already wait per thread that runs them), so a busy box decodes each
 utterance less often instead of queueing passes that would be out of date before they ran. An
 utterance's first partial goes at a higher priority than later ones: the caller sees their words appear.
@@ -87,6 +90,7 @@ class StreamTiming:
     partial_interval: int  # samples of new audio between partial requests, on an idle machine
     final_timeout_s: float
     pressure: Callable[[], float] = _no_pressure  # >= 1: stretches the interval under load
+    first_partial: int | None = None  # samples before the first partial request (None: `partial_interval`)
 
 
 _Item = Transcript | ProviderError | None
@@ -100,7 +104,7 @@ class DecodeStream:
         self._source = source
         self._timing = timing
         self._pushed = 0
-        self._next_partial = timing.partial_interval
+        self._next_partial = self._until_words
         self._emitted = -1  # samples covered by the last yielded transcript
         self._partial_tasks: set[asyncio.Task[None]] = set()
         self._finals_pending: list[int] = []
@@ -110,6 +114,12 @@ class DecodeStream:
         self._out: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    @property
+    def _until_words(self) -> int:
+        """The cadence until the first words are shown."""
+        first = self._timing.first_partial
+        return self._timing.partial_interval if first is None else first
 
     @property
     def pushed(self) -> int:
@@ -122,7 +132,8 @@ class DecodeStream:
         self._source.push(pcm16k, self._pushed)
         if self._pushed >= self._next_partial:
             stretch = max(1.0, self._timing.pressure())
-            self._next_partial = self._pushed + int(self._timing.partial_interval * stretch)
+            interval = self._timing.partial_interval if self._partial_yielded else self._until_words
+            self._next_partial = self._pushed + int(interval * stretch)
             priority = Priority.PARTIAL if self._partial_yielded else Priority.FIRST_PARTIAL
             decode = self._source.request(self._pushed, priority)
             if decode is not None:

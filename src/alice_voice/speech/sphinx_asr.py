@@ -194,11 +194,12 @@ class SphinxAsr:
 
     name = "pocketsphinx"
 
-    def __init__(self, pool: DecoderPool, compute: JobRunner, *, partial_interval_ms: int = 160,
-                 timeout_s: float = 10.0, silence_rms: float = 100.0) -> None:
+    def __init__(self, pool: DecoderPool, compute: JobRunner, *, partial_interval_ms: int = 320,
+                 first_partial_ms: int = 160, timeout_s: float = 10.0, silence_rms: float = 100.0) -> None:
         self.pool = pool
         self.compute = compute
-        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s, partial_pressure(compute))
+        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s, partial_pressure(compute),
+                                   first_partial_ms * SPEECH_RATE // 1000)
         self.silence_rms = silence_rms
 
     def stream(self) -> SphinxStream:
@@ -208,5 +209,5 @@ class SphinxAsr:
 def load(settings: Settings, compute: InferenceScheduler) -> SphinxAsr:
     """One warmed decoder per possible session (about 95 MB and 0.3-0.7 s each), once per process."""
     pool = DecoderPool([new_slot() for _ in range(settings.max_sessions)])
-    return SphinxAsr(pool, compute,
-                     partial_interval_ms=settings.asr_partial_interval_ms, timeout_s=settings.asr_timeout_s)
+    return SphinxAsr(pool, compute, partial_interval_ms=settings.asr_partial_interval_ms,
+                     first_partial_ms=settings.asr_first_partial_ms, timeout_s=settings.asr_timeout_s)

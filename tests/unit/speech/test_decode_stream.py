@@ -122,6 +122,24 @@ def make(timeout_s: float = WAIT_S, pressure: Callable[[], float] = lambda: 1.0)
 
 
 @pytest.mark.asyncio
+async def test_partials_come_at_the_first_words_cadence_until_words_are_shown_then_at_the_interval() -> None:
+    source = ScriptedSource()
+    stream = DecodeStream("fake", source, StreamTiming(INTERVAL, WAIT_S, first_partial=INTERVAL // 2))
+    reader = Reader(stream)
+    for _ in range(4):
+        stream.push(pcm(80))
+    assert sorted(end for end, _ in source.decodes) == [160, 320]  # no words yet: every half interval
+    source.answer(160, False, "")
+    source.answer(320, False, "what")  # the first words are shown
+    assert await reader.next() == Transcript("what", "", False, 320)
+    for _ in range(8):
+        stream.push(pcm(80))
+    # the one asked at 480 (the cadence was still the first words' then), then whole intervals
+    assert sorted(end for end, _ in source.decodes) == [160, 320, 480, 800]
+    await stream.aclose()
+
+
+@pytest.mark.asyncio
 async def test_partials_every_interval_then_a_final() -> None:
     stream, source = make()
     reader = Reader(stream)
