@@ -1,13 +1,17 @@
 """Admission by measured headroom: take a caller only while the box can still answer everyone in time.
 
-A reply's first audio (TTFA) waits for the end-of-turn silence, then for the end-of-turn model, and on a
-busy box for the foreground jobs queued ahead of it. So, with S the mean time of a reply's critical job on
-an idle box and rho the busy share of the CPUs at normal priority (partial decodes run below it and give way):
+A reply's first audio (TTFA) waits for the end-of-turn silence, then for the turn's critical work: the
+end-of-turn model, the final decode (often only grounding the last partial), the first sentence's
+synthesis, and on a busy box for the foreground jobs queued ahead of them. So, with S that work's time
+on an idle box (the means of the three, added up: the chain is counted as if it ran one job after the
+other, which overstates a little when the final finishes during the end-of-turn wait) and rho the busy
+share of the CPUs at normal priority (partial decodes run below it and give way):
 
     predicted TTFA  =  eot_silence_ms + S  +  S * rho / (1 - rho)
 
 (the last term is the M/M/1 queueing delay: it stays small until rho nears 1, then grows without bound).
-S is learnt from the jobs' run times, which already include the contention of the moment (the cores are
+Counting S as one job's mean instead of the chain made a four-caller level look like 330 ms where its p95
+was 612. S is learnt from the jobs' run times, which already include the contention of the moment (the cores are
 shared, so a job runs slower rather than waits): a run of r ms on a box busy rho counts as r * (1 - rho),
 or the busy box would be counted twice, once in the slower runs and again in the queueing term. Counted
 twice, it refused a fourth caller on this 2-core box at a predicted 790 ms while four measured 380-480 ms.
@@ -52,8 +56,8 @@ _MIN_TURNS = 5
 _CPU_SMOOTHING = 0.3  # EWMA weight of a new 1 s sample (~3 s horizon)
 _JOB_SMOOTHING = 0.05
 _PRIOR_SESSION_CPU = 0.06  # a speaking session's normal-priority share of 2 cores, from the load benchmark
-_PRIOR_JOB_MS = 60.0
-_CRITICAL = frozenset({Priority.END_OF_TURN, Priority.FINAL, Priority.FIRST_TTS})
+# A turn's critical jobs, and their idle run times until measured (the load benchmark's, this box).
+_PRIOR_CHAIN_MS = {Priority.END_OF_TURN: 60.0, Priority.FINAL: 60.0, Priority.FIRST_TTS: 20.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +77,12 @@ class Admission:
         self.busy = 0.0
         self.others_busy = 0.0  # what the CPUs do for everything but this process
         self.session_cpu = _PRIOR_SESSION_CPU
-        self.job_ms = _PRIOR_JOB_MS
+        self.chain_ms = dict(_PRIOR_CHAIN_MS)  # each critical job's mean, as on an idle box
+        self.job_ms = sum(self.chain_ms.values())  # S: the turn's critical work
         self.loop_busy = 0.0
         self._turns: deque[tuple[float, float]] = deque(maxlen=200)  # (monotonic time, first audio ms)
-        self._job_runs: deque[float] = deque(maxlen=1000)  # appended from scheduler threads, drained on the loop
+        # appended from scheduler threads, drained on the loop
+        self._job_runs: deque[tuple[Priority, float]] = deque(maxlen=1000)
 
     # ---------- measurements ----------
     def observe_cpu(self, sample: CpuSample, sessions: int) -> None:
@@ -89,15 +95,19 @@ class Admission:
 
     def observe_job(self, priority: Priority, waited_s: float, ran_s: float) -> None:
         """A scheduler observer (called in its threads): keeps the run times of a reply's critical jobs."""
-        if priority in _CRITICAL:
-            self._job_runs.append(ran_s * 1000)  # deque.append is atomic; `settle` folds them in
+        if priority in _PRIOR_CHAIN_MS:
+            self._job_runs.append((priority, ran_s * 1000))  # deque.append is atomic; `settle` folds them in
 
     def settle(self) -> None:
         """Fold the job times observed since the last call into the mean (on the event loop), each as the
         time it would have taken on an idle box (see the module docstring)."""
         idle_share = 1.0 - min(self.busy, 0.95)  # (a run on a saturated box still says something of S)
+        if not self._job_runs:
+            return
         while self._job_runs:
-            self.job_ms += _JOB_SMOOTHING * (self._job_runs.popleft() * idle_share - self.job_ms)
+            priority, ran_ms = self._job_runs.popleft()
+            self.chain_ms[priority] += _JOB_SMOOTHING * (ran_ms * idle_share - self.chain_ms[priority])
+        self.job_ms = sum(self.chain_ms.values())
 
     def observe_turn(self, first_audio_ms: float, at: float | None = None) -> None:
         self._turns.append((time.monotonic() if at is None else at, first_audio_ms))

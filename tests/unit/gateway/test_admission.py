@@ -44,8 +44,11 @@ def test_an_idle_box_admits_with_headroom() -> None:
     verdict = a.verdict(sessions=0, now=NOW)
     assert verdict.admit and verdict.reason == "ok"
     assert verdict.headroom > 0
-    # The prior: 60 ms jobs, 6 % of the CPUs a session; the budget allows busy up to (600-300-60)/60 = 4 -> 0.8.
-    assert verdict.headroom == math.floor(0.8 / 0.06)
+    # The prior: a turn's critical work 60 + 60 + 20 = 140 ms, 6 % of the CPUs a session; the budget allows
+    # busy up to x/(1+x) with x = (600-300-140)/140.
+    slack = (600 - 300 - 140) / 140
+    assert a.job_ms == 140
+    assert verdict.headroom == math.floor(slack / (1 + slack) / 0.06)
     assert verdict.predicted_ttfa_ms == pytest.approx(a.predicted_ttfa_ms(0.06))
 
 
@@ -212,7 +215,7 @@ def test_per_session_cpu_is_learnt_only_while_there_are_sessions() -> None:
 
 def test_critical_job_times_observed_from_other_threads_are_folded_in_by_settle() -> None:
     a = admission()
-    prior = a.job_ms
+    prior = dict(a.chain_ms)
 
     def scheduler_thread() -> None:
         for priority in Priority:
@@ -224,13 +227,14 @@ def test_critical_job_times_observed_from_other_threads_are_folded_in_by_settle(
     for thread in threads:
         thread.join(5.0)
         assert not thread.is_alive()
-    assert a.job_ms == prior  # nothing moves until the loop settles
+    assert a.chain_ms == prior  # nothing moves until the loop settles
     a.settle()
-    # Only the reply's critical path counts: end of turn, final, first TTS (3 priorities x 4 threads).
-    expected = 160 - (160 - prior) * (1 - 0.05) ** 12
-    assert a.job_ms == pytest.approx(expected)
+    # Only the reply's critical path counts: end of turn, final, first TTS (4 runs of each), and S is their sum.
+    expected = {p: 160 - (160 - ms) * (1 - 0.05) ** 4 for p, ms in prior.items()}
+    assert a.chain_ms == pytest.approx(expected)
+    assert a.job_ms == pytest.approx(sum(expected.values()))
     a.settle()
-    assert a.job_ms == pytest.approx(expected)
+    assert a.job_ms == pytest.approx(sum(expected.values()))
 
 
 @pytest.mark.parametrize("priority", [Priority.HEARING, Priority.TTS, Priority.FIRST_PARTIAL, Priority.PARTIAL])
@@ -263,10 +267,10 @@ def test_a_run_on_a_busy_box_counts_as_the_shorter_job_it_would_be_on_an_idle_on
         for _ in range(200):
             a.observe_job(Priority.END_OF_TURN, 0.0, 0.100)
         a.settle()
-    assert idle.job_ms == pytest.approx(100, abs=0.1)
-    assert busy.job_ms == pytest.approx(40, abs=0.1)
-    # So the prediction at the load of the moment is the run time measured at that load, not 2.5x it.
-    assert busy.predicted_ttfa_ms(0.6) == pytest.approx(EOT_MS + 100, abs=0.5)
+    others = idle.job_ms - idle.chain_ms[Priority.END_OF_TURN]  # (the final's and the first sentence's priors)
+    assert idle.chain_ms[Priority.END_OF_TURN] == pytest.approx(100, abs=0.1)
+    assert busy.chain_ms[Priority.END_OF_TURN] == pytest.approx(40, abs=0.1)
+    assert busy.job_ms == pytest.approx(40 + others, abs=0.1)
     assert busy.verdict(sessions=3, now=NOW).predicted_ttfa_ms < idle.predicted_ttfa_ms(0.6 + idle.per_session)
 
 
