@@ -53,7 +53,8 @@ def _print_load(result: dict[str, Any]) -> None:
         waits, runs = (", ".join(f"{p} {w['p50']}/{w['p95']}" for p, w in level[kind].items())
                        for kind in ("scheduler_wait_ms", "scheduler_run_ms"))
         print(f"\nWER {level['wer']}; frames {level['frames']}; event-loop lag p99 "
-              f"{level['event_loop_lag_p99_ms']} ms; gateway CPU {level['gateway_cpu_cores']} cores; "
+              f"{level['event_loop_lag_p99_ms']} ms; gateway CPU {level['gateway_cpu_cores']} cores (the callers' "
+              f"processes {level['callers_cpu_cores']}); "
               f"RSS {level['rss_mb']}\nscheduler wait p50/p95 ms: {waits}\nscheduler run p50/p95 ms: {runs}")
         stages = ", ".join(f"{stage} {cores}" for stage, cores in level["cores_per_caller_by_stage"].items())
         print(f"cores per admitted caller: {level['cores_per_caller']} ({stages}); jobs {level['scheduler_jobs']}")

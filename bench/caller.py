@@ -6,7 +6,7 @@ one GIL, as real callers do not):
 It prepares its speech, waits until `--dial-at` (wall-clock seconds, shared by every caller of a level,
 so that the benchmark decides who arrives when), dials, says every prompt (starting at the K-th, each in
 turn), hangs up, and prints one JSON line: refused, turns (bench.turns.TurnResult), unanswered,
-frames_sent, dialled_late_s.
+frames_sent, dialled_late_s, cpu_s.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class CallerResult:
     unanswered: int = 0
     frames_sent: int = 0
     dialled_late_s: float = 0.0  # how far past its arrival time the caller dialled (its process was slow)
+    cpu_s: float = 0.0  # the caller process's CPU time from dialling on (it shares the gateway's cores)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CallerResult:
@@ -44,13 +45,14 @@ class CallerResult:
 async def call(url: str, utts: list[Utterance], dial_at: float) -> CallerResult:
     await asyncio.sleep(max(0.0, dial_at - time.time()))  # the benchmark's schedule: when this caller arrives
     late = max(0.0, time.time() - dial_at)
+    cpu_at_dial = time.process_time()
     client = RtcClient(url)
     try:
         await client.connect(timeout=30)
     except httpx.HTTPStatusError as exc:
         await client.close()
         if exc.response.status_code == 503:
-            return CallerResult(True, dialled_late_s=late)
+            return CallerResult(True, dialled_late_s=late, cpu_s=time.process_time() - cpu_at_dial)
         raise
     result = CallerResult(False, dialled_late_s=late)
     try:
@@ -64,6 +66,7 @@ async def call(url: str, utts: list[Utterance], dial_at: float) -> CallerResult:
         return result
     finally:
         await client.close()
+        result.cpu_s = round(time.process_time() - cpu_at_dial, 2)
 
 
 def main() -> None:

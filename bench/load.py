@@ -176,6 +176,7 @@ def _summarize(callers: int, results: list[CallerResult], before: dict[str, Any]
                                            - before["run"].get(priority, {}).get(float("inf"), 0.0))
                            for priority, buckets in sorted(after["run"].items())},
         "gateway_cpu_cores": round(cores, 2),
+        "callers_cpu_cores": round(sum(r.cpu_s for r in results) / wall, 2),  # the clients, on the same cores
         "cores_per_caller": round(cores / max(1, len(admitted)), 3),
         # per stage, the cores one admitted caller costs over the level (compute/cpu_stages.py)
         "cores_per_caller_by_stage": {

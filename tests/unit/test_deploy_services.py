@@ -66,6 +66,9 @@ class _GatewayMetrics:
         m.audio_frames.labels(stage="heard").inc(49)
         m.headroom_sessions.set(8 - self.scrapes % 8)
         m.cpu_busy.set(0.1 * (self.scrapes % 10))
+        for stage, seconds in (("event_loop", 0.1), ("asr_partial", 0.2)):
+            m.cpu_seconds.labels(stage=stage).inc(seconds)
+        m.budget_breaches.inc()
         m.offers_refused.labels(reason="latency_budget").inc()
         m.active_sessions.set(self.scrapes % 8)
         m.sessions_total.labels(mode="agent", transport="webrtc").inc()
