@@ -59,7 +59,8 @@ def _print_load(result: dict[str, Any]) -> None:
         stages = ", ".join(f"{stage} {cores}" for stage, cores in level["cores_per_caller_by_stage"].items())
         print(f"cores per admitted caller: {level['cores_per_caller']} ({stages}); jobs {level['scheduler_jobs']}")
         print(f"each admitted caller's client TTFA p95: {level['per_caller_first_audio_p95_ms']} ms; less "
-              f"patience: {level['per_caller_first_audio_less_patience_p95_ms']} ms; callers dialled up to "
+              f"patience: {level['per_caller_first_audio_less_patience_p95_ms']} ms; turns over the budget "
+              f"{level['budget_breaches']} of {level['turns']}; callers dialled up to "
               f"{level['dialled_late_s_max']} s late")
         for prompt, heard in level["misheard"]:
             print(f"  misheard: {prompt!r} -> {heard!r}")

@@ -73,6 +73,8 @@ def _metrics(text: str) -> dict[str, Any]:
                 out["frames"][sample.labels["stage"]] = sample.value
             elif sample.name == "voice_cpu_seconds_total":
                 out["cpu"][sample.labels["stage"]] = sample.value
+            elif sample.name == "voice_budget_breaches_total":
+                out["breaches"] = sample.value
             elif sample.name in per_priority:
                 histogram = out[per_priority[sample.name]].setdefault(sample.labels["priority"], {})
                 histogram[float(sample.labels["le"])] = sample.value
@@ -165,6 +167,8 @@ def _summarize(callers: int, results: list[CallerResult], before: dict[str, Any]
                                           for r in admitted],
         "per_caller_first_audio_less_patience_p95_ms": [
             summary(_less_patience(t.client_first_audio_ms, t) for t in r.turns).get("p95") for r in admitted],
+        # admitted callers' turns whose first audio (less patience) passed LATENCY_BUDGET_MS, as the gateway counts
+        "budget_breaches": round(after.get("breaches", 0.0) - before.get("breaches", 0.0)),
         "dialled_late_s_max": round(max((r.dialled_late_s for r in results), default=0.0), 2),
         "wer": round(float(np.mean([t.wer for t in turns])), 3) if turns else None,
         "misheard": [(t.prompt, t.final_text) for t in turns if t.wer > 0.3],
