@@ -48,12 +48,16 @@ def test_an_idle_box_admits_with_headroom() -> None:
     # busy up to x/(1+x) with x = (600-300-140)/140.
     slack = (600 - 300 - 140) / 140
     assert a.job_ms == 140
-    assert verdict.headroom == math.floor(slack / (1 + slack) / 0.06)
+    by_mean_load = math.floor(slack / (1 + slack) / 0.06)
+    together = max(n for n in range(1, 50) if a.worst_ttfa_ms(n) <= BUDGET_MS)  # three turns at once fit
+    assert (by_mean_load, together) == (8, 3)
+    assert verdict.headroom == min(by_mean_load, together)
     assert verdict.predicted_ttfa_ms == pytest.approx(a.predicted_ttfa_ms(0.06))
 
 
 def test_headroom_shrinks_as_busy_grows_and_reaches_0_where_the_prediction_crosses_the_budget() -> None:
-    a = admission(session_cpu=0.07, job_ms=75.0)  # the budget allows busy up to 0.75: (600-300-75)/75 = 3
+    # the budget allows busy up to 0.75: (600-300-75)/75 = 3 (many cores: turns falling together never bind)
+    a = admission(session_cpu=0.07, job_ms=75.0, cores=64)
     headrooms, grid = [], []
     # Steps of 0.0025 offset by 0.000123: no step lands within float rounding of a boundary 0.75 - 0.07 n
     # (that exact case is the next test's).
@@ -197,7 +201,7 @@ def test_busy_is_the_busier_of_the_machine_and_this_process() -> None:
 
 
 def test_per_session_cpu_is_learnt_only_while_there_are_sessions() -> None:
-    a = admission(cores=2)
+    a = admission(cores=2, job_ms=40.0)  # (short turns: the mean load binds, not turns falling together)
     prior = a.session_cpu
     idle_but_busy = CpuSample(machine_busy=0.2, process_cores=0.6, loop_busy=0.1)
     for _ in range(5):
@@ -298,7 +302,7 @@ def test_one_more_caller_is_refused_when_the_measured_p95_plus_its_predicted_gro
 
 
 def test_the_measured_headroom_counts_callers_until_the_predicted_growth_fills_the_budget() -> None:
-    a = admission(session_cpu=0.05, job_ms=60.0, busy=0.1, others_busy=0.0)
+    a = admission(session_cpu=0.05, job_ms=60.0, busy=0.1, others_busy=0.0, cores=64)
     by_model = a.verdict(sessions=2, now=NOW).headroom  # no turns yet: the model alone
     for i in range(10):
         a.observe_turn(400.0, at=NOW - i)
@@ -306,6 +310,23 @@ def test_the_measured_headroom_counts_callers_until_the_predicted_growth_fills_t
     expected = max(m for m in range(0, 50) if 400.0 + a.predicted_ttfa_ms(a.busy_with(2, 2 + m)) - base <= BUDGET_MS)
     assert a.verdict(sessions=2, now=NOW).headroom == min(expected, by_model)
     assert expected < by_model  # here the measured times are what binds
+
+
+@pytest.mark.parametrize(("job_ms", "cores", "sessions", "headroom"), [
+    # worst TTFA(n) = 300 + S + (n - 1) S / cores <= 600: n <= 1 + (300 - S) cores / S
+    (150.0, 2, 1, 2),  # n <= 3: two more make three
+    (150.0, 2, 3, 0),
+    (150.0, 2, 4, 0),  # (already past it: none, not a negative count)
+    (100.0, 2, 1, 4),  # n <= 5
+    (100.0, 4, 1, 8),  # n <= 9: more cores share the same work sooner
+    (300.0, 2, 1, 0),  # one turn's work alone fills the budget
+])
+def test_callers_whose_turns_fall_together_must_fit_too(job_ms: float, cores: int, sessions: int,
+                                                        headroom: int) -> None:
+    a = admission(cores=cores, job_ms=job_ms, session_cpu=0.001)  # (the mean load never binds here)
+    assert a.verdict(sessions=sessions, now=NOW).headroom == headroom
+    if headroom:
+        assert a.worst_ttfa_ms(sessions + headroom) <= BUDGET_MS < a.worst_ttfa_ms(sessions + headroom + 1)
 
 
 @pytest.mark.parametrize(("budget_ms", "first_audio_ms", "over"), [
