@@ -84,7 +84,8 @@ class InferenceScheduler:
         self._keyed: dict[Hashable, _Job] = {}
         self._running: dict[Priority, int] = dict.fromkeys(Priority, 0)
         self._busy_s: dict[str, float] = {lane.name: 0.0 for lane in lanes}
-        self._job_times = JobTimes(dict.fromkeys(Priority, 0.0), dict.fromkeys(Priority, 0.0), frozenset())
+        self._run_s: dict[Priority, float] = dict.fromkeys(Priority, 0.0)
+        self._cpu_s: dict[Priority, float] = dict.fromkeys(Priority, 0.0)
         self._worker_ids: set[int] = set()
         self._observers: list[JobObserver] = []
         self._closed = False
@@ -155,8 +156,7 @@ class InferenceScheduler:
     def job_times(self) -> JobTimes:
         """Per priority, the completed jobs' run time and their worker threads' own CPU time, since start."""
         with self._cv:
-            times = self._job_times
-            return JobTimes(dict(times.run_s), dict(times.cpu_s), frozenset(self._worker_ids))
+            return JobTimes(dict(self._run_s), dict(self._cpu_s), frozenset(self._worker_ids))
 
     # ---------- closing ----------
     def close(self, timeout_s: float = 5.0) -> None:
@@ -220,8 +220,8 @@ class InferenceScheduler:
         with self._cv:
             self._running[job.priority] -= 1
             self._busy_s[lane.name] += ended - started
-            self._job_times.run_s[job.priority] += ended - started
-            self._job_times.cpu_s[job.priority] += cpu_s
+            self._run_s[job.priority] += ended - started
+            self._cpu_s[job.priority] += cpu_s
             observers = list(self._observers)
         for observer in observers:
             try:
