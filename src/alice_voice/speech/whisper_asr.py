@@ -82,7 +82,6 @@ class WhisperEngine:
 
     def hear(self, pcm: Pcm, *, ground: bool = False) -> Heard:
         pieces: list[int] = []
-        grounded: list[int] | None = None
         last_pass: _LastPass | None = None
         offset = 0
         for _ in range(self._max_passes):
@@ -96,19 +95,14 @@ class WhisperEngine:
             parsed = _parse(result.sequences_ids[0], self._first_timestamp, len(window) / SPEECH_RATE)
             if parsed.resume_at is None:
                 last = parsed.complete + parsed.tail
-                if ground:
-                    grounded = pieces + self._heard_part(encoded, frames, last, window)
-                else:
-                    last_pass = _LastPass(encoded, frames, list(pieces), last, window)
+                last_pass = _LastPass(encoded, frames, list(pieces), last, window)
                 pieces += last
                 break
             # Like Whisper's own long-form loop: drop the unterminated segment, decode again from its start.
             pieces += parsed.complete
             offset += int(parsed.resume_at * SPEECH_RATE)
-        text = self._text(pieces)
-        if not ground:
-            return Heard(text, kept=last_pass)
-        return Heard(text, text if grounded is None else self._text(grounded))
+        heard = Heard(self._text(pieces), kept=last_pass)
+        return self.ground(heard) if ground else heard
 
     def ground(self, heard: Heard) -> Heard:
         """`heard` with its grounded text, from the last pass it kept (one alignment: ~10 ms). Any engine
