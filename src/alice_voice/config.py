@@ -6,6 +6,7 @@ A bad value stops start-up with one line naming the setting (see `load_settings`
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,13 @@ from pydantic_settings import (
 
 # A list given in the environment as comma-separated text, not JSON.
 CommaList = Annotated[list[str], NoDecode]
+PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
+SIP_ADDRESS = re.compile(r"^sips?:[A-Za-z0-9._~+!$&'()*,;=%-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def phone_address(address: str) -> bool:
+    """A number in E.164 form or a SIP address: somewhere a call can be put through to."""
+    return bool(PHONE_NUMBER.fullmatch(address) or SIP_ADDRESS.fullmatch(address))
 
 
 class SettingsError(Exception):
@@ -156,6 +164,17 @@ class Settings(BaseSettings):
                                           "after the handshake (Twilio sends it at once); until then it is no "
                                           "session and holds no capacity.")
 
+    twilio_account_sid: str | None = Field(None, pattern=r"^AC[0-9a-fA-F]{32}$", description="With "
+                                           "twilio_auth_token: the REST API for call control (hang up, "
+                                           "transfer) and outbound calls.")
+    twilio_api_url: str = Field("https://api.twilio.com", pattern=r"^https?://[^/]+$",
+                                description="Twilio's REST API (a test points it at a fake).")
+    transfer_targets: dict[str, str] = Field(default_factory=dict, description="Who the agent may put a caller "
+                                             "through to, by name: {\"sales\": \"+15551230000\", \"desk\": "
+                                             "\"sip:desk@pbx.example.com\"} (JSON in the environment).")
+    transfer_any_number: bool = Field(False, description="Let the agent transfer to any number it is given, not "
+                                      "only to transfer_targets (a caller could have it dial anywhere).")
+
     # --- tools ---
     tools: bool = Field(True, description="Offer tools to the agent (the built-ins, and those of tools_file).")
     tools_file: str | None = Field(None, description="TOML file declaring webhook tools and MCP servers, and "
@@ -184,6 +203,14 @@ class Settings(BaseSettings):
         if self.eot_words_unfinished > self.eot_words_finished:
             raise ValueError("need eot_words_unfinished <= eot_words_finished")
         return self
+
+    @field_validator("transfer_targets")
+    @classmethod
+    def _reachable_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, address in value.items():
+            if not phone_address(address):
+                raise ValueError(f"{name!r}: {address!r} is not an E.164 number (+15551230000) or a SIP address")
+        return value
 
     @field_validator("latency_budget_ms")
     @classmethod

@@ -3,9 +3,7 @@ from a program, and phone calls through a fake Twilio speaking the Media Streams
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from xml.etree import ElementTree
 
 import httpx
 import numpy as np
@@ -19,9 +17,9 @@ from alice_voice.transport.twilio_signature import signature
 from conftest import make_settings
 from support.gateway import RunningGateway, serve
 from support.socket_clients import FakeTwilio, PcmClient, opened
+from support.twilio_calls import TOKEN, answered, no_sessions_left, twilio_headers, ws_url
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.realtime, pytest.mark.models]
-TOKEN = "twilio-test-token"
 
 
 @pytest_asyncio.fixture
@@ -29,35 +27,6 @@ async def gateway() -> AsyncIterator[RunningGateway]:
     async with serve(make_settings(default_mode="agent", preload_models=True, twilio_auth_token=TOKEN)) as running:
         await running.app.state.runtime.resources()
         yield running
-
-
-def ws_url(gateway: RunningGateway, path: str) -> str:
-    return gateway.url.replace("http://", "ws://") + path
-
-
-def twilio_headers(gateway: RunningGateway) -> dict[str, str]:
-    return {"X-Twilio-Signature": signature(TOKEN, ws_url(gateway, "/api/telephony/twilio/stream"))}
-
-
-async def answered(gateway: RunningGateway, call: FakeTwilio, **form: str) -> dict[str, str]:
-    """What Twilio does first: the signed webhook; the TwiML's stream parameters come back in `start`."""
-    url = gateway.url + "/api/telephony/twilio/voice"
-    fields = {"CallSid": call.call_sid, **form}
-    async with httpx.AsyncClient() as http:
-        response = await http.post(url, data=fields, headers={"X-Twilio-Signature": signature(TOKEN, url, fields)})
-    response.raise_for_status()
-    stream = ElementTree.fromstring(response.text).find("./Connect/Stream")
-    assert stream is not None
-    return {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
-
-
-async def no_sessions_left(gateway: RunningGateway, *ids: str) -> None:
-    """Every session that was open has been disposed of, its record too."""
-    async with asyncio.timeout(10):
-        await asyncio.gather(*(live.ended.wait() for live in list(gateway.gateway.sessions.values())))
-    assert not gateway.gateway.sessions
-    for session_id in ids:
-        assert await gateway.gateway.store.get(session_id) is None
 
 
 async def test_a_program_talks_to_alice_over_the_pcm_socket(gateway: RunningGateway) -> None:

@@ -32,6 +32,7 @@ from alice_voice.metrics import Metrics
 from alice_voice.speech.completeness import load_weights
 from alice_voice.speech.registry import SpeechModels
 from alice_voice.tools import Toolbox
+from alice_voice.tools.call_control import LineAbilities
 from alice_voice.tracing import TurnTracer
 from fakes.scripted import (
     FRAME,
@@ -59,6 +60,8 @@ class RecordingPort:
     states: list[str] = field(default_factory=list)
     turns: list[dict[str, float]] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
+    transferred_to: list[str] = field(default_factory=list)
+    phone_line: LineAbilities | None = None  # a phone call's (None: a browser's session)
 
     def emit(self, event: ServerEvent) -> None:
         self.events.append({**event.to_dict(), "at": self.clock.now()})
@@ -69,14 +72,18 @@ class RecordingPort:
     def turn_done(self, timings: dict[str, float]) -> None:
         self.turns.append(timings)
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str, transfer_to: str = "") -> None:
         self.ended.append(reason)
+        if transfer_to:
+            self.transferred_to.append(transfer_to)
 
 
 class SessionHarness:
     def __init__(self, *, agent: ScriptedAgent | None = None, tts: ScriptedTts | None = None,
                  end_of_turn: ScriptedEndOfTurn | None = None, tools: Toolbox | None = None,
-                 tracer: TurnTracer | None = None, **settings: Any) -> None:
+                 tracer: TurnTracer | None = None, phone_line: LineAbilities | None = None,
+                 **settings: Any) -> None:
+        """`phone_line`: the session is a phone call's, whose line can do this."""
         self.clock = LoopClock()
         self.voice = ScriptedVoice()
         self.asr = ScriptedAsr(self.voice)
@@ -91,7 +98,7 @@ class SessionHarness:
                               completeness=COMPLETENESS)
         resources = Resources(self.settings, models, self.agent, self.compute, self.metrics, self.clock,
                               tools or Toolbox(), tracer or TurnTracer())
-        self.port = RecordingPort(self.clock)
+        self.port = RecordingPort(self.clock, phone_line=phone_line)
         self.actions: list[tuple[float, act.Action]] = []
         self.actor = SessionActor(resources, self.port, session_logger("alice_voice.test", "harness"),
                                   observe=lambda actions: self.actions.extend((self.clock.now(), a) for a in actions))

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from alice_voice import __version__
 from alice_voice.api import sockets
 from alice_voice.api.limits import BodyGuard, error_body
-from alice_voice.api.parts import Parts
+from alice_voice.api.parts import Parts, twilio_rest
 from alice_voice.api.routes import router
 from alice_voice.api.static_files import STATIC_DIR
 from alice_voice.clock import SYSTEM_CLOCK, Clock
@@ -80,7 +80,7 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
                       agent_factory=agent_factory or runtime.new_conversation)
     parts = Parts(settings, gateway, Drain(gateway), Housekeeping(gateway, runtime.compute),
                   SessionControl(gateway, control_bus(str(settings.redis_url) if settings.redis_url else None)),
-                  runtime, Transports(settings, clock, metrics))
+                  runtime, Transports(settings, clock, metrics), twilio_rest(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +118,8 @@ async def _stop(parts: Parts) -> None:
     await parts.gateway.close_sessions("shutdown")
     await parts.drain.aclose()
     await parts.housekeeping.aclose()
+    if parts.twilio is not None:
+        await parts.twilio.aclose()
     for name, closing in (("control bus", parts.control.aclose()), ("session store", parts.gateway.store.aclose())):
         try:
             async with asyncio.timeout(_CLOSE_S):

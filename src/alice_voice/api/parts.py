@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from alice_voice.config import Settings
 from alice_voice.gateway import AgentRuntime, Drain, Gateway, Housekeeping, SessionControl, Transports
+from alice_voice.transport.twilio_rest import TwilioRest
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,11 @@ class Parts:
     control: SessionControl
     runtime: AgentRuntime
     transports: Transports
+    twilio: TwilioRest | None = None  # the REST API, when an account SID and auth token are configured
+
+
+def twilio_rest(settings: Settings) -> TwilioRest | None:
+    if settings.twilio_account_sid is None or settings.twilio_auth_token is None:
+        return None
+    return TwilioRest(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
+                      settings.twilio_api_url)

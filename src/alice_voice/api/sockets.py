@@ -22,6 +22,7 @@ from alice_voice.gateway import Gateway
 from alice_voice.transport import twilio_signature
 from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect, close_code, close_reason
 from alice_voice.transport.pcm_dialect import PcmDialect
+from alice_voice.transport.phone_line import PhoneLine, TwilioLine
 from alice_voice.transport.twilio_dialect import StreamStart, TwilioDialect, read_start
 from alice_voice.transport.twilio_signature import TICKET_MAX_AGE_S, call_ticket, valid_ticket
 
@@ -92,7 +93,9 @@ async def twilio_stream(ws: WebSocket) -> None:
         if ws.application_state is WebSocketState.CONNECTED:
             await ws.close(close_code(exc), close_reason(exc.message))
         return
-    await _serve(ws, "twilio", TwilioDialect(start, log.info), None)
+    dialect = TwilioDialect(start, log.info)
+    line = TwilioLine(ws.app.state.parts.twilio, start.call_sid, dialect.played_out)
+    await _serve(ws, "twilio", dialect, None, line)
 
 
 async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart) -> None:
@@ -109,10 +112,10 @@ async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart
 
 
 async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: Dialect,
-                 mode: Literal["agent", "tone"] | None) -> None:
+                 mode: Literal["agent", "tone"] | None, line: PhoneLine | None = None) -> None:
     parts: Parts = ws.app.state.parts
     try:
-        live, _, _ = await parts.gateway.open(lambda: parts.transports.socket(ws, dialect, kind), mode)
+        live, _, _ = await parts.gateway.open(lambda: parts.transports.socket(ws, dialect, kind), mode, line)
     except AliceError as exc:  # refused (1013: at capacity, shutting down) or failed (1011), with the reason
         if ws.application_state is WebSocketState.CONNECTED:  # (a session begun has closed it already)
             await ws.close(close_code(exc), close_reason(exc.message))

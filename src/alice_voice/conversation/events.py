@@ -145,11 +145,18 @@ class TextMessage(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
 
 
-ClientMessage = Annotated[StopTtsMessage | TextMessage, Field(discriminator="type")]
-_client_adapter: TypeAdapter[StopTtsMessage | TextMessage] = TypeAdapter(ClientMessage)
+class DtmfMessage(BaseModel):
+    """A key of the caller's keypad: to a digit collection waiting for it, else a typed turn."""
+
+    type: Literal["dtmf"]
+    digit: str = Field(pattern=r"^[0-9*#A-D]$")
 
 
-def parse_client_message(raw: str | bytes) -> StopTtsMessage | TextMessage:
+ClientMessage = Annotated[StopTtsMessage | TextMessage | DtmfMessage, Field(discriminator="type")]
+_client_adapter: TypeAdapter[StopTtsMessage | TextMessage | DtmfMessage] = TypeAdapter(ClientMessage)
+
+
+def parse_client_message(raw: str | bytes) -> StopTtsMessage | TextMessage | DtmfMessage:
     """Validate one client DataChannel message; raises InvalidMessage naming the problem."""
     if len(raw) > MAX_CLIENT_MESSAGE_BYTES:
         raise InvalidMessage(f"message too large ({len(raw)} bytes, limit {MAX_CLIENT_MESSAGE_BYTES})")

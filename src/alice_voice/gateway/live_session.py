@@ -14,6 +14,8 @@ from alice_voice.conversation.session.ports import Conversation
 from alice_voice.logs import SessionLogger
 from alice_voice.metrics import Metrics
 from alice_voice.state.store import SessionRecord
+from alice_voice.tools.call_control import LineAbilities
+from alice_voice.transport.phone_line import PhoneLine
 from alice_voice.transport.session_transport import EventSink, SessionTransport
 
 
@@ -33,9 +35,14 @@ class RecordingPort:
     """The conversation's side of its session (`SessionPort`): events to the client, state to the record."""
 
     def __init__(self, events: EventSink, writer: RecordWriter, metrics: Metrics,
-                 on_turn: Callable[[dict[str, float]], None], on_end: Callable[[str], None]) -> None:
+                 on_turn: Callable[[dict[str, float]], None], on_end: Callable[[str, str], None],
+                 line: PhoneLine | None = None) -> None:
         self._events, self._writer, self._metrics, self._on_turn = events, writer, metrics, on_turn
-        self._on_end = on_end
+        self._on_end, self._line = on_end, line
+
+    @property
+    def phone_line(self) -> LineAbilities | None:
+        return self._line.abilities if self._line is not None else None
 
     def emit(self, event: ServerEvent) -> None:
         if isinstance(event, ErrorEvent):
@@ -49,8 +56,8 @@ class RecordingPort:
         self._writer.update(turn_count=self._writer.record.turn_count + 1, last_turn=timings)
         self._on_turn(timings)
 
-    def end(self, reason: str) -> None:
-        self._on_end(reason)
+    def end(self, reason: str, transfer_to: str = "") -> None:
+        self._on_end(reason, transfer_to)
 
 
 @dataclass
@@ -60,6 +67,7 @@ class LiveSession:
     conversation: Conversation
     log: SessionLogger
     answered_at: float
+    line: PhoneLine | None = None  # a phone call's line (hang up, transfer), beside its media
     runner: asyncio.Task[None] | None = None  # the session's own task group, once it runs
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     recorded: bool = False  # its record was created (housekeeping leaves offers in flight alone)

@@ -25,7 +25,7 @@ from alice_voice.logs import SessionLogger
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels
 from alice_voice.tools import Toolbox
-from alice_voice.tools.catalog import ToolCatalog
+from alice_voice.tools.catalog import ToolCatalog, transfer_targets
 from alice_voice.tools.config import load_tools_file
 
 log = logging.getLogger("alice_voice.runtime")
@@ -55,7 +55,8 @@ class AgentRuntime:
             self._models = asyncio.wrap_future(self.engines.load())
             self._models.add_done_callback(self._loaded)
             if self._tools_file is not None:  # MCP servers start meanwhile, on the event loop
-                self._tools = asyncio.create_task(ToolCatalog.from_file(self._tools_file), name="tools")
+                catalog = ToolCatalog.from_file(self._tools_file, transfers=transfer_targets(self._settings))
+                self._tools = asyncio.create_task(catalog, name="tools")
 
     def _loaded(self, models: asyncio.Future[SpeechModels]) -> None:
         if self._freeze_heap and not models.cancelled() and models.exception() is None:

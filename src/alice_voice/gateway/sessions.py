@@ -19,26 +19,36 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypeVar
 
 from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.compute import available_cores
 from alice_voice.config import Settings
-from alice_voice.conversation.events import ErrorEvent, SessionReady, StopTtsMessage, parse_client_message
+from alice_voice.conversation.events import (
+    DtmfMessage,
+    ErrorEvent,
+    SessionReady,
+    StopTtsMessage,
+    parse_client_message,
+)
 from alice_voice.conversation.session.ports import Conversation, SessionPort
 from alice_voice.conversation.session.tone import ToneConversation
-from alice_voice.errors import AliceError, AtCapacity, ShuttingDown, TransportUnavailable
+from alice_voice.errors import AliceError, AtCapacity, ProviderTimeout, ShuttingDown, TransportUnavailable
 from alice_voice.gateway.admission import Admission
 from alice_voice.gateway.live_session import LiveSession, RecordingPort, RecordWriter
 from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.state.store import SessionRecord, SessionStore, hash_token
+from alice_voice.tools.call_control import CallEnding
+from alice_voice.transport.phone_line import PhoneLine
 from alice_voice.transport.session_transport import SessionTransport, SessionWiring
 
 Mode = Literal["agent", "tone"]
 T = TypeVar("T", bound=SessionTransport)
 _TASKS_CLOSE_S = 5.0
+_CALL_CONTROL_S = 12.0  # the goodbye heard (bounded at 2 s) and the provider's answer (its own 10 s)
+TRANSFER_FAILED = "I'm sorry, I couldn't put you through just now. Is there anything else I can do?"
 log = logging.getLogger("alice_voice.gateway")
 
 
@@ -68,10 +78,12 @@ class Gateway:
         metrics.capacity.set(settings.max_sessions)
 
     # ---------- opening ----------
-    async def open(self, make_transport: Callable[[], T], mode: Mode | None = None) -> tuple[LiveSession, T, str]:
+    async def open(self, make_transport: Callable[[], T], mode: Mode | None = None,
+                   line: PhoneLine | None = None) -> tuple[LiveSession, T, str]:
         """Admit a session, then build it, its transport (`make_transport`, made only once it is admitted),
         connect and record it, within `offer_timeout_s`; returns it, its transport and its bearer token. A
-        refusal or failure is raised as an AliceError (a transport made has been told why, and closed)."""
+        refusal or failure is raised as an AliceError (a transport made has been told why, and closed).
+        `line`: a phone call's, which the agent may hang up or transfer."""
         self._admit()
         transport = make_transport()
         deadline = self.clock.now() + self.settings.offer_timeout_s
@@ -83,7 +95,7 @@ class Gateway:
         slog = session_logger("alice_voice.session", session_id)
         self.opening += 1  # counts against capacity while the models load, before the session exists
         try:
-            live = await self._build(record, token, transport, slog, deadline)
+            live = await self._build(record, token, transport, slog, deadline, line)
         except BaseException as exc:
             if isinstance(exc, AliceError):
                 transport.refuse(exc)
@@ -136,16 +148,17 @@ class Gateway:
         return TransportUnavailable(f"could not set up the connection ({type(exc).__name__})")
 
     async def _build(self, record: SessionRecord, token: str, transport: SessionTransport, slog: SessionLogger,
-                     deadline: float) -> LiveSession:
+                     deadline: float, line: PhoneLine | None) -> LiveSession:
         writer = RecordWriter(record)
         port = RecordingPort(transport.events, writer, self.metrics, self._turn_done,
-                             lambda reason: self._end_later(record.session_id, reason))
+                             lambda reason, target: self._conversation_over(record.session_id, reason, target),
+                             line)
         if record.mode == "tone" or self._agent_factory is None:
             conversation: Conversation = ToneConversation()
         else:
             conversation = await self._agent_factory(port, slog, max(0.0, deadline - self.clock.now()))
         transport.attach(SessionWiring(conversation.source, conversation.deliver_audio, slog))
-        live = LiveSession(writer, transport, conversation, slog, answered_at=self.clock.now())
+        live = LiveSession(writer, transport, conversation, slog, answered_at=self.clock.now(), line=line)
         transport.events.on_message = lambda raw: self._on_client_message(live, raw)
         ready = SessionReady(session_id=record.session_id, mode=record.mode).to_dict()
         if transport.kind != "webrtc":  # no offer response carried it: the token comes with the greeting
@@ -208,6 +221,8 @@ class Gateway:
             message = parse_client_message(raw)
             if isinstance(message, StopTtsMessage):
                 live.conversation.request_stop()
+            elif isinstance(message, DtmfMessage):
+                live.conversation.press_key(message.digit)
             else:
                 live.conversation.handle_text(message.text)
         except AliceError as exc:
@@ -251,9 +266,40 @@ class Gateway:
 
     def _end_later(self, session_id: str, reason: str) -> None:
         """End a session from one of its own tasks (which `end` cancels), without awaiting it there."""
-        task = asyncio.create_task(self.end(session_id, reason))
+        self._later(self.end(session_id, reason))
+
+    def _later(self, ending: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(ending)
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
+
+    def _conversation_over(self, session_id: str, reason: str, transfer_to: str) -> None:
+        if reason == "hung_up":
+            self._later(self._finish_call(session_id, CallEnding("hung_up")))
+        elif reason == "transferred":
+            self._later(self._finish_call(session_id, CallEnding("transferred", transfer_to)))
+        else:
+            self._end_later(session_id, reason)
+
+    async def _finish_call(self, session_id: str, ending: CallEnding) -> None:
+        """The agent hung up or put the caller through, and it has been heard: the line does it (the
+        provider's REST API), then the session ends. A transfer the provider refuses leaves the caller with
+        Alice, told so; a hang-up it refuses still ends the media, which ends the call."""
+        live = self.sessions.get(session_id)
+        if live is None or live.closing:
+            return
+        if live.line is not None:
+            try:
+                async with asyncio.timeout(_CALL_CONTROL_S):
+                    await live.line.finish(ending)
+            except (AliceError, TimeoutError) as exc:
+                error = exc if isinstance(exc, AliceError) else ProviderTimeout("telephony")
+                live.log.warning("the call was not %s: %s", ending.reason.replace("_", " "), error.message)
+                self.report(live, error)
+                if ending.reason == "transferred":
+                    live.conversation.announce(TRANSFER_FAILED)
+                    return
+        await self.end(session_id, ending.reason)
 
     async def close_sessions(self, reason: str = "shutdown") -> None:
         """Take no more sessions; tell every session the gateway is closing and end them all, within

@@ -11,6 +11,7 @@ import jsonschema
 
 from alice_voice.config import Settings
 from alice_voice.tools.builtin import BUILTIN, BUILTIN_TIMEOUT_S
+from alice_voice.tools.call_control import CALL_TOOL_TIMEOUT_S, TransferTargets, call_tools
 from alice_voice.tools.config import TOOL_NAME, ToolsFile, load_tools_file
 from alice_voice.tools.mcp_servers import McpServer, McpTool
 from alice_voice.tools.spec import ToolSpec
@@ -30,21 +31,26 @@ class ToolCatalog:
     async def open(cls, settings: Settings) -> ToolCatalog:
         """Raises `ToolsFileError` for a bad file (at start, where an operator sees it); an MCP server that
         does not start is logged and left out."""
-        return await cls.from_file(load_tools_file(settings.tools_file), settings.tools)
+        return await cls.from_file(load_tools_file(settings.tools_file), settings.tools, transfer_targets(settings))
 
     @classmethod
-    async def from_file(cls, file: ToolsFile, enabled: bool = True) -> ToolCatalog:
+    async def from_file(cls, file: ToolsFile, enabled: bool = True,
+                        transfers: TransferTargets | None = None) -> ToolCatalog:
+        """The built-ins the file names (the call-control tools among them, offered in phone calls only),
+        then the file's webhooks and MCP servers (which may replace a tool of the same name)."""
         toolbox = Toolbox()
         http = httpx.AsyncClient(follow_redirects=False)
         if not enabled:
             return cls(toolbox, http, [])
-        names = {tool.spec.name for tool in BUILTIN}
+        builtin = [(tool, BUILTIN_TIMEOUT_S) for tool in BUILTIN]
+        builtin += [(tool, CALL_TOOL_TIMEOUT_S) for tool in call_tools(transfers or TransferTargets())]
+        names = {tool.spec.name for tool, _ in builtin}
         wanted = names if file.builtin is True else set(file.builtin or [])
         for unknown in sorted(wanted - names):
             log.warning("tools file: no built-in tool called %r", unknown)
-        for tool in BUILTIN:
+        for tool, timeout_s in builtin:
             if tool.spec.name in wanted:
-                toolbox.add(tool, BUILTIN_TIMEOUT_S)
+                toolbox.add(tool, timeout_s)
         for hook in file.webhook:
             spec = ToolSpec(hook.name, hook.description, hook.parameters, hook.read_only)
             toolbox.add(WebhookTool(spec, hook.url, http, tuple(hook.headers.items())), hook.timeout_s)
@@ -77,3 +83,7 @@ class ToolCatalog:
     async def aclose(self) -> None:
         await asyncio.gather(*(server.aclose() for server in self._servers))
         await self._http.aclose()
+
+
+def transfer_targets(settings: Settings) -> TransferTargets:
+    return TransferTargets(settings.transfer_targets, settings.transfer_any_number)

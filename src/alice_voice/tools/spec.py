@@ -17,6 +17,8 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any] = field(default_factory=lambda: dict(NO_ARGUMENTS))
     read_only: bool = False
+    phone_only: bool = False  # offered only in a phone call (transfer, hang up, key presses)
+    filler: bool = True  # a slow call gets the filler ("One moment."); not one that waits for the caller
 
     def openai(self) -> dict[str, Any]:
         """The `tools[]` entry of an OpenAI chat completions request."""

@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from alice_voice.tools.call_control import CallControl
 from alice_voice.tools.spec import ToolSpec
 from alice_voice.tools.timers import SessionTimers
 
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """What a call knows of the session it runs for."""
+    """What a call knows of the session it runs for; `call` only in a phone call."""
 
     session_id: str
     timers: SessionTimers
+    call: CallControl | None = None
 
 
 class Tool(Protocol):

@@ -2,7 +2,7 @@
 base64 μ-law at 8 kHz in 20 ms chunks.
 
 In: `connected`, `start` (call and stream ids, custom parameters), `media`, `mark` (a mark we sent has been
-played), `dtmf` (a key the caller pressed: it reaches the agent as a typed turn), `stop`. Out: `media`, a
+played), `dtmf` (a key the caller pressed: to a digit collection, else a typed turn), `stop`. Out: `media`, a
 `mark` after every frame of reply audio, named by the frame's number (Twilio echoes it when the frame has
 played: the session learns what the caller heard, to the frame), and `clear` the moment a reply pauses or
 is cut, so Twilio drops what it still holds; a resumed reply is sent again from the last frame confirmed.
@@ -143,6 +143,9 @@ class TwilioDialect:
         self._codec = MulawCodec(RATE)
         self._frames = 0  # frames sent (their numbers name the marks)
         self._cleared_through = 0  # frames sent when the last `clear` went out
+        self._last_sound = 0  # the last frame sent with sound in it
+        self._heard_all = asyncio.Event()  # every frame with sound sent has been played (or cleared)
+        self._heard_all.set()
 
     def inbound(self, message: str | bytes) -> list[Inbound]:
         parsed = _parse(message, self._log)
@@ -155,9 +158,11 @@ class TwilioDialect:
                 frame = int(parsed.mark.name) if parsed.mark.name.isascii() and parsed.mark.name.isdigit() else 0
                 if frame <= self._cleared_through:  # not ours, or dropped by a clear (echoed unplayed)
                     return []
+                if frame >= self._last_sound:
+                    self._heard_all.set()
                 return [MarkPlayed(frame)]
             case Dtmf():
-                return [ClientMessage(json.dumps({"type": "text", "text": f"Pressed {parsed.dtmf.digit}."}))]
+                return [ClientMessage(json.dumps({"type": "dtmf", "digit": parsed.dtmf.digit}))]
             case Stop():
                 return [StreamStopped("call ended")]
         return []  # connected, or an event this gateway does not know
@@ -167,6 +172,8 @@ class TwilioDialect:
         payload = base64.b64encode(self._codec.encode(pcm)).decode()
         out: list[Outbound] = [_json({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})]
         if pcm.any():
+            self._last_sound = self._frames
+            self._heard_all.clear()
             out.append(_json({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": str(self._frames)}}))
         return out
 
@@ -175,8 +182,19 @@ class TwilioDialect:
         cut = event.get("type") == "tts.stopped" and event.get("reason") in ("barge_in", "stop_request")
         if paused or cut:
             self._cleared_through = self._frames
+            self._heard_all.set()
             return [_json({"event": "clear", "streamSid": self.stream_sid})]
         return []
+
+
+    async def played_out(self, timeout_s: float) -> bool:
+        """Wait (bounded) until Twilio has played every frame with sound sent; False if it did not in time."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._heard_all.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 _KNOWN = frozenset({"connected", "start", "media", "mark", "dtmf", "stop"})

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from alice_voice.conversation.events import (
+    DtmfMessage,
     ErrorEvent,
     SessionReady,
     StopTtsMessage,
@@ -26,6 +27,7 @@ def test_client_messages_parse() -> None:
     assert isinstance(parse_client_message('{"type": "stop_tts"}'), StopTtsMessage)
     message = parse_client_message(b'{"type": "text", "text": "hello"}')
     assert isinstance(message, TextMessage) and message.text == "hello"
+    assert parse_client_message('{"type": "dtmf", "digit": "#"}') == DtmfMessage(type="dtmf", digit="#")
 
 
 @pytest.mark.parametrize(("raw", "needle"), [
@@ -35,6 +37,8 @@ def test_client_messages_parse() -> None:
     ('{"type": "text"}', "text"),
     ('{"type": "text", "text": ""}', "text"),
     ('{"type": "text", "text": "' + "a" * 5000 + '"}', "too large"),
+    ('{"type": "dtmf", "digit": "55"}', "digit"),
+    ('{"type": "dtmf", "digit": "x"}', "digit"),
 ])
 def test_bad_client_messages_name_the_problem(raw: str, needle: str) -> None:
     with pytest.raises(InvalidMessage) as info:

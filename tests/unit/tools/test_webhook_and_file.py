@@ -148,7 +148,8 @@ async def test_without_a_file_every_built_in_is_offered_and_tools_can_be_switche
     nothing = await ToolCatalog.from_file(load_tools_file(None), enabled=False)
     try:
         assert [s.name for s in everything.toolbox.specs] == [
-            "get_current_time", "calculate", "set_timer", "list_timers", "cancel_timer"]
+            "get_current_time", "calculate", "set_timer", "list_timers", "cancel_timer", "end_call",
+            "collect_digits"]  # (no transfer_call: no transfer targets are configured)
         assert len(nothing.toolbox) == 0
     finally:
         await everything.aclose()

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 from alice_voice.config import Settings
 from alice_voice.conversation.agents import Message, TurnTools
+from alice_voice.conversation.agents.local_calls import phone_call
 from alice_voice.conversation.agents.local_timers import said, timer_call
 from alice_voice.conversation.agents.numbers import integer_words, number_words, ordinal_words, parse_number
 
@@ -79,16 +80,23 @@ class LocalAgent:
         self._now = now or (lambda: datetime.now().astimezone())
 
     async def respond(self, history: Sequence[Message], text: str, tools: TurnTools) -> AsyncIterator[str]:
-        timer = timer_call(normalize(text))
+        tokens = normalize(text)
+        timer = timer_call(tokens)
+        call = phone_call(tokens, tools.specs)
         if timer is not None:  # the timer tools, like any agent's calls (a timer is set once the turn is sure)
             reply = said(await tools.call("local-1", timer.tool, json.dumps(timer.arguments)))
+        elif call is not None:  # said first: the call ends once the reply, words and all, has been heard
+            async for delta in _deltas(call.saying):
+                yield delta
+            outcome = await tools.call("local-1", call.tool, json.dumps(call.arguments))
+            if not outcome.ok:
+                async for delta in _deltas(" " + said(outcome)):
+                    yield delta
+            return
         else:
             reply = self.reply(history, text)
-        words = reply.split(" ")
-        for start in range(0, len(words), _WORDS_PER_DELTA):
-            group = " ".join(words[start:start + _WORDS_PER_DELTA])
-            yield group if start == 0 else " " + group
-            await asyncio.sleep(0)  # a real suspension point, so a consumer can cancel between deltas
+        async for delta in _deltas(reply):
+            yield delta
 
     def reply(self, history: Sequence[Message], text: str) -> str:
         """The whole reply at once (what `respond` streams)."""
@@ -119,6 +127,14 @@ class LocalAgent:
         if _GREETING.search(phrase) or _HOW_ARE_YOU.search(phrase):
             return _greeting(phrase)
         return OFFLINE
+
+
+async def _deltas(reply: str) -> AsyncIterator[str]:
+    words = reply.split(" ")
+    for start in range(0, len(words), _WORDS_PER_DELTA):
+        group = " ".join(words[start:start + _WORDS_PER_DELTA])
+        yield group if start == 0 else " " + group
+        await asyncio.sleep(0)  # a real suspension point, so a consumer can cancel between deltas
 
 
 def load(settings: Settings) -> LocalAgent:

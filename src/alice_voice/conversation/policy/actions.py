@@ -134,9 +134,10 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class EndSession:
-    """Close the session (its farewell has been said)."""
+    """Close the session (its farewell has been heard); a phone call is put through to `transfer_to` first."""
 
     reason: str
+    transfer_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)

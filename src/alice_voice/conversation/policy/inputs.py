@@ -8,9 +8,11 @@ from typing import Literal
 
 from alice_voice.audio.marks import Mark as PlayoutMark
 from alice_voice.errors import AliceError
+from alice_voice.tools.call_control import CallEnding
 from alice_voice.tools.spec import ToolOutcome
 
-__all__ = ["AsrFailed", "EndOfTurnAnswer", "Heard", "Input", "PlayoutMark", "ReminderDue", "ReplyCut", "ReplyFailed",
+__all__ = ["AsrFailed", "CallEndRequested", "EndOfTurnAnswer",
+           "Heard", "Input", "PlayoutMark", "ReminderDue", "ReplyCut", "ReplyFailed",
            "ReplyProgress", "StopRequested", "TextIn", "TranscriptIn"]
 
 
@@ -112,5 +114,13 @@ class ReminderDue:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class CallEndRequested:
+    """A tool of the reply being said asked to end the call (hang up, or put the caller through)."""
+
+    ending: CallEnding
+    at: float
+
+
 Input = (Heard | TranscriptIn | AsrFailed | EndOfTurnAnswer | ReplyProgress | ReplyFailed | ReplyCut | PlayoutMark
-         | TextIn | StopRequested | ReminderDue)
+         | TextIn | StopRequested | ReminderDue | CallEndRequested)

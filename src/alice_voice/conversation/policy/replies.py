@@ -36,7 +36,7 @@ class Reply:
     error: AliceError | None = None  # a held reply's failure, reported if its turn is confirmed
     agent_first_text: float | None = None
     tts_first_audio: float | None = None
-    farewell: bool = False  # the session ends when it has been said
+    ends: act.EndSession | None = None  # the session ends when it has been heard whole (a farewell, a goodbye)
     reminder: str = ""  # a timer's reminder: said again later if it is cut before a word of it is heard
     requested: bool = False  # its StartReply has gone out
     answers: int | None = None  # the history's id of the caller's message it answers, once that is in
@@ -69,10 +69,11 @@ class ReplyLedger:
         self._cuts: dict[int, Cut] = {}
         self._waiting: _Request | None = None  # a reply to ask for once every cut is answered
 
-    def new(self, *, held: bool, turn: TurnTimings | None, farewell: bool = False, reminder: str = "") -> Reply:
+    def new(self, *, held: bool, turn: TurnTimings | None, ends: act.EndSession | None = None,
+            reminder: str = "") -> Reply:
         """Number a reply and make it current (the caller cut the one before)."""
         self._numbered += 1
-        self.current = Reply(self._numbered, held, turn, farewell=farewell, reminder=reminder)
+        self.current = Reply(self._numbered, held, turn, ends=ends, reminder=reminder)
         return self.current
 
     def of(self, reply_id: int) -> Reply | None:

@@ -111,6 +111,8 @@ class TurnPolicy:
             case inp.ReminderDue():
                 self._idle.remind(item.text)
                 self._say_reminders()
+            case inp.CallEndRequested():
+                self._call_end_requested(item)
         if self.state is not before:
             self._out += [act.SetState(self.state.value), act.Emit(ev.TurnStateChanged(state=self.state.value))]
         return self._out
@@ -471,9 +473,9 @@ class TurnPolicy:
             self._enter(TurnState.THINKING if self._turn_ended else TurnState.USER_SPEAKING)
         elif self.state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.PAUSED):
             self._enter(TurnState.LISTENING)
-        if reply.farewell:
-            self._emit(ev.SessionEnding(reason="idle"))
-            self._out.append(act.EndSession("idle"))
+        if reply.ends is not None:
+            self._emit(ev.SessionEnding(reason=reply.ends.reason))
+            self._out.append(reply.ends)
         else:
             self._idle.reply_ended(mark.at)
 
@@ -485,7 +487,7 @@ class TurnPolicy:
         if due is Due.PROMPT:
             self._say(self._idle.rules.prompt)
         elif due is Due.FAREWELL:
-            self._say(self._idle.rules.farewell, farewell=True)
+            self._say(self._idle.rules.farewell, ends=act.EndSession("idle"))
 
     def _say_reminders(self) -> None:
         """A timer that is done is told at once, or when the caller has finished and the reply has ended."""
@@ -494,12 +496,19 @@ class TurnPolicy:
             text = self._idle.take_reminders()
             self._say(text, reminder=text)
 
-    def _say(self, text: str, *, farewell: bool = False, reminder: str = "") -> None:
+    def _say(self, text: str, *, ends: act.EndSession | None = None, reminder: str = "") -> None:
         """The gateway's own words, spoken like a reply (interruptible like one), answering no turn."""
         self._idle.spoke()
-        reply = self._replies.new(held=False, turn=None, farewell=farewell, reminder=reminder)
+        reply = self._replies.new(held=False, turn=None, ends=ends, reminder=reminder)
         self._out += self._replies.request(reply, text, self.history, verbatim=True)
         self._enter(TurnState.THINKING)
+
+    def _call_end_requested(self, request: inp.CallEndRequested) -> None:
+        """The call ends once the reply that asked has been heard whole; a reply the caller talked over
+        (gone by now) keeps the call: they had more to say."""
+        reply = self._replies.current
+        if reply is not None and not reply.held:
+            reply.ends = act.EndSession(request.ending.reason, request.ending.target)
 
     # ---------- the client ----------
     def _text(self, text: inp.TextIn) -> None:

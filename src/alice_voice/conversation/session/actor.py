@@ -25,6 +25,7 @@ from alice_voice.conversation.policy import inputs as inp
 from alice_voice.conversation.policy.actions import Action
 from alice_voice.conversation.session.executor import Executor
 from alice_voice.conversation.session.hearing import FrameVerdict, Hearing
+from alice_voice.conversation.session.phone_call import Keypad, PhoneCall
 from alice_voice.conversation.session.ports import Resources, SessionPort
 from alice_voice.errors import RateLimited, SessionUnresponsive
 from alice_voice.logs import SessionLogger
@@ -74,8 +75,11 @@ class SessionActor:
                                             frame_samples=self.hearing.ring.frame_samples)
         self.policy = TurnPolicy(config)
         self.timers = SessionTimers(res.clock, self._timer_due)
+        self.keypad = Keypad()
+        line = port.phone_line
+        call = PhoneCall(line.transfer, self.keypad, self._inbox.put_nowait, res.clock) if line is not None else None
         self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log,
-                                 ToolContext(log.session_id, self.timers))
+                                 ToolContext(log.session_id, self.timers, call))
         self._requests = itertools.count(1)
         self._observe = observe
         self._typed_turns = TokenBucket(settings.typed_turns_per_s, TYPED_TURN_BURST, res.clock.now())
@@ -105,6 +109,14 @@ class SessionActor:
         if not self._typed_turns.take(1, now):
             raise RateLimited(f"too many typed turns: at most {self._res.settings.typed_turns_per_s:g} a second")
         self._inbox.put_nowait(inp.TextIn(text, now))
+
+    def press_key(self, key: str) -> None:
+        """To the digit collection waiting for it; else a typed turn (rate-limited like one)."""
+        if not self.keypad.press(key):
+            self.handle_text(f"Pressed {key}.")
+
+    def announce(self, text: str) -> None:
+        self._inbox.put_nowait(inp.ReminderDue(text, self._res.clock.now()))
 
     def request_stop(self) -> None:
         self._inbox.put_nowait(inp.StopRequested(None, self._res.clock.now()))

@@ -88,7 +88,7 @@ class Executor:
                 case act.Report():
                     self._report(action.error)
                 case act.EndSession():
-                    self._port.end(action.reason)
+                    self._port.end(action.reason, action.transfer_to)
                 case act.AnswerStop() if action.request in self.stops:
                     self.stops.pop(action.request).set_result(action.stopped)
         return feedback

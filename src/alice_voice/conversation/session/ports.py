@@ -16,6 +16,7 @@ from alice_voice.conversation.events import ServerEvent
 from alice_voice.metrics import Metrics
 from alice_voice.speech.registry import SpeechModels
 from alice_voice.tools import Toolbox
+from alice_voice.tools.call_control import LineAbilities
 from alice_voice.tracing import TurnTracer
 
 
@@ -29,6 +30,14 @@ class Conversation(Protocol):
     def deliver_audio(self, frame: PcmFrame) -> None: ...
 
     def handle_text(self, text: str) -> None: ...
+
+    def press_key(self, key: str) -> None:
+        """A key of the caller's keypad (DTMF)."""
+        ...
+
+    def announce(self, text: str) -> None:
+        """Say `text` of the gateway's own accord, when the caller is not speaking."""
+        ...
 
     def request_stop(self) -> None:
         """Stop speaking, without waiting to hear whether anything was playing (a client message)."""
@@ -50,14 +59,20 @@ class Conversation(Protocol):
 class SessionPort(Protocol):
     """The gateway's side of one session: the client's events and the session record."""
 
+    @property
+    def phone_line(self) -> LineAbilities | None:
+        """The session's phone line; None when it is no phone call (a browser, a program)."""
+        ...
+
     def emit(self, event: ServerEvent) -> None: ...
 
     def set_state(self, state: str) -> None: ...
 
     def turn_done(self, timings: dict[str, float]) -> None: ...
 
-    def end(self, reason: str) -> None:
-        """Close the session (the conversation is over: the caller stayed silent, and was told)."""
+    def end(self, reason: str, transfer_to: str = "") -> None:
+        """Close the session (the conversation is over: the caller stayed silent, and was told; or it
+        hung up, or put a phone caller through to `transfer_to`)."""
         ...
 
 

@@ -28,6 +28,12 @@ class ToneConversation:
     def handle_text(self, text: str) -> None:
         raise InvalidMessage("text messages need agent mode (this session is in tone mode)")
 
+    def press_key(self, key: str) -> None:
+        raise InvalidMessage("key presses need agent mode (this session is in tone mode)")
+
+    def announce(self, text: str) -> None:
+        return None  # (the tone has no words)
+
     async def run(self) -> None:
         await asyncio.Event().wait()
 

@@ -58,7 +58,8 @@ class ReplyToolCalls:
 
     @property
     def specs(self) -> Sequence[ToolSpec]:
-        return self._session.toolbox.specs
+        phone = self._session.context.call is not None
+        return [spec for spec in self._session.toolbox.specs if phone or not spec.phone_only]
 
     async def call(self, call_id: str, name: str, arguments: str) -> ToolOutcome:
         self._active += 1
@@ -91,7 +92,8 @@ class ReplyToolCalls:
         session = self._session
         async with asyncio.TaskGroup() as group:
             running = group.create_task(session.toolbox.run(call_id, name, arguments, session.context, session.clock))
-            if session.filler_after_s and not self._filler_said:
+            spec = session.toolbox.spec(name)
+            if session.filler_after_s and not self._filler_said and (spec is None or spec.filler):
                 done, _ = await asyncio.wait({running}, timeout=session.filler_after_s)
                 if not done and not self._filler_said:  # (calls of one round run at once: one filler)
                     self._filler_said = True
