@@ -169,6 +169,12 @@ class Settings(BaseSettings):
                                            "transfer) and outbound calls.")
     twilio_api_url: str = Field("https://api.twilio.com", pattern=r"^https?://[^/]+$",
                                 description="Twilio's REST API (a test points it at a fake).")
+    twilio_from_number: str | None = Field(None, pattern=r"^\+[1-9][0-9]{6,14}$",
+                                           description="The caller ID of outbound calls (a number of the account).")
+    outbound_answer_timeout_s: int = Field(30, ge=5, le=600, description="An outbound call that is not answered "
+                                           "within this is given up (Twilio's Timeout).")
+    voicemail_message: str = Field("Hello, this is Alice calling. Please call us back when you can. Goodbye.",
+                                   min_length=1, description="Left on an answering machine after its beep.")
     transfer_targets: dict[str, str] = Field(default_factory=dict, description="Who the agent may put a caller "
                                              "through to, by name: {\"sales\": \"+15551230000\", \"desk\": "
                                              "\"sip:desk@pbx.example.com\"} (JSON in the environment).")

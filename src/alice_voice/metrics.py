@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 _MS_BUCKETS = (1, 2, 5, 10, 20, 40, 60, 80, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1500, 2000,
                3000, 5000)
 _FINE_MS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 60, 100, 150, 250, 500, 1000, 2500)
+_DETECTION_MS = (500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 20000, 30000)
 
 
 class Metrics:
@@ -57,6 +58,14 @@ class Metrics:
                                       "websocket, twilio).", ["mode", "transport"], registry=r)
         self.sessions_ended = Counter("voice_sessions_ended", "Sessions ended, by reason.", ["reason"],
                                       registry=r)
+        self.outbound_calls = Counter("voice_outbound_calls", "Outbound calls by their last status from Twilio "
+                                      "(queued, ringing, in-progress, completed, busy, no-answer, failed, canceled).",
+                                      ["status"], registry=r)
+        self.answered_by = Counter("voice_answered_by", "Outbound calls by who answered (Twilio's answering-machine "
+                                   "detection: human, machine_end_beep, ..., fax, unknown).", ["answered_by"],
+                                   registry=r)
+        self.machine_detection_ms = Histogram("voice_machine_detection_ms", "How long answering-machine detection "
+                                              "took to decide, from the answer.", buckets=_DETECTION_MS, registry=r)
         self.offers_refused = Counter("voice_offers_refused", "Offers refused, by reason.", ["reason"], registry=r)
         self.turns_total = Counter("voice_turns", "Completed user turns.", registry=r)
         self.backchannels = Counter("voice_backchannels", "Acknowledgements over a reply, which went on.", registry=r)

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alice_voice import __version__
-from alice_voice.api import sockets
+from alice_voice.api import sockets, telephony
 from alice_voice.api.limits import BodyGuard, error_body
 from alice_voice.api.parts import Parts, twilio_rest
 from alice_voice.api.routes import router
@@ -107,6 +107,7 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
     app.state.settings = settings
     app.include_router(router)
     app.include_router(sockets.router)
+    app.include_router(telephony.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)

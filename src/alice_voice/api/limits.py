@@ -25,6 +25,7 @@ async def send_error(send: Send, exc: AliceError) -> None:
 
 
 _TELEPHONY = "/api/telephony/"
+_OURS = frozenset({"/api/telephony/twilio/calls"})  # placed by an operator, in JSON
 _FORM = b"application/x-www-form-urlencoded"
 
 
@@ -46,7 +47,8 @@ class BodyGuard:
             return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         # A telephony provider's webhooks are forms (Twilio posts application/x-www-form-urlencoded).
-        wanted = _FORM if scope["path"].startswith(_TELEPHONY) else b"application/json"
+        from_provider = scope["path"].startswith(_TELEPHONY) and scope["path"] not in _OURS
+        wanted = _FORM if from_provider else b"application/json"
         if content_type != wanted:
             await send_error(send, UnsupportedMediaType(
                 f"content type must be {wanted.decode()}, got {content_type.decode() or 'none'}"))

@@ -1,5 +1,5 @@
 """The WebSocket routes: the plain PCM protocol for programs, and Twilio Media Streams for phone calls
-(with the TwiML webhook that connects a call to it). Both open a session like any other: admission, the
+(api/telephony.py has the TwiML webhook that connects a call to it). Both open a session like any other: admission, the
 store record, control from any process, metrics; the socket is closed with a code and a reason when it
 cannot be opened, is refused, or ends."""
 
@@ -7,30 +7,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
-from xml.etree import ElementTree
 
-from fastapi import APIRouter, Query, Request, Response, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from alice_voice.api.parts import Parts
-from alice_voice.api.schemas import ErrorResponse
+from alice_voice.api.telephony import OUTBOUND, STREAM_PATH, TICKET, VOICEMAIL, public_url, verify_twilio
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError, Forbidden, InvalidMessage
-from alice_voice.gateway import Gateway
-from alice_voice.transport import twilio_signature
+from alice_voice.gateway import Gateway, LiveSession
 from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect, close_code, close_reason
 from alice_voice.transport.pcm_dialect import PcmDialect
 from alice_voice.transport.phone_line import PhoneLine, TwilioLine
 from alice_voice.transport.twilio_dialect import StreamStart, TwilioDialect, read_start
-from alice_voice.transport.twilio_signature import TICKET_MAX_AGE_S, call_ticket, valid_ticket
+from alice_voice.transport.twilio_signature import TICKET_MAX_AGE_S, valid_ticket
 
 log = logging.getLogger("alice_voice.telephony")
 
 router = APIRouter()
-STREAM_PATH = "/api/telephony/twilio/stream"
-TICKET = "alice_call"  # the TwiML's per-call ticket, handed back in the stream's start
 
 
 @router.websocket("/api/voice/ws")
@@ -52,31 +49,6 @@ async def pcm_socket(ws: WebSocket, rate: Annotated[int, Query()] = 16_000,
     await _serve(ws, "websocket", dialect, mode)
 
 
-@router.post("/api/telephony/twilio/voice/", response_class=Response, include_in_schema=False)
-@router.post("/api/telephony/twilio/voice", response_class=Response, tags=["telephony"],
-             responses={200: {"content": {"application/xml": {}}, "description": "TwiML"},
-                        **{code: {"model": ErrorResponse} for code in (403, 413, 415)}})
-async def twilio_voice(request: Request) -> Response:
-    """The webhook a Twilio number calls: TwiML that connects the call to this gateway's media stream."""
-    settings: Settings = request.app.state.settings
-    form = {name: str(value) for name, value in (await request.form()).items()}
-    _verify(settings, request.headers.get("x-twilio-signature"), _public(settings, request.url), form)
-    stream = ElementTree.Element("Stream", url=_public(settings, request.url.replace(
-        scheme="wss" if request.url.scheme == "https" or settings.public_url else "ws", path=STREAM_PATH, query="")))
-    for name in ("From", "To", "CallSid"):
-        if form.get(name):
-            ElementTree.SubElement(stream, "Parameter", name=name, value=form[name])
-    if settings.twilio_auth_token is not None:  # the stream's signature is the same for every call: a ticket
-        ticket = call_ticket(settings.twilio_auth_token.get_secret_value(), form.get("CallSid", ""), time.time())
-        ElementTree.SubElement(stream, "Parameter", name=TICKET, value=ticket)
-    connect = ElementTree.Element("Connect")
-    connect.append(stream)
-    response = ElementTree.Element("Response")
-    response.append(connect)
-    twiml = ElementTree.tostring(response, encoding="unicode", xml_declaration=True)
-    return Response(twiml, media_type="application/xml")
-
-
 @router.websocket(STREAM_PATH)
 async def twilio_stream(ws: WebSocket) -> None:
     """A call's media. Nothing is admitted or counted until its `start` names the call with a valid,
@@ -84,7 +56,7 @@ async def twilio_stream(ws: WebSocket) -> None:
     settings: Settings = ws.app.state.settings
     await ws.accept()
     try:
-        _verify(settings, ws.headers.get("x-twilio-signature"), _public(settings, ws.url), None)
+        verify_twilio(settings, ws.headers.get("x-twilio-signature"), public_url(settings, ws.url), None)
         start = await read_start(ws, settings.twilio_start_timeout_s, log.info)
         await _claim_ticket(ws.app.state.parts.gateway, settings, start)
     except WebSocketDisconnect:
@@ -95,7 +67,23 @@ async def twilio_stream(ws: WebSocket) -> None:
         return
     dialect = TwilioDialect(start, log.info)
     line = TwilioLine(ws.app.state.parts.twilio, start.call_sid, dialect.played_out)
-    await _serve(ws, "twilio", dialect, None, line)
+    await _serve(ws, "twilio", dialect, None, line, lambda live: _outbound_answered(ws.app.state.parts, live, start))
+
+
+async def _outbound_answered(parts: Parts, live: LiveSession, start: StreamStart) -> None:
+    """A call this gateway placed: a person hears its greeting; a machine, the voicemail, then it hangs up."""
+    call_id = start.parameters.get(OUTBOUND)
+    if call_id is None:
+        return
+    placed = await parts.gateway.store.get_call(call_id)
+    if placed is None or placed.call_sid != start.call_sid:
+        live.log.warning("the stream names outbound call %r, which is not this call's", call_id[:64])
+        return
+    await parts.gateway.store.put_call(placed.model_copy(update={"session_id": live.id}))
+    if start.parameters.get(VOICEMAIL) == "1":
+        live.conversation.announce(placed.voicemail, hang_up_after=True)
+    elif placed.greeting:
+        live.conversation.announce(placed.greeting)
 
 
 async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart) -> None:
@@ -112,7 +100,8 @@ async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart
 
 
 async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: Dialect,
-                 mode: Literal["agent", "tone"] | None, line: PhoneLine | None = None) -> None:
+                 mode: Literal["agent", "tone"] | None, line: PhoneLine | None = None,
+                 opened: Callable[[LiveSession], Awaitable[None]] | None = None) -> None:
     parts: Parts = ws.app.state.parts
     try:
         live, _, _ = await parts.gateway.open(lambda: parts.transports.socket(ws, dialect, kind), mode, line)
@@ -120,27 +109,9 @@ async def _serve(ws: WebSocket, kind: Literal["websocket", "twilio"], dialect: D
         if ws.application_state is WebSocketState.CONNECTED:  # (a session begun has closed it already)
             await ws.close(close_code(exc), close_reason(exc.message))
         return
+    if opened is not None:
+        try:
+            await opened(live)
+        except AliceError as exc:  # (the store away): the call goes on, as an inbound one would
+            live.log.warning("the call's opening was not looked up: %s", exc.message)
     await live.ended.wait()  # the session's own tasks use the socket until it is disposed of
-
-
-def _public(settings: Settings, url: object) -> str:
-    """The URL as the provider called it: behind a proxy, the configured public origin's."""
-    text = str(url)
-    if not settings.public_url:
-        return text
-    scheme, _, rest = text.partition("://")
-    path = rest[rest.find("/"):] if "/" in rest else "/"
-    origin = settings.public_url.rstrip("/")
-    if scheme in ("ws", "wss"):
-        origin = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    return origin + path
-
-
-def _verify(settings: Settings, given: str | None, url: str, form: dict[str, str] | None) -> None:
-    token = settings.twilio_auth_token
-    if token is None:
-        if settings.twilio_allow_unsigned:
-            return
-        raise Forbidden("Twilio requests are refused: no TWILIO_AUTH_TOKEN is configured to verify them")
-    if not twilio_signature.valid(token.get_secret_value(), given, url, form):
-        raise Forbidden("the X-Twilio-Signature does not match this request")

@@ -13,10 +13,11 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from alice_voice.errors import StoreUnavailable
-from alice_voice.state.store import SessionRecord
+from alice_voice.state.store import CALL_TTL_S, OutboundCall, SessionRecord
 
 _PREFIX = "alice:session:"
 _CLAIM_PREFIX = "alice:claim:"
+_CALL_PREFIX = "alice:call:"
 
 
 def session_key(session_id: str) -> str:
@@ -63,6 +64,15 @@ class RedisStore:
     async def claim(self, key: str, ttl_s: float) -> bool:
         with _reachable():
             return bool(await self.client.set(_CLAIM_PREFIX + key, "1", nx=True, px=max(1, int(ttl_s * 1000))))
+
+    async def put_call(self, call: OutboundCall) -> None:
+        with _reachable():
+            await self.client.set(_CALL_PREFIX + call.call_id, call.model_dump_json(), px=int(CALL_TTL_S * 1000))
+
+    async def get_call(self, call_id: str) -> OutboundCall | None:
+        with _reachable():
+            raw = await self.client.get(_CALL_PREFIX + call_id)
+        return OutboundCall.model_validate_json(raw) if raw else None
 
     async def ping(self) -> bool:
         try:

@@ -41,6 +41,32 @@ class SessionRecord(BaseModel):
         return self.model_dump(exclude={"token_hash"})
 
 
+class CallStatus(BaseModel):
+    status: str
+    at: float = Field(description="Unix seconds, when this gateway heard of it.")
+
+
+class OutboundCall(BaseModel):
+    """A call this gateway placed: what it is for, and what Twilio has said of it since."""
+
+    call_id: str
+    call_sid: str = ""
+    to: str
+    greeting: str | None = None
+    voicemail: str
+    machine_detection: bool
+    status: str = "queued"
+    history: list[CallStatus] = Field(default_factory=list)
+    answered_by: str | None = Field(None, description="Twilio's answering-machine detection: human, "
+                                    "machine_end_beep, machine_end_silence, machine_end_other, fax or unknown.")
+    detection_ms: float | None = None
+    session_id: str | None = None
+    created_at: float
+
+
+CALL_TTL_S = 24 * 3600.0  # a placed call's record outlives the call: its outcome can be read afterwards
+
+
 class SessionStore(Protocol):
     """Records keyed by session id, each with a TTL that the owner refreshes while the session lives.
 
@@ -66,6 +92,10 @@ class SessionStore(Protocol):
         the store is shared): what makes a one-time ticket single-use."""
         ...
 
+    async def put_call(self, call: OutboundCall) -> None: ...
+
+    async def get_call(self, call_id: str) -> OutboundCall | None: ...
+
     async def ping(self) -> bool: ...
 
     async def aclose(self) -> None: ...
@@ -79,6 +109,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, tuple[SessionRecord, float]] = {}
         self._claims: dict[str, float] = {}  # key -> expiry
+        self._calls: dict[str, OutboundCall] = {}
 
     def _live(self, session_id: str) -> SessionRecord | None:
         item = self._records.get(session_id)
@@ -112,6 +143,15 @@ class MemoryStore:
             return False
         self._claims[key] = now + ttl_s
         return True
+
+    async def put_call(self, call: OutboundCall) -> None:
+        oldest = time.time() - CALL_TTL_S
+        self._calls = {k: c for k, c in self._calls.items() if c.created_at > oldest}
+        self._calls[call.call_id] = call.model_copy(deep=True)
+
+    async def get_call(self, call_id: str) -> OutboundCall | None:
+        call = self._calls.get(call_id)
+        return call.model_copy(deep=True) if call else None
 
     async def ping(self) -> bool:
         await asyncio.sleep(0)

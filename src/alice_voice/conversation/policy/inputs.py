@@ -11,7 +11,7 @@ from alice_voice.errors import AliceError
 from alice_voice.tools.call_control import CallEnding
 from alice_voice.tools.spec import ToolOutcome
 
-__all__ = ["AsrFailed", "CallEndRequested", "EndOfTurnAnswer",
+__all__ = ["Announce", "AsrFailed", "CallEndRequested", "EndOfTurnAnswer",
            "Heard", "Input", "PlayoutMark", "ReminderDue", "ReplyCut", "ReplyFailed",
            "ReplyProgress", "StopRequested", "TextIn", "TranscriptIn"]
 
@@ -122,5 +122,15 @@ class CallEndRequested:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Say `text` of the gateway's own accord (a call's opening line, a failed transfer), now if nobody is
+    speaking, else when the caller has finished; `hang_up_after`: the call ends once it has been heard."""
+
+    text: str
+    hang_up_after: bool
+    at: float
+
+
 Input = (Heard | TranscriptIn | AsrFailed | EndOfTurnAnswer | ReplyProgress | ReplyFailed | ReplyCut | PlayoutMark
-         | TextIn | StopRequested | ReminderDue | CallEndRequested)
+         | TextIn | StopRequested | ReminderDue | CallEndRequested | Announce)

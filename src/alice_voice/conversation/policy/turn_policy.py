@@ -113,6 +113,8 @@ class TurnPolicy:
                 self._say_reminders()
             case inp.CallEndRequested():
                 self._call_end_requested(item)
+            case inp.Announce():
+                self._announce(item)
         if self.state is not before:
             self._out += [act.SetState(self.state.value), act.Emit(ev.TurnStateChanged(state=self.state.value))]
         return self._out
@@ -509,6 +511,14 @@ class TurnPolicy:
         reply = self._replies.current
         if reply is not None and not reply.held:
             reply.ends = act.EndSession(request.ending.reason, request.ending.target)
+
+    def _announce(self, announce: inp.Announce) -> None:
+        ends = act.EndSession("hung_up") if announce.hang_up_after else None
+        if self._replies.current is None and self.state is TurnState.LISTENING \
+                and self._endpointing.phase is Phase.IDLE:
+            self._say(announce.text, ends=ends)
+        else:  # said as a reminder is: once the caller has finished and the reply has ended
+            self._idle.remind(announce.text)
 
     # ---------- the client ----------
     def _text(self, text: inp.TextIn) -> None:

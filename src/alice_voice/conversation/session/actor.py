@@ -115,8 +115,8 @@ class SessionActor:
         if not self.keypad.press(key):
             self.handle_text(f"Pressed {key}.")
 
-    def announce(self, text: str) -> None:
-        self._inbox.put_nowait(inp.ReminderDue(text, self._res.clock.now()))
+    def announce(self, text: str, hang_up_after: bool = False) -> None:
+        self._inbox.put_nowait(inp.Announce(text, hang_up_after, self._res.clock.now()))
 
     def request_stop(self) -> None:
         self._inbox.put_nowait(inp.StopRequested(None, self._res.clock.now()))

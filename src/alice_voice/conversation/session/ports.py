@@ -35,8 +35,9 @@ class Conversation(Protocol):
         """A key of the caller's keypad (DTMF)."""
         ...
 
-    def announce(self, text: str) -> None:
-        """Say `text` of the gateway's own accord, when the caller is not speaking."""
+    def announce(self, text: str, hang_up_after: bool = False) -> None:
+        """Say `text` of the gateway's own accord, when the caller is not speaking; `hang_up_after`: then
+        end the call (a voicemail left)."""
         ...
 
     def request_stop(self) -> None:

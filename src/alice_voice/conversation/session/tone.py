@@ -31,7 +31,7 @@ class ToneConversation:
     def press_key(self, key: str) -> None:
         raise InvalidMessage("key presses need agent mode (this session is in tone mode)")
 
-    def announce(self, text: str) -> None:
+    def announce(self, text: str, hang_up_after: bool = False) -> None:
         return None  # (the tone has no words)
 
     async def run(self) -> None:
