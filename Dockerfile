@@ -42,7 +42,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     ALICE_LOG_JSON=true
 USER 10001:10001
 WORKDIR /home/alice
-# Proof that the image is self-contained: every embedded model loads with no network at all.
+# Proof that the image is self-contained: every embedded model loads with no network at all. (It also joins
+# Whisper base's two halves into ~/.cache/alice-voice once, so a read-only root filesystem finds them joined.)
 RUN --network=none python -c "from alice_voice.config import Settings; from alice_voice.speech.registry import load_all; \
 from alice_voice.compute import InferenceScheduler, default_lanes; compute = InferenceScheduler(default_lanes(1)); \
 print([load_all(Settings(asr=asr, tts=tts), compute).status for asr, tts in [('whisper', 'hibari'), ('sphinx', 'piper'), ('whisper', 'espeak')]]); \

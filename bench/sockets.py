@@ -1,7 +1,13 @@
 """The same spoken turns and barge-ins over each transport: WebRTC, the PCM WebSocket (16 kHz), and a
-phone call through Twilio Media Streams (μ-law 8 kHz, the fake Twilio client of the tests), against one
-gateway process with the embedded models. The word error is read from the PCM socket's transcripts at
-16 kHz and, for the telephone's sound, at 8 kHz with every frame passed through μ-law both ways.
+phone call through Twilio Media Streams (μ-law 8 kHz, the fake Twilio client of the tests, the caller's
+voice through a 300-3400 Hz phone line: bench/phone_band.py), against one gateway process with the
+embedded models. The word error is read from the PCM socket's transcripts at 16 kHz and, for the
+telephone's sound, at 8 kHz with every frame passed through μ-law both ways (that socket is no phone call:
+its recognizer is ASR's, not ASR_PHONE's; bench/phone_band.py compares the two on the phone line).
+
+Goodbye to hang-up: a caller says "That's all, goodbye."; from the last sound of Alice's goodbye played at
+the fake Twilio to the hang-up reaching the fake Twilio REST API (the gateway waits for Twilio's mark of
+that last frame first, so this is how soon after the goodbye ends the line is closed).
 
 TTFA at the client: from the last loud frame of the question leaving the client to the first reply
 chunk with sound arriving. Barge-in at the client: from the first loud frame of "Stop, stop." leaving to
@@ -21,12 +27,15 @@ from typing import Any
 import numpy as np
 
 from alice_voice.audio.mulaw import MulawCodec
+from bench.phone_band import phone_line
 from bench.stats import save_json, summary
 from bench.turns import Utterance, speak_turn
+from fakes.twilio_rest import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioRest
 from speech_fixtures import PROMPTS, synth, word_error_rate
-from support.gateway import gateway_process
+from support.gateway import GatewayProcess, gateway_process
 from support.rtc_client import RtcClient
 from support.socket_clients import LOUD_RMS, FakeTwilio, PcmClient, SocketClient, opened
+from support.twilio_calls import STREAM, answered, twilio_headers, ws_url
 
 QUIET_AFTER_S = 0.3  # the reply counts as silent once this long passes without sound
 
@@ -82,35 +91,52 @@ def _silenced_after(heard: list[tuple[float, float]], start: float) -> float | N
     return last if quiet else None
 
 
+async def goodbye_to_hang_up(gateway: GatewayProcess, rest: FakeTwilioRest, voice: str, n: int) -> float:
+    async with opened(FakeTwilio, ws_url(gateway, STREAM), 8_000, twilio_headers(gateway)) as call:
+        call.call_sid = f"CA{n:032x}"
+        await call.start(await answered(gateway, call))
+        await call.say(phone_line(synth("That's all, goodbye.", voice)))
+        hang_up = await rest.wait_for(lambda r: r.path.endswith(f"/Calls/{call.call_sid}.json"), timeout=30)
+        return (hang_up.at - max(t for t, level in call.heard if level > LOUD_RMS / 10)) * 1000
+
+
 async def run(voices: list[str], prompts: int) -> dict[str, Any]:
+    with FakeTwilioRest() as rest:
+        async with gateway_process(twilio_auth_token=AUTH_TOKEN, twilio_account_sid=ACCOUNT_SID,
+                                   twilio_api_url=rest.url) as gateway:
+            return await _run(gateway, rest, voices, prompts)
+
+
+async def _run(gateway: GatewayProcess, rest: FakeTwilioRest, voices: list[str], prompts: int) -> dict[str, Any]:
     utts = [Utterance(text, voice, synth(text, voice)) for voice in voices for text in PROMPTS[:prompts]]
     question, stop = synth("What can you do?"), synth("Stop, stop.")
     out: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "turns": len(utts)}
-    async with gateway_process(twilio_allow_unsigned=True) as gateway:
-        base = gateway.url.replace("http://", "ws://")
-        rtc = RtcClient(gateway.url)
-        await rtc.connect(timeout=60)
-        try:
-            webrtc = [await speak_turn(rtc, utt) for utt in utts]
-        finally:
-            await rtc.close()
-        out["webrtc"] = {"ttfa_client_ms": summary(t.client_first_audio_ms for t in webrtc),
-                         "wer": round(float(np.mean([t.wer for t in webrtc])), 3)}
-        for name, rate, degrade in (("pcm_16k", 16_000, False), ("pcm_8k_mulaw", 8_000, True)):
-            async with opened(PcmClient, f"{base}/api/voice/ws?rate={rate}", rate) as client:
-                await client.wait_event("session.ready", timeout=30)
-                turns = [await socket_turn(client, mulaw_round_trip(u.pcm) if degrade else u.pcm) for u in utts]
-                barge = [await socket_barge_in(client, question, stop) for _ in range(3)]
-            out[name] = {"ttfa_client_ms": summary(t for t, _ in turns),
-                         "wer": round(float(np.mean([word_error_rate(u.text, text)
-                                                     for u, (_, text) in zip(utts, turns, strict=True)])), 3),
-                         "barge_in_client_ms": summary(barge)}
-        async with opened(FakeTwilio, f"{base}/api/telephony/twilio/stream", 8_000) as call:
-            await call.start()
-            turns = [await socket_turn(call, u.pcm) for u in utts]
-            barge = [await socket_barge_in(call, question, stop) for _ in range(3)]
-            out["twilio"] = {"ttfa_client_ms": summary(t for t, _ in turns), "barge_in_client_ms": summary(barge),
-                             "clears": call.cleared, "marks_acknowledged": call.marks_acknowledged}
+    base = gateway.url.replace("http://", "ws://")
+    rtc = RtcClient(gateway.url)
+    await rtc.connect(timeout=60)
+    try:
+        webrtc = [await speak_turn(rtc, utt) for utt in utts]
+    finally:
+        await rtc.close()
+    out["webrtc"] = {"ttfa_client_ms": summary(t.client_first_audio_ms for t in webrtc),
+                     "wer": round(float(np.mean([t.wer for t in webrtc])), 3)}
+    for name, rate, degrade in (("pcm_16k", 16_000, False), ("pcm_8k_mulaw", 8_000, True)):
+        async with opened(PcmClient, f"{base}/api/voice/ws?rate={rate}", rate) as client:
+            await client.wait_event("session.ready", timeout=30)
+            turns = [await socket_turn(client, mulaw_round_trip(u.pcm) if degrade else u.pcm) for u in utts]
+            barge = [await socket_barge_in(client, question, stop) for _ in range(3)]
+        out[name] = {"ttfa_client_ms": summary(t for t, _ in turns),
+                     "wer": round(float(np.mean([word_error_rate(u.text, text)
+                                                 for u, (_, text) in zip(utts, turns, strict=True)])), 3),
+                     "barge_in_client_ms": summary(barge)}
+    async with opened(FakeTwilio, ws_url(gateway, STREAM), 8_000, twilio_headers(gateway)) as call:
+        await call.start(await answered(gateway, call))
+        turns = [await socket_turn(call, phone_line(u.pcm)) for u in utts]
+        barge = [await socket_barge_in(call, phone_line(question), phone_line(stop)) for _ in range(3)]
+        out["twilio"] = {"ttfa_client_ms": summary(t for t, _ in turns), "barge_in_client_ms": summary(barge),
+                         "clears": call.cleared, "marks_acknowledged": call.marks_acknowledged}
+    hang_ups = [await goodbye_to_hang_up(gateway, rest, voice, n) for n, voice in enumerate(voices * 2, 1)]
+    out["twilio"]["goodbye_to_hang_up_ms"] = summary(hang_ups)
     return out
 
 
@@ -128,6 +154,8 @@ def main() -> None:
         ttfa, barge = row["ttfa_client_ms"], row.get("barge_in_client_ms", {})
         print(f"| {name} | {ttfa.get('p50')} / {ttfa.get('p95')} | {barge.get('p50', '')} / {barge.get('p95', '')} | "
               f"{row.get('wer', '')} |")
+    hang_up = out["twilio"]["goodbye_to_hang_up_ms"]
+    print(f"\ngoodbye to hang-up: p50 {hang_up.get('p50')} / p95 {hang_up.get('p95')} ms")
     save_json(args.json, out)
 
 

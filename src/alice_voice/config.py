@@ -84,7 +84,11 @@ class Settings(BaseSettings):
 
     # --- providers ---
     vad: Literal["silero"] = "silero"
-    asr: Literal["whisper", "sphinx", "deepgram", "openai"] = "whisper"
+    asr: Literal["whisper", "whisper-base", "sphinx", "deepgram", "openai"] = "whisper"
+    asr_phone: Literal["same", "whisper", "whisper-base", "sphinx", "deepgram", "openai"] = Field(
+        "whisper-base", description="The recognizer of phone calls (their 300-3400 Hz band): Whisper base heard "
+        "phone-band speech with 4-27 points less word error than tiny.en, at ~2.2x the decode cost (README: "
+        "the phone band). same: the asr setting's.")
     tts: Literal["hibari", "piper", "espeak", "openai", "elevenlabs"] = "hibari"
     agent: Literal["local", "openai"] = "local"
     end_of_turn: Literal["smart_turn", "silence"] = "smart_turn"

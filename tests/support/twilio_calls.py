@@ -4,6 +4,7 @@ the media stream and its parameters, and the stream's signed handshake."""
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 from xml.etree import ElementTree
 
 import httpx
@@ -16,15 +17,21 @@ TOKEN = "twilio-test-token"
 STREAM = "/api/telephony/twilio/stream"
 
 
-def ws_url(gateway: RunningGateway, path: str) -> str:
+class Reachable(Protocol):
+    """A gateway in this process or another (`url`: its http:// origin)."""
+
+    url: str
+
+
+def ws_url(gateway: Reachable, path: str) -> str:
     return gateway.url.replace("http://", "ws://") + path
 
 
-def twilio_headers(gateway: RunningGateway) -> dict[str, str]:
+def twilio_headers(gateway: Reachable) -> dict[str, str]:
     return {"X-Twilio-Signature": signature(TOKEN, ws_url(gateway, STREAM))}
 
 
-async def answered(gateway: RunningGateway, call: FakeTwilio, query: str = "", **form: str) -> dict[str, str]:
+async def answered(gateway: Reachable, call: FakeTwilio, query: str = "", **form: str) -> dict[str, str]:
     """What Twilio does first: the signed webhook; the TwiML's stream parameters come back in `start`."""
     url = gateway.url + "/api/telephony/twilio/voice" + query
     fields = {"CallSid": call.call_sid, **form}

@@ -18,18 +18,20 @@ from alice_voice.config import Settings
 from alice_voice.speech.completeness import load as load_completeness
 from alice_voice.speech.protocols import EndOfTurnModel, StreamingAsr, StreamingTts, TextCompleteness, VadModel
 
-_ASR = {"whisper": "whisper_asr", "sphinx": "sphinx_asr", "deepgram": "deepgram_asr", "openai": "openai_asr"}
+_ASR = {"whisper": "whisper_asr", "whisper-base": "whisper_asr:load_base", "sphinx": "sphinx_asr",
+        "deepgram": "deepgram_asr", "openai": "openai_asr"}
 _TTS = {"hibari": "hibari_tts", "piper": "piper_tts", "espeak": "espeak_tts", "openai": "openai_tts",
         "elevenlabs": "elevenlabs_tts"}
 _VAD = {"silero": "silero_vad"}
 _EOT = {"smart_turn": "smart_turn", "silence": None}
 
 def _load(modules: Mapping[str, str | None], name: str, settings: Settings, compute: InferenceScheduler) -> Any:
-    module_name = modules[name]
-    if module_name is None:
+    entry = modules[name]
+    if entry is None:
         return None
+    module_name, _, function = entry.partition(":")  # "module" or "module:loader" (one module, two models)
     module = importlib.import_module(f"alice_voice.speech.{module_name}")
-    loader: Callable[[Settings, InferenceScheduler], Any] = module.load
+    loader: Callable[[Settings, InferenceScheduler], Any] = getattr(module, function or "load")
     return loader(settings, compute)
 
 
@@ -37,8 +39,15 @@ def load_vad(settings: Settings, compute: InferenceScheduler) -> VadModel:
     return _load(_VAD, settings.vad, settings, compute)  # type: ignore[no-any-return]
 
 
-def load_asr(settings: Settings, compute: InferenceScheduler) -> StreamingAsr:
-    return _load(_ASR, settings.asr, settings, compute)  # type: ignore[no-any-return]
+def load_asr(settings: Settings, compute: InferenceScheduler, name: str | None = None) -> StreamingAsr:
+    return _load(_ASR, name or settings.asr, settings, compute)  # type: ignore[no-any-return]
+
+
+def load_phone_asr(settings: Settings, compute: InferenceScheduler) -> StreamingAsr | None:
+    """The phone calls' recognizer, when it is not the one every session has."""
+    if settings.asr_phone in ("same", settings.asr):
+        return None
+    return load_asr(settings, compute, settings.asr_phone)
 
 
 def load_tts(settings: Settings, compute: InferenceScheduler) -> StreamingTts:
@@ -59,15 +68,21 @@ class SpeechModels:
     tts: StreamingTts
     end_of_turn: EndOfTurnModel | None
     completeness: TextCompleteness
+    asr_phone: StreamingAsr | None = None  # phone calls' recognizer (None: `asr`)
     status: dict[str, str] = field(default_factory=dict)
+
+    def recognizer(self, phone_call: bool) -> StreamingAsr:
+        return self.asr_phone if phone_call and self.asr_phone is not None else self.asr
 
 
 def load_all(settings: Settings, compute: InferenceScheduler) -> SpeechModels:
     """Every model the settings name, loaded and warmed (blocking: seconds; call it off the event loop)."""
     models = SpeechModels(vad=load_vad(settings, compute), asr=load_asr(settings, compute),
                           tts=load_tts(settings, compute), end_of_turn=load_end_of_turn(settings, compute),
-                          completeness=load_completeness(settings, compute))
-    models.status = {"vad": models.vad.name, "asr": models.asr.name, "tts": models.tts.name,
+                          completeness=load_completeness(settings, compute),
+                          asr_phone=load_phone_asr(settings, compute))
+    models.status = {"vad": models.vad.name, "asr": models.asr.name, "asr_phone": models.recognizer(True).name,
+                     "tts": models.tts.name,
                      "end_of_turn": models.end_of_turn.name if models.end_of_turn else "silence",
                      "completeness": models.completeness.name}
     return models

