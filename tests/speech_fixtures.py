@@ -99,6 +99,12 @@ def synth(text: str, voice: str = "piper", rate: int = 175, sample_rate: int = 1
     return out
 
 
+def tone(hz: float, ms: int, level: float = 8000.0, sample_rate: int = 16000) -> Pcm:
+    """A pure tone (an answering machine's beep)."""
+    t = np.arange(sample_rate * ms // 1000) / sample_rate
+    return (level * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
 def silence(seconds: float, sample_rate: int = 16000, noise_rms: float = 0.0, seed: int = 0) -> Pcm:
     """Silence, optionally with low Gaussian noise (deterministic)."""
     n = int(seconds * sample_rate)

@@ -9,10 +9,13 @@ from typing import Any
 from xml.etree import ElementTree
 
 import httpx
+import numpy as np
 import pytest
 import pytest_asyncio
 
+import speech_fixtures as sf
 from alice_voice.transport.twilio_signature import signature
+from bench.phone_band import phone_line
 from conftest import make_settings
 from fakes.twilio_rest import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioRest, RestRequest
 from support.gateway import RunningGateway, serve
@@ -143,3 +146,32 @@ async def test_bad_outbound_requests_get_clear_errors(gateway: RunningGateway, r
     another_call = await twilio_posts(gateway, status_url, {"CallSid": "CA" + "9" * 32, "CallStatus": "completed"})
     assert another_call.status_code == 403
     assert (await read(gateway, placed["call_id"]))["status"] == "queued"
+
+
+@pytest.mark.parametrize(("callee", "said", "answered_by"), [
+    ("Hello?", GREETING, "human"),
+    ("Hi, you've reached Sam. Please leave a message after the tone.", VOICEMAIL, "machine"),
+])
+async def test_without_twilios_detection_the_callees_first_words_tell(
+        gateway: RunningGateway, rest: FakeTwilioRest, callee: str, said: str, answered_by: str) -> None:
+    placed = (await place(gateway, to="+15551239876", greeting=GREETING, voicemail=VOICEMAIL,
+                          machine_detection=False)).json()
+    created = await rest.wait_for(lambda r: r.path.endswith("/Calls.json"))
+    assert "MachineDetection" not in created.form
+    async with opened(FakeTwilio, ws_url(gateway, STREAM), 8_000, stream_headers()) as call:
+        call.call_sid = placed["call_sid"]
+        await call.start(await answer(gateway, created, call))
+        [live] = await call.wait_for(lambda: list(gateway.gateway.sessions.values()) or None)
+        speech = np.concatenate([sf.silence(1.0), sf.synth(callee)])  # a callee picks up, then speaks
+        if answered_by == "machine":  # the machine's beep after its greeting
+            speech = np.concatenate([speech, sf.silence(0.4), sf.tone(1000, 500)])
+        await call.say(phone_line(speech))
+        history = await call.wait_for(lambda: [m for m in live.conversation.history if m.role == "assistant"]  # type: ignore[attr-defined]
+                                      or None, timeout=30)
+        assert history[0].content == said
+        if answered_by == "machine":
+            await rest.wait_for(lambda r: r.field("Status") == "completed")
+        await call.stop()
+        await call.wait_closed()
+    await no_sessions_left(gateway)
+    assert gateway.gateway.metrics.answered_by.labels(answered_by=answered_by)._value.get() == 1

@@ -124,6 +124,10 @@ class SessionHarness:
     def pause(self, ms: int) -> None:
         self._queue(np.zeros(ms * 16, np.int16))
 
+    def sound(self, pcm: Pcm) -> None:
+        """Any 16 kHz audio (a tone, a beep), after what is queued."""
+        self._queue(pcm)
+
     def noise(self, ms: int, level: int = 5000) -> None:
         self._queue(np.full(ms * 16, level, np.int16))
 

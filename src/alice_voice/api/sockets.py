@@ -17,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from alice_voice.api.parts import Parts
 from alice_voice.api.telephony import OUTBOUND, STREAM_PATH, TICKET, VOICEMAIL, public_url, verify_twilio
 from alice_voice.config import Settings
+from alice_voice.conversation.session.ports import CallOpening
 from alice_voice.errors import AliceError, Forbidden, InvalidMessage
 from alice_voice.gateway import Gateway, LiveSession
 from alice_voice.transport.media_socket import POLICY_VIOLATION, Dialect, close_code, close_reason
@@ -80,10 +81,10 @@ async def _outbound_answered(parts: Parts, live: LiveSession, start: StreamStart
         live.log.warning("the stream names outbound call %r, which is not this call's", call_id[:64])
         return
     await parts.gateway.store.put_call(placed.model_copy(update={"session_id": live.id}))
-    if start.parameters.get(VOICEMAIL) == "1":
-        live.conversation.announce(placed.voicemail, hang_up_after=True)
-    elif placed.greeting:
-        live.conversation.announce(placed.greeting)
+    answered_by = placed.answered_by or "unknown"
+    live.conversation.begin_call(CallOpening(
+        "machine" if start.parameters.get(VOICEMAIL) == "1" else "human" if answered_by == "human" else "unknown",
+        placed.voicemail, placed.greeting or "", placed.brief or ""))
 
 
 async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart) -> None:

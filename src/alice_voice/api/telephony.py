@@ -43,6 +43,8 @@ class OutboundCallRequest(BaseModel):
     to: str = Field(pattern=PHONE_NUMBER.pattern, description="The number to call, in E.164 form.")
     greeting: str | None = Field(None, min_length=1, max_length=500, description="Alice's first sentence when a "
                                  "person answers (an appointment reminder); without it she waits to be spoken to.")
+    brief: str | None = Field(None, min_length=1, max_length=2000, description="What the agent is told of the "
+                              "call, never said (\"Remind Sam of the 3 pm dentist appointment; offer to move it\").")
     voicemail: str | None = Field(None, min_length=1, max_length=1000, description="Left on an answering machine "
                                   "(default VOICEMAIL_MESSAGE).")
     machine_detection: bool = Field(True, description="Ask Twilio whether a person or a machine answered.")
@@ -65,7 +67,7 @@ async def place_call(body: OutboundCallRequest, request: Request,
     if parts.twilio is None or not settings.twilio_from_number or not settings.public_url:
         raise TelephonyUnavailable("outbound calls need TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER "
                                    "and PUBLIC_URL")
-    call = OutboundCall(call_id=secrets.token_urlsafe(12), to=body.to, greeting=body.greeting,
+    call = OutboundCall(call_id=secrets.token_urlsafe(12), to=body.to, greeting=body.greeting, brief=body.brief,
                         voicemail=body.voicemail or settings.voicemail_message,
                         machine_detection=body.machine_detection, created_at=time.time())
     await parts.gateway.store.put_call(call)  # first: Twilio may call back before its answer reaches us

@@ -92,6 +92,16 @@ class TurnStateChanged(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallScreened(ServerEvent):
+    """Who answered an outbound call (`answered_by`: human or machine), judged from their first words
+    `decided_ms` after the call was answered."""
+
+    type: ClassVar[str] = "call.screened"
+    answered_by: str
+    decided_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnding(ServerEvent):
     """The gateway is closing the session of its own accord (`reason`: "idle")."""
 

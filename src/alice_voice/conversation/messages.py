@@ -12,6 +12,6 @@ from alice_voice.tools.spec import ToolOutcome
 class Message:
     """`tool_calls`: what the assistant did before saying `content` (kept even when nothing was heard)."""
 
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]  # system: what the agent is told, never said (a call's brief)
     content: str
     tool_calls: tuple[ToolOutcome, ...] = ()

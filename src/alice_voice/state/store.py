@@ -53,6 +53,7 @@ class OutboundCall(BaseModel):
     call_sid: str = ""
     to: str
     greeting: str | None = None
+    brief: str | None = None
     voicemail: str
     machine_detection: bool
     status: str = "queued"

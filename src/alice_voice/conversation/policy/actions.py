@@ -10,8 +10,9 @@ from alice_voice.conversation.messages import Message
 from alice_voice.errors import AliceError
 
 CutReason = Literal["barge_in", "stop_request", "error", "rejoin", "speech_resumed", "superseded"]
-Measurement = Literal["first_partial_ms", "first_audio_ms", "barge_in_ms", "end_of_turn_ms", "turns", "backchannels",
-                      "interruptions", "turn_repairs", "replies_resumed"]
+Measurement = Literal["first_partial_ms", "first_audio_ms", "barge_in_ms", "end_of_turn_ms", "screening_ms", "turns",
+                      "backchannels", "interruptions", "turn_repairs", "replies_resumed", "answered_by_human",
+                      "answered_by_machine"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,25 @@ from alice_voice.errors import AliceError
 from alice_voice.tools.call_control import CallEnding
 from alice_voice.tools.spec import ToolOutcome
 
-__all__ = ["Announce", "AsrFailed", "CallEndRequested", "EndOfTurnAnswer",
-           "Heard", "Input", "PlayoutMark", "ReminderDue", "ReplyCut", "ReplyFailed",
-           "ReplyProgress", "StopRequested", "TextIn", "TranscriptIn"]
+__all__ = [
+    "Announce",
+    "AsrFailed",
+    "BeepHeard",
+    "Brief",
+    "CallEndRequested",
+    "EndOfTurnAnswer",
+    "Heard",
+    "Input",
+    "PlayoutMark",
+    "ReminderDue",
+    "ReplyCut",
+    "ReplyFailed",
+    "ReplyProgress",
+    "Screen",
+    "StopRequested",
+    "TextIn",
+    "TranscriptIn",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,5 +148,30 @@ class Announce:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """An outbound call the provider did not screen: the callee's first words tell a person (greeted with
+    `greeting`) from an answering machine (left `voicemail` after its beep)."""
+
+    greeting: str
+    voicemail: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BeepHeard:
+    """A steady tone (an answering machine's beep) has just ended."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Brief:
+    """What the agent is told of this call before it begins (an outbound call's purpose); never said."""
+
+    text: str
+    at: float
+
+
 Input = (Heard | TranscriptIn | AsrFailed | EndOfTurnAnswer | ReplyProgress | ReplyFailed | ReplyCut | PlayoutMark
-         | TextIn | StopRequested | ReminderDue | CallEndRequested | Announce)
+         | TextIn | StopRequested | ReminderDue | CallEndRequested | Announce | Screen | BeepHeard | Brief)

@@ -53,6 +53,8 @@ from alice_voice.conversation.policy.idle import Due, Idle
 from alice_voice.conversation.policy.overlap import Overlap, TalkOver, Verdict
 from alice_voice.conversation.policy.replies import Reply, ReplyLedger
 from alice_voice.conversation.policy.reports import TurnReports
+from alice_voice.conversation.policy.screening import AnsweredBy, Screening, ScreeningRules
+from alice_voice.conversation.policy.screening import Due as CallDue
 from alice_voice.conversation.policy.states import TRANSITIONS, InvalidTransition, TurnState
 from alice_voice.conversation.policy.utterance import Rejoinable, Utterance
 from alice_voice.conversation.timings import TurnTimings
@@ -83,6 +85,7 @@ class TurnPolicy:
         self._rejoinable: Rejoinable | None = None  # the last turn, which the caller may still go on with
         self._settle_at: float | None = None  # when the current reply's turn can no longer go on
         self._onset: float | None = None  # first voiced frame of a possible barge-in (the reply is paused)
+        self._screening: Screening | None = None  # an outbound call's callee, until known to be a person
 
     def handle(self, item: inp.Input) -> list[act.Action]:
         self._out = []
@@ -115,6 +118,12 @@ class TurnPolicy:
                 self._call_end_requested(item)
             case inp.Announce():
                 self._announce(item)
+            case inp.Screen():
+                self._screening = Screening(ScreeningRules(item.greeting, item.voicemail), item.at)
+            case inp.BeepHeard() if self._screening is not None:
+                self._beep_heard(self._screening, item.at)
+            case inp.Brief():
+                self.history.append(Message("system", item.text))
         if self.state is not before:
             self._out += [act.SetState(self.state.value), act.Emit(ev.TurnStateChanged(state=self.state.value))]
         return self._out
@@ -134,6 +143,7 @@ class TurnPolicy:
             if self._talk_over is not None:
                 self._settle_talk_over(self._talk_over.judge.still_speaking(heard.arrival))
         self._settle_if_due(heard.arrival)
+        self._screening_heard(heard)
         self._say_reminders()
         self._watch_idle(heard.at)
 
@@ -364,7 +374,8 @@ class TurnPolicy:
             return
         eot = self.config.endpointing
         cut_mid_sentence = eot.words_enabled and complete is not None and complete < eot.words_unfinished_below
-        if self._replies.current is None and not cut_mid_sentence:  # (a reply to half a sentence would be void)
+        if self._replies.current is None and not cut_mid_sentence and self._screening is None:
+            # (a reply to half a sentence would be void; a callee not yet screened is answered by no agent)
             self._start_reply(text, held=True, at=at)
         for event in self._endpointing.on_words(complete):  # the words' say on the turn's end
             if isinstance(event, TurnEnded):
@@ -394,6 +405,9 @@ class TurnPolicy:
         self._out += self._replies.request(reply, text, self.history)
 
     def _commit_new(self, text: str, at: float) -> None:
+        if self._screening is not None:
+            self._screen(text, at)
+            return
         self._start_reply(text, held=False, at=at)
         self._commit(text, at)
 
@@ -481,6 +495,72 @@ class TurnPolicy:
         else:
             self._idle.reply_ended(mark.at)
 
+    # ---------- an outbound call's first words ----------
+    def _screen(self, text: str, at: float) -> None:
+        """A turn of a callee not yet known to be a person: gathered, not answered (a machine's, let go)."""
+        screening = self._screening
+        assert screening is not None
+        judged = screening.verdict is not None
+        if screening.turn(text) is AnsweredBy.MACHINE and not judged:
+            self._screened(screening, at)
+        self._out += self._reports.finish(self._turn)
+        self._final, self._turn_ended = None, False
+        self._enter(TurnState.LISTENING)
+        if screening.beeped and screening.verdict is AnsweredBy.MACHINE:  # (it beeped before these words)
+            self._leave_voicemail()
+
+    def _screening_heard(self, heard: inp.Heard) -> None:
+        screening = self._screening
+        if screening is None:
+            return
+        idle = self.state is TurnState.LISTENING and self._endpointing.phase is Phase.IDLE
+        due = screening.heard(heard.prob >= self.config.endpointing.vad_threshold, heard.arrival, idle)
+        if due is CallDue.MESSAGE:
+            self._leave_voicemail()
+        elif due is CallDue.GREETING:
+            self._screening = None
+            self._screened(screening, heard.at)
+            self._greet(" ".join(screening.words), screening.rules.greeting, heard.at)
+
+    def _screened(self, screening: Screening, at: float) -> None:
+        assert screening.verdict is not None
+        decided_ms = (at - screening.answered_at) * 1000
+        human = screening.verdict is AnsweredBy.HUMAN
+        self._emit(ev.CallScreened(answered_by=screening.verdict.value, decided_ms=round(decided_ms)))
+        self._out += [act.Measure("answered_by_human" if human else "answered_by_machine", 1),
+                      act.Measure("screening_ms", decided_ms)]
+
+    def _beep_heard(self, screening: Screening, at: float) -> None:
+        judged = screening.verdict is not None
+        if screening.beep():
+            self._leave_voicemail()
+        elif not judged:
+            self._screened(screening, at)
+
+    def _greet(self, heard: str, greeting: str, at: float) -> None:
+        """A person answered: the greeting answers their "Hello?" (or, without one, the agent does). Their
+        turns were reported as they ended: this reply answers no turn of its own."""
+        self._turn = None
+        if not greeting:
+            self._commit_new(heard, at)
+            return
+        reply = self._replies.new(held=False, turn=None)
+        reply.answers = self.history.append(Message("user", heard))
+        self._out += self._replies.request(reply, greeting, self.history, verbatim=True)
+        self._out += self._replies.settle(reply)
+        self._enter(TurnState.THINKING)
+
+    def _leave_voicemail(self) -> None:
+        """The machine has beeped, or gone quiet: the message, then the call ends."""
+        screening, self._screening = self._screening, None
+        assert screening is not None
+        if self.state is TurnState.USER_SPEAKING:  # the beep, heard as a sound: it is no turn
+            self._out += [*self._utterance.close(), act.WithdrawEndOfTurn()]
+            self._endpointing.reset()
+            self._enter(TurnState.LISTENING)
+        if self.state is TurnState.LISTENING:
+            self._say(screening.rules.voicemail, ends=act.EndSession("hung_up"))
+
     # ---------- the gateway's own words ----------
     def _watch_idle(self, at: float) -> None:
         if self._replies.current is not None or self.state is not TurnState.LISTENING:
@@ -504,6 +584,10 @@ class TurnPolicy:
         reply = self._replies.new(held=False, turn=None, ends=ends, reminder=reminder)
         self._out += self._replies.request(reply, text, self.history, verbatim=True)
         self._enter(TurnState.THINKING)
+
+    @property
+    def listening_for_beep(self) -> bool:
+        return self._screening is not None
 
     def _call_end_requested(self, request: inp.CallEndRequested) -> None:
         """The call ends once the reply that asked has been heard whole; a reply the caller talked over

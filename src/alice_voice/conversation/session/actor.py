@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from alice_voice.audio.beep import BeepDetector
 from alice_voice.audio.echo_guard import EchoGuard, EchoGuardConfig
 from alice_voice.audio.frames import SPEECH_RATE, PcmFrame
 from alice_voice.audio.playout import Mark, Playout
@@ -26,7 +27,7 @@ from alice_voice.conversation.policy.actions import Action
 from alice_voice.conversation.session.executor import Executor
 from alice_voice.conversation.session.hearing import FrameVerdict, Hearing
 from alice_voice.conversation.session.phone_call import Keypad, PhoneCall
-from alice_voice.conversation.session.ports import Resources, SessionPort
+from alice_voice.conversation.session.ports import CallOpening, Resources, SessionPort
 from alice_voice.errors import RateLimited, SessionUnresponsive
 from alice_voice.logs import SessionLogger
 from alice_voice.rate_limit import TokenBucket
@@ -76,6 +77,7 @@ class SessionActor:
         self.policy = TurnPolicy(config)
         self.timers = SessionTimers(res.clock, self._timer_due)
         self.keypad = Keypad()
+        self._beep = BeepDetector()  # (fed only while an answering machine's beep is awaited)
         line = port.phone_line
         call = PhoneCall(line.transfer, self.keypad, self._inbox.put_nowait, res.clock) if line is not None else None
         self.executor = Executor(res, self.hearing, self.playout, port, self._inbox.put_nowait, log,
@@ -115,8 +117,19 @@ class SessionActor:
         if not self.keypad.press(key):
             self.handle_text(f"Pressed {key}.")
 
-    def announce(self, text: str, hang_up_after: bool = False) -> None:
-        self._inbox.put_nowait(inp.Announce(text, hang_up_after, self._res.clock.now()))
+    def announce(self, text: str) -> None:
+        self._inbox.put_nowait(inp.Announce(text, False, self._res.clock.now()))
+
+    def begin_call(self, opening: CallOpening) -> None:
+        now = self._res.clock.now()
+        if opening.brief:
+            self._inbox.put_nowait(inp.Brief(opening.brief, now))
+        if opening.answered_by == "machine":
+            self._inbox.put_nowait(inp.Announce(opening.voicemail, True, now))
+        elif opening.answered_by == "unknown":
+            self._inbox.put_nowait(inp.Screen(opening.greeting, opening.voicemail, now))
+        elif opening.greeting:
+            self._inbox.put_nowait(inp.Announce(opening.greeting, False, now))
 
     def request_stop(self) -> None:
         self._inbox.put_nowait(inp.StopRequested(None, self._res.clock.now()))
@@ -157,6 +170,8 @@ class SessionActor:
             match item:
                 case _AudioIn():
                     self.hearing.push(item.frame)
+                    if self.policy.listening_for_beep and self._beep.push(item.frame.samples):
+                        self._decide(inp.BeepHeard(item.frame.arrival))
                 case _Verdicts():
                     for v in item.verdicts:
                         self._decide(inp.Heard(v.index, v.arrival, v.prob, v.loudness, item.at))

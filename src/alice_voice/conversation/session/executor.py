@@ -208,12 +208,15 @@ class Executor:
         metrics = self._res.metrics
         counters = {"turns": metrics.turns_total, "backchannels": metrics.backchannels,
                     "interruptions": metrics.interruptions, "turn_repairs": metrics.turn_repairs,
-                    "replies_resumed": metrics.replies_resumed}
+                    "replies_resumed": metrics.replies_resumed,
+                    "answered_by_human": metrics.answered_by.labels(answered_by="human"),
+                    "answered_by_machine": metrics.answered_by.labels(answered_by="machine")}
         if action.name in counters:
             counters[action.name].inc(action.value)
             return
         histogram = {"first_partial_ms": metrics.first_partial_ms, "first_audio_ms": metrics.first_audio_ms,
-                     "barge_in_ms": metrics.barge_in_ms, "end_of_turn_ms": metrics.end_of_turn_ms}[action.name]
+                     "barge_in_ms": metrics.barge_in_ms, "end_of_turn_ms": metrics.end_of_turn_ms,
+                     "screening_ms": metrics.machine_detection_ms}[action.name]
         histogram.observe(action.value)
 
     def _trace(self, finished: act.FinishTurn) -> None:

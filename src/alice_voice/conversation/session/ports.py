@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from alice_voice.audio.frames import PcmFrame
 from alice_voice.audio.playout import FrameSource
@@ -18,6 +18,18 @@ from alice_voice.speech.registry import SpeechModels
 from alice_voice.tools import Toolbox
 from alice_voice.tools.call_control import LineAbilities
 from alice_voice.tracing import TurnTracer
+
+
+@dataclass(frozen=True, slots=True)
+class CallOpening:
+    """How a call this gateway placed begins: who answered, if the provider could tell (a machine gets the
+    voicemail, then the call ends; a person the greeting; "unknown": the callee's first words tell), and
+    what the agent is told of the call (`brief`)."""
+
+    answered_by: Literal["human", "machine", "unknown"]
+    voicemail: str
+    greeting: str = ""
+    brief: str = ""
 
 
 class Conversation(Protocol):
@@ -35,9 +47,12 @@ class Conversation(Protocol):
         """A key of the caller's keypad (DTMF)."""
         ...
 
-    def announce(self, text: str, hang_up_after: bool = False) -> None:
-        """Say `text` of the gateway's own accord, when the caller is not speaking; `hang_up_after`: then
-        end the call (a voicemail left)."""
+    def announce(self, text: str) -> None:
+        """Say `text` of the gateway's own accord, when the caller is not speaking."""
+        ...
+
+    def begin_call(self, opening: CallOpening) -> None:
+        """An outbound call was answered."""
         ...
 
     def request_stop(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from alice_voice.audio.frames import PcmFrame
 from alice_voice.audio.playout import ToneSource
 from alice_voice.audio.tone import ToneGenerator
+from alice_voice.conversation.session.ports import CallOpening
 from alice_voice.errors import InvalidMessage
 
 
@@ -31,8 +32,11 @@ class ToneConversation:
     def press_key(self, key: str) -> None:
         raise InvalidMessage("key presses need agent mode (this session is in tone mode)")
 
-    def announce(self, text: str, hang_up_after: bool = False) -> None:
+    def announce(self, text: str) -> None:
         return None  # (the tone has no words)
+
+    def begin_call(self, opening: CallOpening) -> None:
+        return None
 
     async def run(self) -> None:
         await asyncio.Event().wait()

@@ -9,9 +9,12 @@ import json
 import pytest
 
 from alice_voice.conversation.policy import actions as act
+from alice_voice.conversation.policy.screening import ScreeningRules
+from alice_voice.conversation.session.ports import CallOpening
 from alice_voice.tools import Toolbox
 from alice_voice.tools.call_control import LineAbilities, TransferTargets, call_tools
 from fakes.scripted import ScriptedAgent
+from speech_fixtures import tone
 from support.session_harness import SessionHarness
 from support.virtual_time import VIRTUAL_TIME
 
@@ -107,3 +110,45 @@ async def test_a_call_tool_outside_a_phone_call_is_refused_in_words() -> None:
         await s.run_until_event("tts.stopped", reason="done")
         assert s.port.ended == []
     assert agent.outcomes[0].result == "Error: this conversation is not a phone call"
+
+
+VOICEMAIL = "Please call us back"
+GREETING = "Hi this is Alice about your appointment"
+
+
+@pytest.mark.parametrize(("opening", "callee", "said", "screened", "ended"), [
+    # Twilio's detection said who it was: nothing to wait for
+    ("human", [], GREETING, [], []),
+    ("machine", [], VOICEMAIL, [], ["hung_up"]),
+    # no detection: the callee's first words tell
+    ("unknown", [("say", "hello", 500)], GREETING, ["human"], []),
+    ("unknown", [("say", "you have reached sam leave a message", 2500), ("beep", "", 300)], VOICEMAIL,
+     ["machine"], ["hung_up"]),  # the message as the beep ends (the line is not yet quiet for 1.5 s)
+    ("unknown", [("say", "sam here out walking the dog in the park today so", 4600)], VOICEMAIL,
+     ["machine"], ["hung_up"]),  # no beep: the message once the line has been quiet
+])
+async def test_an_outbound_call_greets_a_person_and_leaves_a_machine_the_message(
+        opening: str, callee: list[tuple[str, str, int]], said: str, screened: list[str], ended: list[str]) -> None:
+    async with SessionHarness(tools=phone_tools(), phone_line=PHONE) as s:
+        s.actor.begin_call(CallOpening(opening, VOICEMAIL, GREETING, "Remind them of the appointment."))  # type: ignore[arg-type]
+        for kind, words, ms in callee:
+            if kind == "say":
+                s.say(words, ms)
+                s.pause(400)
+            else:
+                s.sound(tone(1000, ms))
+        s.pause(3000)
+        await s.run_until(lambda: any(m.role == "assistant" for m in s.actor.history), max_ms=15_000)  # played out
+        await s.run(200)
+        assert [e["answered_by"] for e in s.port.events if e["type"] == "call.screened"] == screened
+        history = s.actor.history
+        assert history[0].role == "system" and history[0].content == "Remind them of the appointment."
+        assert [m.content for m in history if m.role == "assistant"] == [said]
+        assert s.port.ended == ended
+        assert s.agent.calls == [], "no agent answered the callee's first words"
+        if any(kind == "beep" for kind, _, _ in callee):
+            beep_ended = (2500 + 400 + 300) / 1000
+            [started] = [e["at"] for e in s.port.events if e["type"] == "tts.started"]
+            # after the beep, and sooner than a line quiet for 1.5 s would give it (the verdict waits for the
+            # end of the turn, which the scripted VAD, a loudness threshold, extends over the beep)
+            assert beep_ended <= started < beep_ended + ScreeningRules("", "").quiet_s, started
