@@ -117,7 +117,8 @@ async def test_a_reply_that_is_not_an_event_stream_is_a_provider_error() -> None
 @pytest.mark.asyncio
 async def test_history_system_prompt_model_and_key_reach_the_server(
         fake: FakeOpenAiChat, agent: OpenAiCompatibleAgent) -> None:
-    history = [Message("user", "What is two plus two?"), Message("assistant", "Four."),
+    history = [Message("system", "This call reminds Sam of an appointment."),  # an outbound call's brief
+               Message("user", "What is two plus two?"), Message("assistant", "Four."),
                Message("user", "Say more."), Message("assistant", "")]
     await collect(agent, history, "And times three?")
     [request] = fake.requests
@@ -126,6 +127,7 @@ async def test_history_system_prompt_model_and_key_reach_the_server(
     assert request.body["stream"] is True
     assert request.body["messages"] == [
         {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": "This call reminds Sam of an appointment."},
         {"role": "user", "content": "What is two plus two?"},
         {"role": "assistant", "content": "Four."},
         {"role": "user", "content": "Say more."},
