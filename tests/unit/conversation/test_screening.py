@@ -34,6 +34,7 @@ Line = list[tuple[bool, float, str]]
 @pytest.mark.parametrize(("line", "due", "verdict"), [
     ([(True, 0.0, ""), (True, 0.5, "Hello?"), (False, 1.2, ""), (False, 1.5, "")], (Due.GREETING, 1.5), "human"),
     ([(True, 0.0, ""), (True, 0.5, "Hello?"), (False, 1.4, "")], None, None),  # quiet 0.9 s only
+    ([(False, 1.0, ""), (False, 2.9, ""), (False, 3.0, "")], (Due.GREETING, 3.0), "human"),  # silent: waiting
     ([(True, 0.0, ""), (True, 0.3, "Hi."), (False, 0.9, ""), (True, 1.0, ""),  # "Hi, | you've reached..."
       (True, 3.0, "You've reached Sam."), (False, 4.0, ""), (False, 4.5, "")], (Due.MESSAGE, 4.5), "machine"),
     ([(True, 0.0, ""), (True, 4.2, "Sam here I'm out with the dog"), (False, 5.0, ""), (False, 5.7, "")],

@@ -3,9 +3,10 @@
 The callee speaks first. A person says a word or two ("Hello?") and waits; a machine plays a greeting that
 goes on, is long, or says what greetings say ("you've reached", "leave a message", "after the tone"). So
 the callee's words are gathered, turn by turn, until they say "machine" (their words, their length, or a
-beep), or until the callee has been quiet for `human_quiet_s` after speaking: a person, who is then
-greeted. For a machine the message waits until its beep has ended, or until it has been quiet for
-`quiet_s` (a machine without a beep), and the call ends once the message has been heard.
+beep), or until the callee has been quiet for `human_quiet_s` after speaking (or silent for `silent_s`
+from the answer: their "Hello?" came before the line did): a person, who is then greeted. For a machine
+the message waits until its beep has ended, or until it has been quiet for `quiet_s` (a machine without a
+beep), and the call ends once the message has been heard.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ScreeningRules:
     voicemail: str  # left on a machine
     machine_after_s: float = 4.0  # a greeting longer than this is a machine's
     human_quiet_s: float = 1.0  # quiet this long after a few words: a person, waiting for an answer
+    silent_s: float = 3.0  # nothing at all this long after the answer: a person waiting (a machine speaks)
     quiet_s: float = 1.5  # a machine that has not beeped has been quiet this long: leave the message
 
 
@@ -89,6 +91,9 @@ class Screening:
             self._first_voice = self._first_voice if self._first_voice is not None else arrival
             self._last_voice = arrival
             return None
+        if self._last_voice is None and arrival - self.answered_at >= self.rules.silent_s and idle:
+            self.verdict = AnsweredBy.HUMAN
+            return Due.GREETING
         if self._last_voice is None or not self.words:
             return None
         quiet = arrival - self._last_voice

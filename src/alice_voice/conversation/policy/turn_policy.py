@@ -542,10 +542,12 @@ class TurnPolicy:
         turns were reported as they ended: this reply answers no turn of its own."""
         self._turn = None
         if not greeting:
-            self._commit_new(heard, at)
+            if heard:  # (a silent person, with no greeting to give: the next words are a turn like any)
+                self._commit_new(heard, at)
             return
         reply = self._replies.new(held=False, turn=None)
-        reply.answers = self.history.append(Message("user", heard))
+        if heard:
+            reply.answers = self.history.append(Message("user", heard))
         self._out += self._replies.request(reply, greeting, self.history, verbatim=True)
         self._out += self._replies.settle(reply)
         self._enter(TurnState.THINKING)

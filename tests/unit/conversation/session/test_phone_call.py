@@ -122,6 +122,7 @@ GREETING = "Hi this is Alice about your appointment"
     ("machine", [], VOICEMAIL, [], ["hung_up"]),
     # no detection: the callee's first words tell
     ("unknown", [("say", "hello", 500)], GREETING, ["human"], []),
+    ("unknown", [], GREETING, ["human"], []),  # silent: a person waiting (their hello came before the line)
     ("unknown", [("say", "you have reached sam leave a message", 2500), ("beep", "", 300)], VOICEMAIL,
      ["machine"], ["hung_up"]),  # the message as the beep ends (the line is not yet quiet for 1.5 s)
     ("unknown", [("say", "sam here out walking the dog in the park today so", 4600)], VOICEMAIL,
