@@ -4,6 +4,7 @@ after the beep, then hung up), on the fake Media Streams client with the embedde
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from xml.etree import ElementTree
@@ -14,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 import speech_fixtures as sf
+from alice_voice.state.store import OutboundCall
 from alice_voice.transport.twilio_signature import signature
 from bench.phone_band import phone_line
 from conftest import make_settings
@@ -175,3 +177,17 @@ async def test_without_twilios_detection_the_callees_first_words_tell(
         await call.wait_closed()
     await no_sessions_left(gateway)
     assert gateway.gateway.metrics.answered_by.labels(answered_by=answered_by)._value.get() == 1
+
+
+async def test_a_callback_before_twilios_answer_names_the_call(gateway: RunningGateway) -> None:
+    """Twilio may post `initiated` before its answer to our request reaches us: the signed callback is the
+    first to name the call, and the answer, when it comes, keeps what was recorded."""
+    early = OutboundCall(call_id="early-call", to="+15551239876", voicemail=VOICEMAIL, machine_detection=True,
+                         created_at=time.time())
+    await gateway.gateway.store.put_call(early)
+    status_url = f"{PUBLIC}/api/telephony/twilio/status?call=early-call"
+    first = await twilio_posts(gateway, status_url, {"CallSid": "CA" + "1" * 32, "CallStatus": "initiated"})
+    other = await twilio_posts(gateway, status_url, {"CallSid": "CA" + "2" * 32, "CallStatus": "ringing"})
+    assert (first.status_code, other.status_code) == (204, 403)
+    record = await read(gateway, "early-call")
+    assert record["call_sid"] == "CA" + "1" * 32 and [h["status"] for h in record["history"]] == ["initiated"]

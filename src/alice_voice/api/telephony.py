@@ -81,7 +81,10 @@ async def place_call(body: OutboundCallRequest, request: Request,
     if body.machine_detection:
         form["MachineDetection"] = "DetectMessageEnd"
     placed = await parts.twilio.create_call(form)
-    call = call.model_copy(update={"call_sid": placed.sid, "status": placed.status})
+    # Read again: a status callback may have come before Twilio's answer did (and named the call).
+    current = await parts.gateway.store.get_call(call.call_id) or call
+    call = current.model_copy(update={"call_sid": placed.sid,
+                                      "status": placed.status if not current.history else current.status})
     await parts.gateway.store.put_call(call)
     log.info("outbound call %s placed (%s)", call.call_id, placed.sid)
     return call
@@ -103,10 +106,10 @@ async def call_status(request: Request, call: Annotated[str, Query(max_length=64
     """Twilio's status callback of an outbound call (signed): recorded on the call."""
     parts: Parts = request.app.state.parts
     form = await _signed_form(request)
-    placed = await _call(parts, call)
+    placed = _about(await _call(parts, call), form)
     status = form.get("CallStatus", "")
-    if form.get("CallSid") != placed.call_sid or not status:
-        raise Forbidden("the callback is not about this call")
+    if not status:
+        raise Forbidden("the callback has no CallStatus")
     history = [*placed.history, CallStatus(status=status, at=time.time())]
     await parts.gateway.store.put_call(placed.model_copy(update={"status": status, "history": history}))
     parts.gateway.metrics.outbound_calls.labels(status=status).inc()
@@ -146,9 +149,7 @@ async def twilio_voice(request: Request, call: Annotated[str | None, Query(max_l
 
 async def _screened(parts: Parts, call_id: str, form: dict[str, str]) -> str:
     """Who answered an outbound call (Twilio's detection, "unknown" without it), recorded and counted."""
-    placed = await _call(parts, call_id)
-    if form.get("CallSid") != placed.call_sid:
-        raise Forbidden("the webhook is not about this call")
+    placed = _about(await _call(parts, call_id), form)
     answered_by = form.get("AnsweredBy", "unknown")[:40]
     detection_ms = _number(form.get("MachineDetectionDuration"))
     await parts.gateway.store.put_call(placed.model_copy(update={"answered_by": answered_by,
@@ -158,6 +159,15 @@ async def _screened(parts: Parts, call_id: str, form: dict[str, str]) -> str:
         parts.gateway.metrics.machine_detection_ms.observe(detection_ms)
     log.info("outbound call %s answered by %s (decided in %s ms)", call_id, answered_by, detection_ms)
     return answered_by
+
+
+def _about(placed: OutboundCall, form: dict[str, str]) -> OutboundCall:
+    """The call a signed request names, which must be this one (before Twilio's answer to our request
+    reached us, the request is the first to name it)."""
+    sid = form.get("CallSid", "")
+    if not sid or (placed.call_sid and sid != placed.call_sid):
+        raise Forbidden("the request is not about this call")
+    return placed.model_copy(update={"call_sid": sid})
 
 
 async def _call(parts: Parts, call_id: str) -> OutboundCall:
