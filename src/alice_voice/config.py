@@ -214,6 +214,11 @@ class Settings(BaseSettings):
             raise ValueError("need eot_words_unfinished <= eot_words_finished")
         return self
 
+    @property
+    def takes_phone_calls(self) -> bool:
+        """Twilio's requests are taken (verified, or unverified in development)."""
+        return self.twilio_auth_token is not None or self.twilio_allow_unsigned
+
     @field_validator("transfer_targets")
     @classmethod
     def _reachable_targets(cls, value: dict[str, str]) -> dict[str, str]:

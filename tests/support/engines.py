@@ -15,7 +15,8 @@ from alice_voice.config import Settings
 from alice_voice.gateway import SpeechEngines
 
 # What the models are built from (providers and their settings); the rest of the settings is the app's.
-MODEL_SETTINGS = {"vad", "asr", "asr_phone", "tts", "end_of_turn", "compute_threads", "asr_partial_interval_ms",
+MODEL_SETTINGS = {"vad", "asr", "asr_phone", "twilio_auth_token", "twilio_allow_unsigned", "tts", "end_of_turn",
+                  "compute_threads", "asr_partial_interval_ms",
                   "asr_first_partial_ms", "asr_timeout_s",
                   "tts_voice", "max_sessions", "openai_base_url", "openai_api_key", "deepgram_url", "deepgram_api_key",
                   "elevenlabs_base_url", "elevenlabs_api_key"}

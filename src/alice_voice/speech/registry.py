@@ -44,8 +44,9 @@ def load_asr(settings: Settings, compute: InferenceScheduler, name: str | None =
 
 
 def load_phone_asr(settings: Settings, compute: InferenceScheduler) -> StreamingAsr | None:
-    """The phone calls' recognizer, when it is not the one every session has."""
-    if settings.asr_phone in ("same", settings.asr):
+    """The phone calls' recognizer, when it is not the one every session has (and the gateway takes phone
+    calls at all: a deployment for browsers does not load it)."""
+    if settings.asr_phone in ("same", settings.asr) or not settings.takes_phone_calls:
         return None
     return load_asr(settings, compute, settings.asr_phone)
 
