@@ -1,7 +1,7 @@
 """The WebSocket routes: the plain PCM protocol for programs, and Twilio Media Streams for phone calls
-(api/telephony.py has the TwiML webhook that connects a call to it). Both open a session like any other: admission, the
-store record, control from any process, metrics; the socket is closed with a code and a reason when it
-cannot be opened, is refused, or ends."""
+(api/telephony.py has the TwiML webhook that connects a call to it). Both open a session like any other:
+admission, the store record, control from any process, metrics; the socket is closed with a code and a
+reason when it cannot be opened, is refused, or ends."""
 
 from __future__ import annotations
 
@@ -81,10 +81,13 @@ async def _outbound_answered(parts: Parts, live: LiveSession, start: StreamStart
         live.log.warning("the stream names outbound call %r, which is not this call's", call_id[:64])
         return
     await parts.gateway.store.put_call(placed.model_copy(update={"session_id": live.id}))
-    answered_by = placed.answered_by or "unknown"
-    live.conversation.begin_call(CallOpening(
-        "machine" if start.parameters.get(VOICEMAIL) == "1" else "human" if answered_by == "human" else "unknown",
-        placed.voicemail, placed.greeting or "", placed.brief or ""))
+    answered_by: Literal["human", "machine", "unknown"] = "unknown"  # Twilio could not tell, or was not asked
+    if start.parameters.get(VOICEMAIL) == "1":
+        answered_by = "machine"
+    elif placed.answered_by == "human":
+        answered_by = "human"
+    live.conversation.begin_call(CallOpening(answered_by, placed.voicemail, placed.greeting or "",
+                                             placed.brief or ""))
 
 
 async def _claim_ticket(gateway: Gateway, settings: Settings, start: StreamStart) -> None:

@@ -34,7 +34,14 @@ from alice_voice.conversation.events import (
 )
 from alice_voice.conversation.session.ports import Conversation, SessionPort
 from alice_voice.conversation.session.tone import ToneConversation
-from alice_voice.errors import AliceError, AtCapacity, ProviderTimeout, ShuttingDown, TransportUnavailable
+from alice_voice.errors import (
+    AliceError,
+    AtCapacity,
+    ProviderError,
+    ProviderTimeout,
+    ShuttingDown,
+    TransportUnavailable,
+)
 from alice_voice.gateway.admission import Admission
 from alice_voice.gateway.live_session import LiveSession, RecordingPort, RecordWriter
 from alice_voice.logs import SessionLogger, session_logger
@@ -292,8 +299,9 @@ class Gateway:
             try:
                 async with asyncio.timeout(_CALL_CONTROL_S):
                     await live.line.finish(ending)
-            except (AliceError, TimeoutError) as exc:
-                error = exc if isinstance(exc, AliceError) else ProviderTimeout("telephony")
+            except Exception as exc:  # refused, timed out, or a defect: the session must not hang on it
+                error = ProviderTimeout("telephony") if isinstance(exc, TimeoutError) else (
+                    exc if isinstance(exc, AliceError) else ProviderError.wrap(exc, "telephony"))
                 live.log.warning("the call was not %s: %s", ending.reason.replace("_", " "), error.message)
                 self.report(live, error)
                 if ending.reason == "transferred":
