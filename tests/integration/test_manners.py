@@ -56,4 +56,7 @@ async def test_a_goodbye_over_the_joke_is_answered_not_merged_into_the_request(a
         assert "Goodbye" in client.reply_text(seen)
         history = agent_gateway.gateway.sessions[client.session_id].conversation.history  # type: ignore[attr-defined]
         users = [m.content.lower() for m in history if m.role == "user"]
-        assert len(users) == 2 and "joke" in users[0] and "goodbye" in users[1] and "joke" not in users[1]
+        # (The words of the request are the recognizer's: once, under load, "Tell me a joke." came back as
+        # "Tell me that joe." What is asserted is that the two turns stay apart.)
+        assert len(users) == 2 and users[0].startswith("tell me") and "goodbye" not in users[0], users
+        assert "goodbye" in users[1] and "tell me" not in users[1], users
