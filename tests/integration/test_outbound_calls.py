@@ -100,6 +100,7 @@ async def test_an_outbound_call_greets_a_person_or_leaves_a_voicemail(gateway: R
         await call.start(parameters)
         [live] = await call.wait_for(lambda: list(gateway.gateway.sessions.values()) or None)
         said = await call.wait_for(lambda: live.conversation.history or None)  # type: ignore[attr-defined]
+        assert live.record.call_id == call_id, "the session names its call"
         if answered_by == "human":
             assert said[0].content == GREETING and said[0].role == "assistant"
             assert gateway.gateway.sessions, "a person is talked to, not hung up on"

@@ -56,6 +56,7 @@ class SessionView(BaseModel):
     updated_at: float
     turn_count: int
     last_turn: dict[str, float] | None
+    call_id: str | None = None
 
 
 class LiveResponse(BaseModel):

@@ -81,6 +81,7 @@ async def _outbound_answered(parts: Parts, live: LiveSession, start: StreamStart
         live.log.warning("the stream names outbound call %r, which is not this call's", call_id[:64])
         return
     await parts.gateway.store.put_call(placed.model_copy(update={"session_id": live.id}))
+    live.writer.update(call_id=call_id)
     answered_by: Literal["human", "machine", "unknown"] = "unknown"  # Twilio could not tell, or was not asked
     if start.parameters.get(VOICEMAIL) == "1":
         answered_by = "machine"

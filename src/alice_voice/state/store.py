@@ -34,6 +34,8 @@ class SessionRecord(BaseModel):
     updated_at: float = Field(description="Unix seconds.")
     turn_count: int = 0
     last_turn: dict[str, float] | None = Field(None, description="Timings (ms) of the last completed turn.")
+    call_id: str | None = Field(None, description="The outbound call it carries (GET "
+                                "/api/telephony/twilio/calls/{call_id}: its status and who answered).")
     token_hash: str
 
     def public(self) -> dict[str, Any]:
