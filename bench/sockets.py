@@ -102,8 +102,10 @@ async def goodbye_to_hang_up(gateway: GatewayProcess, rest: FakeTwilioRest, voic
 
 async def run(voices: list[str], prompts: int) -> dict[str, Any]:
     with FakeTwilioRest() as rest:
+        # No admission by load: one caller at a time here, and a caller whose own turns ran near the budget
+        # (a slow day) would get the next transport's session refused while its own is still closing.
         async with gateway_process(twilio_auth_token=AUTH_TOKEN, twilio_account_sid=ACCOUNT_SID,
-                                   twilio_api_url=rest.url) as gateway:
+                                   twilio_api_url=rest.url, latency_budget_ms=0) as gateway:
             return await _run(gateway, rest, voices, prompts)
 
 
