@@ -332,6 +332,21 @@ def test_a_question_over_the_reply_decided_at_its_final_is_asked_with_the_heard_
     assert c.agents_asked[-1] == (Message("user", "what time is it"), Message("assistant", "It is"))
 
 
+def test_a_repaired_turn_over_the_reply_keeps_the_heard_part_of_the_reply_it_cut() -> None:
+    """Decided at its final, the question cut the reply and was committed in one step, before the cut's
+    heard part was put in the history (before it); the caller then goes on: the repair drops the question
+    and what followed it, not the heard part (it did: the repair dropped all after the place marked
+    before the heard part went in; seen over Twilio as a lost "I'm Alice, and right now...")."""
+    c = conversation({})
+    for step in [*LATER, speak(30), pause(8), model(0.9)]:
+        step(c)
+    cut_with(c, "It is")
+    final("what day is it")(c)
+    assert c.policy.history.messages[-1] == Message("user", "what day is it")
+    speak(10)(c)  # ... and goes on with it
+    assert c.policy.history.messages == (Message("user", "what time is it"), Message("assistant", "It is"))
+
+
 def exchange(c: Conversation, n: int) -> None:
     for step in [speak(), pause(8), final(f"question {n}"), model(0.9), first_frame(), written(f"Answer {n}."),
                  played_out()]:

@@ -61,9 +61,16 @@ class History:
         del self._entries[:-self._max]
         return entry.id
 
-    def drop_after(self, place: Place) -> None:
-        """Forget everything after `place` (the caller's turn goes on: what followed it is void)."""
-        del self._entries[self._index_after(place):]
+    def drop_from(self, message_id: int) -> None:
+        """Forget the message with `message_id` and everything after it (the caller's turn goes on: it and
+        what followed it are void). What was put before it, even later (the heard part of a reply cut just
+        before it, inserted where it was cut), stays."""
+        for index, entry in enumerate(self._entries):
+            if entry.id == message_id:
+                del self._entries[index:]
+                return
+        if self._entries and message_id < self._entries[0].id:  # trimmed off the front: all came after it
+            self._entries.clear()
 
     def _index_after(self, place: Place) -> int:
         if place is None:

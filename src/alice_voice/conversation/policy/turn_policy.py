@@ -190,7 +190,7 @@ class TurnPolicy:
             if not reply.held:
                 self._out.append(act.Measure("turn_repairs" if rejoin else "interruptions", 1))
         if rejoin is not None:
-            self.history.drop_after(rejoin.place)  # the caller's cut-short turn goes on: it is not over yet
+            self.history.drop_from(rejoin.message)  # the caller's cut-short turn goes on: it is not over yet
         self._new_turn(event.first_arrival)
         if rejoin is not None and self._utterance.open:
             self._utterance.go_on()
@@ -285,7 +285,7 @@ class TurnPolicy:
         held = talk.held_partial
         if verdict is Verdict.CONTINUATION and talk.rejoin is not None:
             self._cut(talk.reply, "rejoin")
-            self.history.drop_after(talk.rejoin.place)  # the utterance the reply answered is not over yet
+            self.history.drop_from(talk.rejoin.message)  # the utterance the reply answered is not over yet
             self._utterance.prefix = "" if talk.skip else talk.rejoin.text
             self._out.append(act.Measure("turn_repairs", 1))
         else:
@@ -419,8 +419,8 @@ class TurnPolicy:
         if spoken:
             self._emit(ev.TranscriptFinal(text=text))
         spoken_until = self._turn.user_end if self._turn is not None and self._turn.user_end is not None else at
-        self._rejoinable = Rejoinable(at, self.history.mark(), text, spoken_until) if spoken else None
         reply.answers = self.history.append(Message("user", text))
+        self._rejoinable = Rejoinable(at, reply.answers, text, spoken_until) if spoken else None
         self._out.append(act.Measure("turns", 1))
         if reply.held:
             reply.held = False

@@ -11,16 +11,15 @@ from dataclasses import dataclass
 
 from alice_voice.conversation.policy import actions as act
 from alice_voice.conversation.policy import inputs as inp
-from alice_voice.conversation.policy.history import Place
 
 
 @dataclass(frozen=True, slots=True)
 class Rejoinable:
     """An utterance taken as ended (at `ended`; its sound ended at `spoken_until`) that the caller may still
-    go on with: `text` was said, and the history holds it after `place`."""
+    go on with: `text` was said, and the history holds it as the message with id `message`."""
 
     ended: float
-    place: Place
+    message: int
     text: str
     spoken_until: float
 
