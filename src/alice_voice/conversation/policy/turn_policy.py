@@ -496,6 +496,10 @@ class TurnPolicy:
             self._idle.reply_ended(mark.at)
 
     # ---------- an outbound call's first words ----------
+    @property
+    def listening_for_beep(self) -> bool:
+        return self._screening is not None
+
     def _screen(self, text: str, at: float) -> None:
         """A turn of a callee not yet known to be a person: gathered, not answered (a machine's, let go)."""
         screening = self._screening
@@ -573,10 +577,15 @@ class TurnPolicy:
         elif due is Due.FAREWELL:
             self._say(self._idle.rules.farewell, ends=act.EndSession("idle"))
 
+    @property
+    def _free_to_speak(self) -> bool:
+        """No reply under way and the caller not speaking, nor starting to."""
+        return self._replies.current is None and self.state is TurnState.LISTENING \
+            and self._endpointing.phase is Phase.IDLE
+
     def _say_reminders(self) -> None:
         """A timer that is done is told at once, or when the caller has finished and the reply has ended."""
-        if self._idle.reminding and self._replies.current is None and self.state is TurnState.LISTENING \
-                and self._endpointing.phase is Phase.IDLE:
+        if self._idle.reminding and self._free_to_speak:
             text = self._idle.take_reminders()
             self._say(text, reminder=text)
 
@@ -587,10 +596,6 @@ class TurnPolicy:
         self._out += self._replies.request(reply, text, self.history, verbatim=True)
         self._enter(TurnState.THINKING)
 
-    @property
-    def listening_for_beep(self) -> bool:
-        return self._screening is not None
-
     def _call_end_requested(self, request: inp.CallEndRequested) -> None:
         """The call ends once the reply that asked has been heard whole; a reply the caller talked over
         (gone by now) keeps the call: they had more to say."""
@@ -600,8 +605,7 @@ class TurnPolicy:
 
     def _announce(self, announce: inp.Announce) -> None:
         ends = act.EndSession("hung_up") if announce.hang_up_after else None
-        if self._replies.current is None and self.state is TurnState.LISTENING \
-                and self._endpointing.phase is Phase.IDLE:
+        if self._free_to_speak:
             self._say(announce.text, ends=ends)
         else:  # said as a reminder is: once the caller has finished and the reply has ended
             self._idle.remind(announce.text)
