@@ -406,7 +406,7 @@ class Answers:
         self.store: dict[tuple[str, str], Any] = {}
         if path.exists():
             with open(path, "rb") as fh:
-                self.store = pickle.load(fh)
+                self.store = {key: _plain(value) for key, value in pickle.load(fh).items()}
         self.seen: dict[tuple[str, int, int, int], Any] = {}  # (what, clip, start frame, end frame)
         self.model_ms: list[float] = []
         self.decode_ms: list[float] = []
@@ -419,7 +419,7 @@ class Answers:
             if key not in self.store:
                 t0 = time.perf_counter()
                 self.store[key] = (self.model.prob_complete(audio) if what == "model"
-                                   else self.engine.hear(audio, ground=True))
+                                   else _plain(self.engine.hear(audio, ground=True)))
                 (self.model_ms if what == "model" else self.decode_ms).append((time.perf_counter() - t0) * 1000)
                 if (len(self.model_ms) + len(self.decode_ms)) % 2000 == 0:
                     self.save()  # a long first run keeps what it computed if it is stopped
@@ -430,13 +430,19 @@ class Answers:
         return float(self._answer("model", clip_no, clip, start, end))
 
     def heard(self, clip_no: int, clip: Clip, start: int, end: int) -> Heard:
-        heard: Heard = self._answer("words", clip_no, clip, start, end)
-        return heard
+        text, grounded = self._answer("words", clip_no, clip, start, end)
+        return Heard(text, grounded)
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "wb") as fh:
             pickle.dump(self.store, fh)
+
+
+def _plain(answer: Any) -> Any:
+    """A decode kept as its words, (text, grounded): not the `Heard`, whose fields change with the
+    recognizer (its `kept` decode state is neither wanted on disk nor in an older file)."""
+    return (answer.text, answer.grounded) if isinstance(answer, Heard) else answer
 
 
 # ---------- settings ----------
