@@ -405,8 +405,11 @@ class Answers:
         self.model, self.engine, self.path = model, engine, path
         self.store: dict[tuple[str, str], Any] = {}
         if path.exists():
-            with open(path, "rb") as fh:
-                self.store = {key: _plain(value) for key, value in pickle.load(fh).items()}
+            try:
+                with open(path, "rb") as fh:
+                    self.store = {key: _plain(value) for key, value in pickle.load(fh).items()}
+            except (EOFError, pickle.UnpicklingError) as exc:  # (a run stopped mid-save, before saves were atomic)
+                print(f"{path}: unreadable ({exc}); computing the answers again")
         self.seen: dict[tuple[str, int, int, int], Any] = {}  # (what, clip, start frame, end frame)
         self.model_ms: list[float] = []
         self.decode_ms: list[float] = []
@@ -435,8 +438,10 @@ class Answers:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "wb") as fh:
+        partial = self.path.with_suffix(".tmp")
+        with open(partial, "wb") as fh:
             pickle.dump(self.store, fh)
+        partial.replace(self.path)  # a run stopped mid-save leaves the last whole file
 
 
 def _plain(answer: Any) -> Any:
