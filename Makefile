@@ -9,7 +9,7 @@ DEV_HASH := $(shell cat requirements.lock pyproject.toml requirements-dev.lock |
 PY_STAMP := $(VENV)/.installed-$(LOCK_HASH)
 DEV_STAMP := $(VENV)/.dev-installed-$(DEV_HASH)
 RUN_APT := espeak-ng
-TEST_APT := $(RUN_APT) redis-server sox prometheus nginx coturn docker-compose chromium
+TEST_APT := $(RUN_APT) redis-server sox prometheus nginx coturn docker-compose chromium baresip sip-tester
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint unit bench soak install install-run install-test runtime-check clean

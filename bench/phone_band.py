@@ -25,7 +25,7 @@ import soxr
 from tests.speech_fixtures import LONG_SENTENCE, PROMPTS, synth, word_error_rate
 
 from alice_voice.audio.frames import Pcm, block_rms
-from alice_voice.audio.mulaw import MulawCodec
+from alice_voice.audio.g711 import G711Codec
 from alice_voice.speech.whisper_asr import WhisperEngine
 from alice_voice.speech.whisper_models import WhisperSize, whisper_model
 from bench.eot_sweep import read_wav
@@ -54,7 +54,7 @@ def phone_line(pcm: Pcm) -> Pcm:
     hz = np.fft.rfftfreq(len(narrow), 1 / PHONE_RATE)
     spectrum[(hz < BAND_HZ[0]) | (hz > BAND_HZ[1])] = 0
     band = np.clip(np.fft.irfft(spectrum, len(narrow)), -32768, 32767).astype(np.int16)
-    codec = MulawCodec(PHONE_RATE)
+    codec = G711Codec("mulaw", PHONE_RATE)
     heard = codec.decode(codec.encode(band))
     return np.asarray(soxr.resample(heard.astype(np.float32), PHONE_RATE, RATE), dtype=np.float32).clip(
         -32768, 32767).astype(np.int16)

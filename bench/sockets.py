@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from alice_voice.audio.mulaw import MulawCodec
+from alice_voice.audio.g711 import G711Codec
 from bench.phone_band import phone_line
 from bench.stats import save_json, summary
 from bench.turns import Utterance, speak_turn
@@ -44,7 +44,7 @@ def mulaw_round_trip(pcm16k: np.ndarray) -> np.ndarray:
     """The telephone's sound: 8 kHz, through μ-law and back, at 16 kHz again for the client to send."""
     import soxr
     narrow = soxr.resample(pcm16k, 16_000, 8_000).astype(np.int16)
-    codec = MulawCodec()
+    codec = G711Codec("mulaw")
     coded = codec.decode(codec.encode(narrow))
     return soxr.resample(coded.astype(np.int16), 8_000, 16_000).astype(np.int16)
 

@@ -5,6 +5,7 @@ A bad value stops start-up with one line naming the setting (see `load_settings`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -185,6 +186,24 @@ class Settings(BaseSettings):
     transfer_any_number: bool = Field(False, description="Let the agent transfer to any number it is given, not "
                                       "only to transfer_targets (a caller could have it dial anywhere).")
 
+    # --- SIP (a PBX or a trunk calls Alice directly) ---
+    sip_port: int | None = Field(None, ge=1, le=65535, description="Take SIP calls on this UDP and TCP port "
+                                 "(5060); unset: no SIP.")
+    sip_host: str | None = Field(None, description="Where SIP and RTP listen; unset: host.")
+    sip_public_address: str | None = Field(None, description="The address callers reach (behind NAT: the "
+                                           "public one), put in the SDP and Contact; unset: sip_host.")
+    sip_rtp_ports: str = Field("20000-20999", pattern=r"^[0-9]{4,5}-[0-9]{4,5}$", description="The UDP ports of "
+                               "calls' media, two a call (RTP and RTCP); open them in the firewall.")
+    sip_username: str | None = Field(None, min_length=1, description="With sip_password: callers must answer "
+                                     "a digest challenge (RFC 3261, MD5) with these.")
+    sip_password: SecretStr | None = None
+    sip_trusted_networks: CommaList = Field(default_factory=list, description="Addresses (CIDR) whose INVITEs "
+                                            "are taken without a challenge: a trunk's or a PBX's signalling.")
+    sip_allow_anyone: bool = Field(False, description="Take INVITEs from anyone, unauthenticated (development "
+                                   "only); otherwise a caller needs the credential or a trusted address.")
+    sip_invites_per_s: float = Field(10.0, gt=0, description="New INVITEs one address may send a second (a "
+                                     "burst of 20); beyond them it is answered 503 and then ignored.")
+
     # --- tools ---
     tools: bool = Field(True, description="Offer tools to the agent (the built-ins, and those of tools_file).")
     tools_file: str | None = Field(None, description="TOML file declaring webhook tools and MCP servers, and "
@@ -216,8 +235,8 @@ class Settings(BaseSettings):
 
     @property
     def takes_phone_calls(self) -> bool:
-        """Twilio's requests are taken (verified, or unverified in development)."""
-        return self.twilio_auth_token is not None or self.twilio_allow_unsigned
+        """Twilio's requests are taken (verified, or unverified in development), or SIP calls."""
+        return self.twilio_auth_token is not None or self.twilio_allow_unsigned or self.sip_port is not None
 
     @field_validator("transfer_targets")
     @classmethod
@@ -234,7 +253,29 @@ class Settings(BaseSettings):
             raise ValueError("a latency budget under 100 ms admits nobody: use 100 or more, or 0 for none")
         return value
 
-    @field_validator("ice_servers", "ice_host_addresses", "backchannel_phrases", mode="before")
+    @field_validator("sip_rtp_ports")
+    @classmethod
+    def _port_pairs(cls, value: str) -> str:
+        low, high = (int(port) for port in value.split("-"))
+        if not 1024 <= low < high <= 65535 or high - low < 1:
+            raise ValueError("need 1024 <= low < high <= 65535")
+        return value
+
+    @field_validator("sip_trusted_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # (its ValueError names the bad one)
+        return value
+
+    @model_validator(mode="after")
+    def _sip_credential_whole(self) -> Settings:
+        if (self.sip_username is None) != (self.sip_password is None):
+            raise ValueError("set sip_username and sip_password together")
+        return self
+
+    @field_validator("ice_servers", "ice_host_addresses", "backchannel_phrases", "sip_trusted_networks",
+                     mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

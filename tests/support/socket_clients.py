@@ -18,7 +18,7 @@ import numpy as np
 import soxr
 from websockets.asyncio.client import ClientConnection, connect
 
-from alice_voice.audio.mulaw import MulawCodec
+from alice_voice.audio.g711 import G711Codec
 
 FRAME_S = 0.02
 LOUD_RMS = 300.0  # a frame of the caller's speech (synthesized speech is far louder; silence is ~0)
@@ -143,7 +143,7 @@ class FakeTwilio(SocketClient):
 
     def __post_init__(self) -> None:
         self.buffer: deque[tuple[float, str, Any]] = deque()  # (arrival, "media" | "mark", pcm | mark)
-        self.codec = MulawCodec()  # ffmpeg's G.711, as a telephone network's
+        self.codec = G711Codec("mulaw")  # ffmpeg's G.711, as a telephone network's
         self.dropped: list[np.ndarray] = []
 
     def take(self, message: str | bytes) -> None:

@@ -20,6 +20,7 @@ from alice_voice.api import sockets, telephony
 from alice_voice.api.limits import BodyGuard, error_body
 from alice_voice.api.parts import Parts, twilio_rest
 from alice_voice.api.routes import router
+from alice_voice.api.sip import sip_service, stop_quietly
 from alice_voice.api.static_files import STATIC_DIR
 from alice_voice.clock import SYSTEM_CLOCK, Clock
 from alice_voice.compute import available_cores
@@ -80,7 +81,7 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
                       agent_factory=agent_factory or runtime.new_conversation)
     parts = Parts(settings, gateway, Drain(gateway), Housekeeping(gateway, runtime.compute),
                   SessionControl(gateway, control_bus(str(settings.redis_url) if settings.redis_url else None)),
-                  runtime, Transports(settings, clock, metrics), twilio_rest(settings))
+                  runtime, Transports(settings, clock, metrics), twilio_rest(settings), sip_service(settings, gateway))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
             runtime.start_loading()
         await parts.housekeeping.start()
         await parts.control.start()
+        if parts.sip is not None:
+            await parts.sip.start()
         try:
             yield
         finally:
@@ -116,7 +119,8 @@ def create_app(settings: Settings, *, store: SessionStore | None = None, clock: 
 
 async def _stop(parts: Parts) -> None:
     """End every session, then stop the background work, the control bus and the store, each bounded."""
-    await parts.gateway.close_sessions("shutdown")
+    await parts.gateway.close_sessions("shutdown")  # (a SIP call's end sends its BYE)
+    await stop_quietly(parts.sip)
     await parts.drain.aclose()
     await parts.housekeeping.aclose()
     if parts.twilio is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alice_voice.api.sip import SipService
 from alice_voice.config import Settings
 from alice_voice.gateway import AgentRuntime, Drain, Gateway, Housekeeping, SessionControl, Transports
 from alice_voice.transport.twilio_rest import TwilioRest
@@ -19,6 +20,7 @@ class Parts:
     runtime: AgentRuntime
     transports: Transports
     twilio: TwilioRest | None = None  # the REST API, when an account SID and auth token are configured
+    sip: SipService | None = None  # calls from a PBX or a trunk, when SIP_PORT is set
 
 
 def twilio_rest(settings: Settings) -> TwilioRest | None:

@@ -50,7 +50,7 @@ class SessionView(BaseModel):
     session_id: str
     owner: str
     mode: Literal["agent", "tone"]
-    transport: Literal["webrtc", "websocket", "twilio"]
+    transport: Literal["webrtc", "websocket", "twilio", "sip"]
     state: str
     created_at: float
     updated_at: float

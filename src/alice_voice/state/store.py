@@ -28,7 +28,7 @@ class SessionRecord(BaseModel):
     session_id: str
     owner: str = Field(description="Id of the gateway process that holds the peer connection.")
     mode: Literal["agent", "tone"]
-    transport: Literal["webrtc", "websocket", "twilio"] = "webrtc"
+    transport: Literal["webrtc", "websocket", "twilio", "sip"] = "webrtc"
     state: SessionState = "connecting"
     created_at: float = Field(description="Unix seconds.")
     updated_at: float = Field(description="Unix seconds.")

@@ -19,7 +19,7 @@ from alice_voice.audio.playout import FrameSource
 from alice_voice.errors import AliceError
 from alice_voice.logs import SessionLogger
 
-TransportKind = Literal["webrtc", "websocket", "twilio"]
+TransportKind = Literal["webrtc", "websocket", "twilio", "sip"]
 
 
 class EventSink(Protocol):

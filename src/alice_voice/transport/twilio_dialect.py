@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alice_voice.audio.frames import Pcm
-from alice_voice.audio.mulaw import MulawCodec
+from alice_voice.audio.g711 import G711Codec
 from alice_voice.errors import InvalidMessage
 from alice_voice.transport.media_socket import (
     AudioIn,
@@ -140,7 +140,7 @@ class TwilioDialect:
         self.details: dict[str, Any] = {"stream_sid": start.stream_sid, "call_sid": start.call_sid,
                                         "parameters": start.parameters}
         self._log = log
-        self._codec = MulawCodec(RATE)
+        self._codec = G711Codec("mulaw", RATE)
         self._frames = 0  # frames sent (their numbers name the marks)
         self._cleared_through = 0  # frames sent when the last `clear` went out
         self._last_sound = 0  # the last frame sent with sound in it

@@ -1,0 +1,260 @@
+"""The gateway's SIP signalling: aiosipua's user agent server on UDP and on TCP (one port), guarded before
+the library sees a request, and every call's dialog as `SipDialog`.
+
+The guard, for a new INVITE: at most `invites_per_s` from one address (a flood beyond is dropped unanswered:
+answering would amplify it); a retransmission of an INVITE still being answered is not a second call; the
+caller must be trusted or answer the digest challenge (`CallerCheck`: 401, 403); and it must carry an SDP
+offer we can read (400, 415, 488). The library then sends 100 Trying and hands the call on.
+
+What the library reports (a new call, a re-INVITE, BYE, CANCEL, a 2xx never acknowledged) is put on the
+`signals` queue for the gateway's own task: no session is touched from inside the library's callbacks.
+aiosipua is pinned (0.7.1): its hooks used here (`_handle_request`, `_on_message`, `_send_error`,
+`IncomingCall._send_response`) are its internal methods, used in this module only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from aiosipua import IncomingCall, SdpMessage, SipRequest, SipResponse, SipUAC, SipUAS, parse_sdp
+from aiosipua.dialog import DialogState
+from aiosipua.transport import SipTransport, TcpSipTransport, UdpSipTransport
+
+from alice_voice.clock import Clock
+from alice_voice.errors import ProviderError
+from alice_voice.rate_limit import TokenBucket
+from alice_voice.transport.sip.caller_check import CallerCheck
+
+log = logging.getLogger("alice_voice.sip")
+USER_AGENT = "Alice Voice"
+INVITE_BURST = 20
+TRANSFER_TIMEOUT_S = 10.0
+_SOURCES_KEPT = 4096  # rate-limit buckets remembered (the oldest are forgotten)
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    dialog: SipDialog
+
+
+@dataclass(frozen=True, slots=True)
+class Reinvited:
+    dialog: SipDialog
+
+
+@dataclass(frozen=True, slots=True)
+class DialogGone:
+    """The caller hung up (BYE) or gave up before the answer (CANCEL), or never acknowledged it."""
+
+    call_id: str
+    why: str
+
+
+Signal = Invited | Reinvited | DialogGone
+
+
+class SipDialog:
+    """One call's dialog, as the gateway answers and ends it."""
+
+    def __init__(self, call: IncomingCall, uas: _GuardedUas) -> None:
+        self._call, self._uas = call, uas
+        self.call_id = call.call_id
+        self.caller = call.caller
+        self.source = call.source_addr
+        self.offer: SdpMessage | None = call.sdp_offer
+        caller_uri = call.invite.from_addr.uri if call.invite.from_addr else None
+        # A number is put through by the caller's side (the PBX or trunk that sent the call): its domain.
+        self.domain = caller_uri.host + (f":{caller_uri.port}" if caller_uri.port else "") if caller_uri else ""
+
+    @property
+    def terminated(self) -> bool:
+        """Cancelled (the library has answered 487) or over."""
+        return self._call.dialog.state == DialogState.TERMINATED
+
+    def ringing(self) -> None:
+        self._call.ringing()
+
+    def answer(self, sdp: SdpMessage) -> None:
+        self._call.accept(sdp)
+
+    def reject(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        self._call._send_response(status, reason, extra_headers=headers)
+        self._call.dialog.terminate()
+
+    def decline_offer(self, why: str) -> None:
+        """488 to a re-INVITE: the call goes on as it was."""
+        self._call._send_response(488, "Not Acceptable Here", extra_headers={
+            "Warning": f'399 alice-voice "{why}"'})
+
+    def hang_up(self) -> None:
+        with contextlib.suppress(Exception):  # (a TCP connection already gone: nothing to tell)
+            self._call.hangup()
+
+    async def transfer(self, target: str) -> None:
+        """REFER (RFC 3515) to `target` (a SIP URI, or a number at the caller's domain) and wait for
+        the final NOTIFY; raises `ProviderError` if the REFER or the transfer fails, or no result comes."""
+        uri = target if target.startswith("sip:") else f"sip:{target}@{self.domain or self.source[0]}"
+        result = self._uas.expect_transfer(self.call_id)
+        try:
+            assert self._uas.uac is not None
+            self._uas.uac.send_refer(self._call.dialog, uri, self.source)
+            async with asyncio.timeout(TRANSFER_TIMEOUT_S):
+                status, reason = await result
+        except TimeoutError:
+            raise ProviderError("sip", "the transfer got no result in time", retryable=True) from None
+        except ValueError as exc:  # (the dialog ended meanwhile)
+            raise ProviderError("sip", f"no transfer: {exc}") from exc
+        finally:
+            self._uas.transfers.pop(self.call_id, None)
+        if status >= 300:
+            raise ProviderError("sip", f"the transfer failed: {status} {reason}".strip())
+
+
+class _GuardedUas(SipUAS):
+    def __init__(self, transport: SipTransport, listener: SipListener) -> None:
+        super().__init__(transport, user_agent=USER_AGENT, uac=SipUAC(transport), advertised_addr=listener.advertised)
+        self._listener = listener
+        self.transfers: dict[str, asyncio.Future[tuple[int, str]]] = {}
+        queue = listener.signals
+        self.on_invite = lambda call: queue.put_nowait(Invited(SipDialog(call, self)))
+        self.on_reinvite = lambda call: queue.put_nowait(Reinvited(SipDialog(call, self)))
+        self.on_bye = lambda call, request: queue.put_nowait(DialogGone(call.call_id, "caller hung up"))
+        self.on_cancel = lambda request, addr: queue.put_nowait(DialogGone(request.call_id or "", "cancelled"))
+        self.on_ack_timeout = lambda call: queue.put_nowait(DialogGone(call.call_id, "no ACK"))
+        self.on_session_expired = lambda call: queue.put_nowait(DialogGone(call.call_id, "session expired"))
+        self.on_transfer_progress = self._transfer_progress
+
+    def expect_transfer(self, call_id: str) -> asyncio.Future[tuple[int, str]]:
+        future: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self.transfers[call_id] = future
+        return future
+
+    def _transfer_progress(self, call_id: str, status: int, reason: str) -> None:
+        self._settle(call_id, status, reason)
+
+    def _settle(self, call_id: str, status: int, reason: str) -> None:
+        future = self.transfers.get(call_id)
+        if future is not None and not future.done() and status >= 200:
+            future.set_result((status, reason))
+
+    def _on_message(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+        if isinstance(msg, SipResponse) and msg.cseq is not None and msg.cseq.method == "REFER" \
+                and msg.status_code >= 300:  # the caller's side refused to transfer at all
+            self._settle(msg.call_id or "", msg.status_code, msg.reason_phrase)
+        super()._on_message(msg, addr)
+
+    def _handle_request(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        if request.method.upper() == "INVITE" and not self._in_dialog(request) and not self._guard(request, addr):
+            return
+        super()._handle_request(request, addr)
+
+    @staticmethod
+    def _in_dialog(request: SipRequest) -> bool:
+        try:
+            return request.to_addr is not None and bool(request.to_addr.tag)
+        except Exception:  # an unreadable To: not a dialog of ours
+            return False
+
+    def _guard(self, request: SipRequest, addr: tuple[str, int]) -> bool:
+        """Whether a new INVITE goes on to the library; if not, it has been answered (or dropped)."""
+        if not self._listener.allow_invite(addr[0]):
+            return False
+        pending = self._calls.get(request.call_id or "")
+        if pending is not None and pending.dialog.state != DialogState.CONFIRMED:
+            pending.trying()  # a retransmission while we answer: still working on it
+            return False
+        if missing := [name for name in ("via", "from", "to", "call-id", "cseq") if not _has(request, name)]:
+            if "via" not in missing:
+                self._send_error(request, 400, "Missing Required Header")
+            return False
+        try:
+            request.cseq, request.from_addr, request.to_addr, request.via  # noqa: B018 (each parses on access)
+        except Exception:
+            self._send_error(request, 400, "Bad Request", extra_headers={
+                "Warning": '399 alice-voice "a From, To, Via or CSeq header cannot be read"'})
+            return False
+        verdict = self._listener.check.verdict(addr[0], "INVITE", request.get_header("authorization"))
+        if verdict in ("challenge", "stale"):
+            challenge = self._listener.check.challenge(stale=verdict == "stale")
+            self._send_error(request, 401, "Unauthorized", extra_headers={"WWW-Authenticate": challenge})
+            return False
+        if verdict == "forbidden":
+            log.warning("INVITE from %s refused: not a trusted address, and no valid credential", addr[0])
+            self._send_error(request, 403, "Forbidden")
+            return False
+        if not request.body:
+            self._send_error(request, 488, "Not Acceptable Here", extra_headers={
+                "Warning": '399 alice-voice "an INVITE needs an SDP offer"'})
+            return False
+        if (request.content_type or "").split(";")[0].strip().lower() != "application/sdp":
+            self._send_error(request, 415, "Unsupported Media Type", extra_headers={"Accept": "application/sdp"})
+            return False
+        try:
+            parse_sdp(request.text)
+        except Exception:  # whatever the parser makes of garbage
+            self._send_error(request, 400, "Bad Request", extra_headers={
+                "Warning": '399 alice-voice "the SDP offer cannot be read"'})
+            return False
+        return True
+
+
+class _Udp(UdpSipTransport):
+    """aiosipua's UDP transport, on a protocol that takes uvloop's datagram transport too (the library's
+    asserts asyncio's own class, which uvloop's is not)."""
+
+    async def start(self) -> None:
+        self._udp_transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=self.local_addr)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, owner: _Udp) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._owner._dispatch(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:  # an ICMP unreachable for what we sent
+        log.debug("SIP over UDP: %s", exc)
+
+
+def _has(request: SipRequest, name: str) -> bool:
+    return bool(request.headers.get(name))
+
+
+class SipListener:
+    """UDP and TCP on `host:port`; new calls and the ends of dialogs come out of `signals`."""
+
+    def __init__(self, host: str, port: int, check: CallerCheck, *, invites_per_s: float, clock: Clock,
+                 advertised: tuple[str, int] | None = None) -> None:
+        self.host, self.port = host, port
+        self.check = check
+        self.advertised = advertised
+        self.signals: asyncio.Queue[Signal] = asyncio.Queue()
+        self._invites_per_s, self._clock = invites_per_s, clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._servers = [_GuardedUas(_Udp(local_addr=(host, port)), self),
+                         _GuardedUas(TcpSipTransport(local_addr=(host, port)), self)]
+
+    async def start(self) -> None:
+        for uas in self._servers:
+            await uas.start()
+        log.info("SIP listening on %s:%d (UDP and TCP)", self.host, self.port)
+
+    async def stop(self) -> None:
+        for uas in self._servers:
+            with contextlib.suppress(Exception):
+                await uas.stop()
+
+    def allow_invite(self, source_ip: str) -> bool:
+        now = self._clock.now()
+        bucket = self._buckets.pop(source_ip, None) or TokenBucket(self._invites_per_s, INVITE_BURST, now)
+        self._buckets[source_ip] = bucket  # (most recent last)
+        while len(self._buckets) > _SOURCES_KEPT:
+            self._buckets.popitem(last=False)
+        return bucket.take(1, now)
