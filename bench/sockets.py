@@ -9,6 +9,9 @@ Goodbye to hang-up: a caller says "That's all, goodbye."; from the last sound of
 the fake Twilio to the hang-up reaching the fake Twilio REST API (the gateway waits for Twilio's mark of
 that last frame first, so this is how soon after the goodbye ends the line is closed).
 
+SIP: a Python phone (aiosipua's client) calls the gateway's SIP port and speaks G.711 μ-law RTP, its voice
+through the same phone line; times are read from its own packets (sent and received).
+
 TTFA at the client: from the last loud frame of the question leaving the client to the first reply
 chunk with sound arriving. Barge-in at the client: from the first loud frame of "Stop, stop." leaving to
 the last reply chunk with sound arriving (the reply is silent after it).
@@ -34,6 +37,7 @@ from fakes.twilio_rest import ACCOUNT_SID, AUTH_TOKEN, FakeTwilioRest
 from speech_fixtures import PROMPTS, synth, word_error_rate
 from support.gateway import GatewayProcess, gateway_process
 from support.rtc_client import RtcClient
+from support.sip_clients import free_udp_and_tcp_port, sip_call
 from support.socket_clients import LOUD_RMS, FakeTwilio, PcmClient, SocketClient, opened
 from support.twilio_calls import STREAM, answered, twilio_headers, ws_url
 
@@ -101,15 +105,18 @@ async def goodbye_to_hang_up(gateway: GatewayProcess, rest: FakeTwilioRest, voic
 
 
 async def run(voices: list[str], prompts: int) -> dict[str, Any]:
+    sip_port = free_udp_and_tcp_port()
     with FakeTwilioRest() as rest:
         # No admission by load: one caller at a time here, and a caller whose own turns ran near the budget
         # (a slow day) would get the next transport's session refused while its own is still closing.
         async with gateway_process(twilio_auth_token=AUTH_TOKEN, twilio_account_sid=ACCOUNT_SID,
-                                   twilio_api_url=rest.url, latency_budget_ms=0) as gateway:
-            return await _run(gateway, rest, voices, prompts)
+                                   twilio_api_url=rest.url, latency_budget_ms=0, sip_port=sip_port,
+                                   sip_allow_anyone=True) as gateway:
+            return await _run(gateway, rest, voices, prompts, sip_port)
 
 
-async def _run(gateway: GatewayProcess, rest: FakeTwilioRest, voices: list[str], prompts: int) -> dict[str, Any]:
+async def _run(gateway: GatewayProcess, rest: FakeTwilioRest, voices: list[str], prompts: int,
+               sip_port: int) -> dict[str, Any]:
     utts = [Utterance(text, voice, synth(text, voice)) for voice in voices for text in PROMPTS[:prompts]]
     question, stop = synth("What can you do?"), synth("Stop, stop.")
     out: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "turns": len(utts)}
@@ -137,6 +144,10 @@ async def _run(gateway: GatewayProcess, rest: FakeTwilioRest, voices: list[str],
         barge = [await socket_barge_in(call, phone_line(question), phone_line(stop)) for _ in range(3)]
         out["twilio"] = {"ttfa_client_ms": summary(t for t, _ in turns), "barge_in_client_ms": summary(barge),
                          "clears": call.cleared, "marks_acknowledged": call.marks_acknowledged}
+    async with sip_call("127.0.0.1", sip_port) as phone:
+        turns = [await socket_turn(phone, phone_line(u.pcm)) for u in utts]
+        barge = [await socket_barge_in(phone, phone_line(question), phone_line(stop)) for _ in range(3)]
+        out["sip"] = {"ttfa_client_ms": summary(t for t, _ in turns), "barge_in_client_ms": summary(barge)}
     hang_ups = [await goodbye_to_hang_up(gateway, rest, voice, n) for n, voice in enumerate(voices * 2, 1)]
     out["twilio"]["goodbye_to_hang_up_ms"] = summary(hang_ups)
     return out
@@ -151,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     out = asyncio.run(run(args.voices.split(","), args.prompts))
     print("| transport | TTFA client p50 / p95 ms | barge-in client p50 / p95 ms | WER |\n|---|---|---|---|")
-    for name in ("webrtc", "pcm_16k", "pcm_8k_mulaw", "twilio"):
+    for name in ("webrtc", "pcm_16k", "pcm_8k_mulaw", "twilio", "sip"):
         row = out[name]
         ttfa, barge = row["ttfa_client_ms"], row.get("barge_in_client_ms", {})
         print(f"| {name} | {ttfa.get('p50')} / {ttfa.get('p95')} | {barge.get('p50', '')} / {barge.get('p95', '')} | "

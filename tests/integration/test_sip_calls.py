@@ -192,6 +192,8 @@ async def test_at_capacity_or_draining_a_call_is_refused_with_503(tmp_path: Path
         running.drain.start()
         code, out = await sipp("busy", target(running), "-m", "1", "-recv_timeout", "5000")
         assert code == 0, out
+        code, out = await sipp("options_draining", target(running), "-m", "1", "-recv_timeout", "5000")
+        assert code == 0, out
         assert len(running.gateway.sessions) == 1, "the live call goes on through the drain"
 
 

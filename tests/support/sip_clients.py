@@ -11,10 +11,16 @@ import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from aiortc.rtp import RtpPacket
+from aiosipua import SipUAC, SipUAS, build_sdp
 
 from alice_voice.audio.frames import Pcm
+from alice_voice.audio.g711 import G711Codec
+from alice_voice.transport.sip.signalling import UdpTransport
+from support.socket_clients import SocketClient
 
 SCENARIOS = Path(__file__).parent.parent / "sip"
 RATE = 8_000
@@ -141,3 +147,70 @@ async def _stopped(process: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+class SipCaller(SocketClient):
+    """A SIP phone in Python (aiosipua's client, G.711 μ-law RTP over UDP): the socket clients' `say`, `heard`
+    and `sent_loud`, for measuring from the caller's own packets. It carries no events of Alice's."""
+
+    def __post_init__(self) -> None:
+        self.codec = G711Codec("mulaw")
+        self.rtp: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] = ("127.0.0.1", 0)
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+        self._seq, self._timestamp = 0, 0
+
+    async def send_audio(self, frame: np.ndarray, n: int) -> None:
+        if self.rtp is None:
+            return
+        packet = RtpPacket(payload_type=0, marker=int(n == 0), sequence_number=self._seq % 65536,
+                           timestamp=self._timestamp, ssrc=0x5150, payload=self.codec.encode(frame))
+        self._seq, self._timestamp = self._seq + 1, self._timestamp + len(frame)
+        self.rtp.sendto(packet.serialize(), self.remote)
+
+    async def read(self) -> None:
+        while True:
+            packet = RtpPacket.parse(await self.received.get())
+            if packet.payload_type == 0:
+                self.hear(self.codec.decode(packet.payload))
+                async with self.changed:
+                    self.changed.notify_all()
+
+
+class _Inbox(asyncio.DatagramProtocol):
+    def __init__(self, queue: asyncio.Queue[bytes]) -> None:
+        self.queue = queue
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.queue.put_nowait(data)
+
+
+@contextlib.asynccontextmanager
+async def sip_call(host: str, port: int) -> AsyncIterator[SipCaller]:
+    """A call to Alice at host:port, answered; hung up (BYE) when the block ends."""
+    loop = asyncio.get_running_loop()
+    signalling = UdpTransport(local_addr=("127.0.0.1", free_udp_and_tcp_port()))
+    uac = SipUAC(signalling)
+    uas = SipUAS(signalling, uac=uac)  # (routes responses and Alice's requests in the dialog)
+    await uas.start()
+    caller = SipCaller(None, RATE)  # type: ignore[arg-type]
+    rtp, _ = await loop.create_datagram_endpoint(lambda: _Inbox(caller.received), local_addr=("127.0.0.1", 0))
+    caller.rtp = rtp
+    offer = build_sdp("127.0.0.1", rtp.get_extra_info("sockname")[1], 0, "PCMU")
+    call = uac.send_invite("sip:bench@127.0.0.1", f"sip:alice@{host}:{port}", (host, port), sdp_offer=offer)
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        await call.wait_answered(timeout=60)
+        assert call.sdp_answer is not None and call.sdp_answer.rtp_address is not None
+        caller.remote = call.sdp_answer.rtp_address
+        caller.streaming = True
+        tasks = {asyncio.create_task(caller.read()), asyncio.create_task(caller.microphone())}
+        yield caller
+    finally:
+        with contextlib.suppress(Exception):
+            call.hangup(uac)
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=5) if tasks else None
+        rtp.close()
+        await uas.stop()

@@ -41,11 +41,16 @@ class SipService:
         self._public = settings.sip_public_address
         port = settings.sip_port or 5060
         self.listener = SipListener(self.host, port, check, invites_per_s=settings.sip_invites_per_s,
-                                    clock=gateway.clock, advertised=(self._public, port) if self._public else None)
+                                    clock=gateway.clock, advertised=(self._public, port) if self._public else None,
+                                    retry_after_s=self._refusing)
         self.calls: dict[str, SipCall] = {}  # live calls by SIP Call-ID
         self._answering: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._serving: asyncio.Task[None] | None = None
+
+    def _refusing(self) -> int | None:
+        refusal = self._gateway.refusal
+        return None if refusal is None else refusal.retry_after_s or self._settings.retry_after_s
 
     @property
     def metrics(self) -> Metrics:

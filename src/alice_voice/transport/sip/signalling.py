@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +149,15 @@ class _GuardedUas(SipUAS):
             self._settle(msg.call_id or "", msg.status_code, msg.reason_phrase)
         super()._on_message(msg, addr)
 
+    def _handle_options(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        """A trunk's keep-alive: 503 while the gateway takes no calls (draining), so the trunk sends the next
+        call to another replica before it has to be refused."""
+        if self._listener.retry_after_s() is not None:
+            self._send_error(request, 503, "Service Unavailable",
+                             extra_headers={"Retry-After": str(self._listener.retry_after_s())})
+            return
+        super()._handle_options(request, addr)
+
     def _handle_request(self, request: SipRequest, addr: tuple[str, int]) -> None:
         if request.method.upper() == "INVITE" and not self._in_dialog(request) and not self._guard(request, addr):
             return
@@ -203,7 +213,7 @@ class _GuardedUas(SipUAS):
         return True
 
 
-class _Udp(UdpSipTransport):
+class UdpTransport(UdpSipTransport):
     """aiosipua's UDP transport, on a protocol that takes uvloop's datagram transport too (the library's
     asserts asyncio's own class, which uvloop's is not)."""
 
@@ -213,7 +223,7 @@ class _Udp(UdpSipTransport):
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: _Udp) -> None:
+    def __init__(self, owner: UdpTransport) -> None:
         self._owner = owner
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -231,14 +241,17 @@ class SipListener:
     """UDP and TCP on `host:port`; new calls and the ends of dialogs come out of `signals`."""
 
     def __init__(self, host: str, port: int, check: CallerCheck, *, invites_per_s: float, clock: Clock,
-                 advertised: tuple[str, int] | None = None) -> None:
+                 advertised: tuple[str, int] | None = None,
+                 retry_after_s: Callable[[], int | None] = lambda: None) -> None:
+        """`retry_after_s`: when the gateway takes no calls now, how soon to try again; else None."""
         self.host, self.port = host, port
+        self.retry_after_s = retry_after_s
         self.check = check
         self.advertised = advertised
         self.signals: asyncio.Queue[Signal] = asyncio.Queue()
         self._invites_per_s, self._clock = invites_per_s, clock
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-        self._servers = [_GuardedUas(_Udp(local_addr=(host, port)), self),
+        self._servers = [_GuardedUas(UdpTransport(local_addr=(host, port)), self),
                          _GuardedUas(TcpSipTransport(local_addr=(host, port)), self)]
 
     async def start(self) -> None:
