@@ -31,6 +31,7 @@ from alice_voice.errors import AliceError, InvalidMessage, ShuttingDown
 from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.rate_limit import TokenBucket
+from alice_voice.transport.lifetime import Lifetime
 from alice_voice.transport.session_transport import SessionWiring, TransportKind
 
 FRAME_S = 0.02
@@ -130,10 +131,8 @@ class MediaSocket:
         self._events = SocketEvents(dialect)
         self._clock, self._metrics = clock, metrics
         self._wiring: SessionWiring | None = None
-        self._log = _SOCKET_LOG
+        self._lifetime = Lifetime("socket", _SOCKET_LOG)
         self.connected = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.end_reason = ""
         self.details = dialect.details
         self._in = SteadyResampler(dialect.rate, SPEECH_RATE) if dialect.rate != SPEECH_RATE else None
         self._out = SteadyResampler(WEBRTC_RATE, dialect.rate) if dialect.rate != WEBRTC_RATE else None
@@ -143,7 +142,6 @@ class MediaSocket:
         self._messages = TokenBucket(MAX_MESSAGES_PER_S, MESSAGE_BURST, now)
         self._audio = TokenBucket(AUDIO_SPEED, AUDIO_BURST_S, now)  # in seconds of audio
         self._close: tuple[int, str] = (1000, "session ended")
-        self._tasks: set[asyncio.Task[None]] = set()
         self._quiet_timeout_s = quiet_timeout_s
 
     @property
@@ -151,7 +149,7 @@ class MediaSocket:
         return self._events
 
     def attach(self, wiring: SessionWiring) -> None:
-        self._wiring, self._log = wiring, wiring.log
+        self._wiring, self._lifetime.log = wiring, wiring.log
         if self._dialect.confirms_playback:
             wiring.source.confirm_played(0)  # (what was heard is what is confirmed from the first frame on)
 
@@ -160,9 +158,7 @@ class MediaSocket:
             raise RuntimeError("attach() the socket to its session first")
         self.connected.set()
         for coro in (self._read(), self._pace(self._wiring.source), self._send_events()):
-            task = asyncio.ensure_future(coro)
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            self._lifetime.spawn(coro)
 
     def refuse(self, error: AliceError) -> None:
         """The close frame `close()` will send: the refusal's code and reason (a live session closed by a
@@ -171,15 +167,13 @@ class MediaSocket:
         self._close = (code, close_reason(error.message))
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_S):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._lifetime.stop_tasks()
                 if self._ws.application_state is WebSocketState.CONNECTED:  # (our side: not closed yet)
                     with contextlib.suppress(Exception):
                         await self._ws.close(*self._close)
-        self._end("closed")
+        self._lifetime.end("closed")
 
     # ---------- in ----------
     async def _read(self) -> None:
@@ -188,10 +182,10 @@ class MediaSocket:
                 async with asyncio.timeout(self._quiet_timeout_s):
                     message = await self._ws.receive()
             except (TimeoutError, WebSocketDisconnect, RuntimeError):  # silent, gone, or already closed
-                self._end("client gone")
+                self._lifetime.end("client gone")
                 return
             if message["type"] == "websocket.disconnect":
-                self._end("client gone")
+                self._lifetime.end("client gone")
                 return
             data = message.get("text")
             self._take(data if data is not None else message.get("bytes") or b"")
@@ -204,7 +198,7 @@ class MediaSocket:
             items = self._dialect.inbound(message)
         except InvalidMessage as exc:
             self._bad += 1
-            self._log.info("socket message rejected: %s", exc.message)
+            self._lifetime.log.info("socket message rejected: %s", exc.message)
             if self._dialect.has_events:
                 self._events.send({"type": "error", "t": wall_ms(), "code": exc.code, "message": exc.message})
             if self._bad > MAX_BAD_MESSAGES or not self._dialect.has_events:
@@ -217,7 +211,7 @@ class MediaSocket:
                 case ClientMessage():
                     self._events.on_message(item.raw)
                 case StreamStopped():
-                    self._end(item.reason)
+                    self._lifetime.end(item.reason)
                 case MarkPlayed() if self._wiring is not None:
                     self._wiring.source.confirm_played(item.frames)
 
@@ -235,7 +229,7 @@ class MediaSocket:
 
     def _refuse(self, reason: str) -> None:
         self._close = (POLICY_VIOLATION, close_reason(reason))
-        self._end(f"refused: {reason}")
+        self._lifetime.end(f"refused: {reason}")
 
     # ---------- out ----------
     async def _pace(self, source: FrameSource) -> None:
@@ -264,18 +258,15 @@ class MediaSocket:
             else:
                 await self._ws.send_text(message)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            self._end("client gone")
+            self._lifetime.end("client gone")
             return False
         return True
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("socket task failed", exc_info=task.exception())
-            self._end("socket failed")
+    @property
+    def ended(self) -> asyncio.Event:
+        return self._lifetime.ended
 
-    def _end(self, reason: str) -> None:
-        if not self.ended.is_set():
-            self.end_reason = reason
-            self.ended.set()
+    @property
+    def end_reason(self) -> str:
+        return self._lifetime.end_reason
 

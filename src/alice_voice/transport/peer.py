@@ -23,6 +23,7 @@ from alice_voice.errors import AliceError, InvalidSdp
 from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.transport import jitter
+from alice_voice.transport.lifetime import Lifetime
 from alice_voice.transport.session_transport import SessionWiring, TransportKind
 from alice_voice.transport.tracks import PacedAudioTrack, read_inbound
 
@@ -104,25 +105,23 @@ class Peer:
         self.events = EventChannel()
         self.answer = ""
         self.connected = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.end_reason = ""
+        # (a failed reader is logged; the connection's own state and the media watch say when it has ended)
+        self._lifetime = Lifetime("peer", _PEER_LOG, failure_ends=False)
         self._offer_sdp = offer_sdp
         self._clock = clock
         self._wiring: SessionWiring | None = None
         self._outbound: PacedAudioTrack | None = None
         self._metrics = metrics
         self._jitter_mode = jitter_mode
-        self._log: SessionLogger = _PEER_LOG
         self._peer_timeout_s = peer_timeout_s
         self.last_media: float | None = None
         self._connect_timeout_s = connect_timeout_s
-        self._tasks: set[asyncio.Task[None]] = set()
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
     def attach(self, wiring: SessionWiring) -> None:
-        self._wiring, self._log = wiring, wiring.log
+        self._wiring, self._lifetime.log = wiring, wiring.log
         self.events.log = wiring.log
         self._outbound = PacedAudioTrack(wiring.source, self._clock)
 
@@ -149,27 +148,26 @@ class Peer:
 
     async def close(self) -> None:
         """Stop the tasks and the connection, bounded in time; safe to call twice."""
-        for task in list(self._tasks):
-            task.cancel()
         if self._outbound is not None:
             self._outbound.stop()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_DEADLINE_S):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._lifetime.stop_tasks()
                 await self.pc.close()
         if self.pc.connectionState != "closed":
-            self._log.warning("peer connection did not close within %.1f s", _CLOSE_DEADLINE_S)
-        self._end("closed")
+            self._lifetime.log.warning("peer connection did not close within %.1f s", _CLOSE_DEADLINE_S)
+        self._lifetime.end("closed")
 
     def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        self._lifetime.spawn(coro)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("peer task failed", exc_info=task.exception())
+    @property
+    def ended(self) -> asyncio.Event:
+        return self._lifetime.ended
+
+    @property
+    def end_reason(self) -> str:
+        return self._lifetime.end_reason
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label == "events":
@@ -190,18 +188,18 @@ class Peer:
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
-        self._log.debug("connection state %s", state)
+        self._lifetime.log.debug("connection state %s", state)
         if state == "connected":
             self.connected.set()
         elif state in ("failed", "closed"):
-            self._end(f"connection {state}")
+            self._lifetime.end(f"connection {state}")
 
     async def _watch(self) -> None:
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 await self.connected.wait()
         except TimeoutError:
-            self._end("ice connect timeout")
+            self._lifetime.end("ice connect timeout")
             return
         quiet_since: float | None = None
         while not self.ended.is_set():
@@ -213,10 +211,6 @@ class Peer:
                 continue
             quiet_since = quiet_since if quiet_since is not None else now
             if media_stale or now - quiet_since >= self._peer_timeout_s:
-                self._end("client gone" if media_stale else "disconnected")
+                self._lifetime.end("client gone" if media_stale else "disconnected")
 
-    def _end(self, reason: str) -> None:
-        if not self.ended.is_set():
-            self.end_reason = reason
-            self.ended.set()
 

@@ -33,6 +33,7 @@ from alice_voice.errors import AliceError
 from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.tools.call_control import CallEnding, LineAbilities
+from alice_voice.transport.lifetime import Lifetime
 from alice_voice.transport.session_transport import SessionWiring, TransportKind
 from alice_voice.transport.sip.media_plan import MediaPlan
 from alice_voice.transport.sip.rtp_receiver import KeyPresses, ReceptionStats, ReorderBuffer
@@ -78,10 +79,8 @@ class SipCall:
         self._clock, self._metrics = clock, metrics
         self.events = SilentEvents()
         self.connected = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.end_reason = ""
+        self._lifetime = Lifetime("call media", _SOCKET_LOG)
         self._wiring: SessionWiring | None = None
-        self._log = _SOCKET_LOG
         self._codec = G711Codec(plan.law)
         self._in = SteadyResampler(RATE, SPEECH_RATE)
         self._out = SteadyResampler(WEBRTC_RATE, RATE)
@@ -92,44 +91,39 @@ class SipCall:
         self._seq, self._timestamp = secrets.randbits(16), secrets.randbits(32)
         self.packets_sent = 0
         self._sent = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._quiet_timeout_s = quiet_timeout_s
         self._hung_up_by_caller = False
 
     # ---------- the session transport ----------
     def attach(self, wiring: SessionWiring) -> None:
-        self._wiring, self._log = wiring, wiring.log
+        self._wiring, self._lifetime.log = wiring, wiring.log
 
     async def connect(self) -> None:
         if self._wiring is None:
             raise RuntimeError("attach() the call to its session first")
         self.connected.set()
         for coro in (self._receive(), self._receive_rtcp(), self._pace(self._wiring.source), self._report()):
-            task = asyncio.ensure_future(coro)
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            self._lifetime.spawn(coro)
 
     def refuse(self, error: AliceError) -> None:
         return None  # a call refused before its answer gets the SIP status (api/sip.py); a live one, a BYE
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_S):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._lifetime.stop_tasks()
         if not self._hung_up_by_caller:
             self._signalling.hang_up()
         self._socket.close()
-        self._end("closed")
+        self._lifetime.end("closed")
 
     # ---------- what the dialog tells it ----------
     def caller_hung_up(self) -> None:
         self._hung_up_by_caller = True
-        self._end("caller hung up")
+        self._lifetime.end("caller hung up")
 
     def media_lost(self, why: str) -> None:
-        self._end(why)
+        self._lifetime.end(why)
 
     @property
     def local_port(self) -> int:
@@ -169,7 +163,7 @@ class SipCall:
             except TimeoutError:
                 if self._held:
                     continue
-                self._end("media timeout")
+                self._lifetime.end("media timeout")
                 return
             try:
                 packet = RtpPacket.parse(data)
@@ -224,13 +218,10 @@ class SipCall:
             if report is not None:
                 self._socket.send_rtcp(bytes(RtcpRrPacket(ssrc=self._ssrc, reports=[report])))
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("call media task failed", exc_info=task.exception())
-            self._end("media failed")
+    @property
+    def ended(self) -> asyncio.Event:
+        return self._lifetime.ended
 
-    def _end(self, reason: str) -> None:
-        if not self.ended.is_set():
-            self.end_reason = reason
-            self.ended.set()
+    @property
+    def end_reason(self) -> str:
+        return self._lifetime.end_reason
