@@ -41,3 +41,17 @@ class Lifetime:
             self.log.error("%s task failed", self._what, exc_info=task.exception())
             if self._failure_ends:
                 self.end(f"{self._what} failed")
+
+
+class EndsOnce:
+    """A transport's `ended` and `end_reason`, as its `Lifetime` keeps them."""
+
+    _lifetime: Lifetime
+
+    @property
+    def ended(self) -> asyncio.Event:
+        return self._lifetime.ended
+
+    @property
+    def end_reason(self) -> str:
+        return self._lifetime.end_reason

@@ -31,7 +31,7 @@ from alice_voice.errors import AliceError, InvalidMessage, ShuttingDown
 from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.rate_limit import TokenBucket
-from alice_voice.transport.lifetime import Lifetime
+from alice_voice.transport.lifetime import EndsOnce, Lifetime
 from alice_voice.transport.session_transport import SessionWiring, TransportKind
 
 FRAME_S = 0.02
@@ -122,7 +122,7 @@ class SocketEvents:
                 await self.outbox.join()
 
 
-class MediaSocket:
+class MediaSocket(EndsOnce):
     """One session's WebSocket (a `SessionTransport`), accepted, in its `kind` of dialect."""
 
     def __init__(self, ws: WebSocket, dialect: Dialect, kind: TransportKind, *, clock: Clock, metrics: Metrics,
@@ -262,11 +262,4 @@ class MediaSocket:
             return False
         return True
 
-    @property
-    def ended(self) -> asyncio.Event:
-        return self._lifetime.ended
-
-    @property
-    def end_reason(self) -> str:
-        return self._lifetime.end_reason
 

@@ -23,7 +23,7 @@ from alice_voice.errors import AliceError, InvalidSdp
 from alice_voice.logs import SessionLogger, session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.transport import jitter
-from alice_voice.transport.lifetime import Lifetime
+from alice_voice.transport.lifetime import EndsOnce, Lifetime
 from alice_voice.transport.session_transport import SessionWiring, TransportKind
 from alice_voice.transport.tracks import PacedAudioTrack, read_inbound
 
@@ -93,7 +93,7 @@ def ice_servers(urls: list[str], username: str | None, credential: str | None) -
     return [server(url) for url in urls]
 
 
-class Peer:
+class Peer(EndsOnce):
     """The session's RTCPeerConnection and the tasks that read from it (a `SessionTransport`); `answer`
     is its SDP answer to `offer_sdp`, once connected."""
 
@@ -160,14 +160,6 @@ class Peer:
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._lifetime.spawn(coro)
-
-    @property
-    def ended(self) -> asyncio.Event:
-        return self._lifetime.ended
-
-    @property
-    def end_reason(self) -> str:
-        return self._lifetime.end_reason
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label == "events":

@@ -33,7 +33,7 @@ from alice_voice.errors import AliceError
 from alice_voice.logs import session_logger
 from alice_voice.metrics import Metrics
 from alice_voice.tools.call_control import CallEnding, LineAbilities
-from alice_voice.transport.lifetime import Lifetime
+from alice_voice.transport.lifetime import EndsOnce, Lifetime
 from alice_voice.transport.session_transport import SessionWiring, TransportKind
 from alice_voice.transport.sip.media_plan import MediaPlan
 from alice_voice.transport.sip.rtp_receiver import KeyPresses, ReceptionStats, ReorderBuffer
@@ -70,7 +70,7 @@ class SilentEvents:
         return None
 
 
-class SipCall:
+class SipCall(EndsOnce):
     kind: TransportKind = "sip"
 
     def __init__(self, socket: RtpSocket, plan: MediaPlan, signalling: CallSignalling, *, clock: Clock,
@@ -218,10 +218,3 @@ class SipCall:
             if report is not None:
                 self._socket.send_rtcp(bytes(RtcpRrPacket(ssrc=self._ssrc, reports=[report])))
 
-    @property
-    def ended(self) -> asyncio.Event:
-        return self._lifetime.ended
-
-    @property
-    def end_reason(self) -> str:
-        return self._lifetime.end_reason
