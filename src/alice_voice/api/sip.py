@@ -114,13 +114,13 @@ class SipService:
                        quiet_timeout_s=self._settings.peer_timeout_s)
         try:
             live, _, _ = await self._gateway.open(lambda: call, None, call)
-        except AliceError as exc:
+        except AliceError as exc:  # (admission has counted its own refusals)
             socket.close()
             if exc.status == 503:
                 self._refuse(dialog, 503, "Service Unavailable", exc.message,
-                             {"Retry-After": str(exc.retry_after_s or self._settings.retry_after_s)})
+                             {"Retry-After": str(exc.retry_after_s or self._settings.retry_after_s)}, counted=True)
             else:
-                self._refuse(dialog, 500, "Server Internal Error", exc.message)
+                self._refuse(dialog, 500, "Server Internal Error", exc.message, counted=True)
             return
         except BaseException:  # cancelled (CANCEL, shutdown) while the session opened: open() has closed it
             socket.close()
@@ -139,11 +139,12 @@ class SipService:
                 await asyncio.shield(self._gateway.end(live.id, "caller hung up"))
 
     def _refuse(self, dialog: SipDialog, status: int, reason: str, why: str,
-                headers: dict[str, str] | None = None) -> None:
+                headers: dict[str, str] | None = None, *, counted: bool = False) -> None:
         log.info("SIP call from %s refused: %d %s", dialog.caller, status, why)
         warning = why.replace('"', "'")[:200]
         dialog.reject(status, reason, {**(headers or {}), "Warning": f'399 alice-voice "{warning}"'})
-        self.metrics.offers_refused.labels(reason=f"sip_{status}").inc()
+        if not counted:
+            self.metrics.offers_refused.labels(reason=f"sip_{status}").inc()
 
     def _renegotiate(self, dialog: SipDialog) -> None:
         call = self.calls.get(dialog.call_id)

@@ -165,6 +165,8 @@ class SipCall(EndsOnce):
                     continue
                 self._lifetime.end("media timeout")
                 return
+            if self._socket.latched and source != self._socket.remote:
+                continue  # not the caller's: someone else's packets must not steer or feed the call
             try:
                 packet = RtpPacket.parse(data)
             except ValueError:

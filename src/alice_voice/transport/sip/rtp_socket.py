@@ -3,7 +3,8 @@
 What arrives is queued for the call's own reader task (bounded: a flood is dropped here, not buffered);
 nothing of the call runs in the socket's callback. Symmetric RTP (RFC 4961): we send to where the SDP
 says until the caller's first packet, then to the address that packet came from, which is the address a
-NAT in front of the caller opened for us.
+NAT in front of the caller opened for us. The first packet decides; packets from elsewhere after it are
+dropped (else anyone who guessed the port could take the call's audio: "RTP bleed").
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class RtpSocket:
         raise OSError(f"no free RTP port pair in {ports[0]}-{ports[1]}")
 
     def latch(self, source: Address) -> None:
-        """The caller's packets come from `source`: send there from now on."""
+        """The caller's packets come from `source`: send there from now on (once: see the module)."""
         if source != self.remote:
             self.remote, self.remote_rtcp = source, (source[0], source[1] + 1)
         self.latched = True
