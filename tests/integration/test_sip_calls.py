@@ -63,6 +63,12 @@ def speech(*parts: np.ndarray | float) -> np.ndarray:
     return np.concatenate([sf.silence(p, RATE) if isinstance(p, float) else p for p in parts])
 
 
+async def no_calls_left(running: RunningGateway, *session_ids: str) -> None:
+    """No session, no record, and no dialog kept by the SIP user agents."""
+    await no_sessions_left(running, *session_ids)
+    await poll_until(lambda: sip_service(running).listener.dialogs == 0 and not sip_service(running).calls)
+
+
 async def only_session(running: RunningGateway) -> LiveSession:
     await poll_until(lambda: len(running.gateway.sessions) == 1, timeout=20)
     [live] = running.gateway.sessions.values()
@@ -103,7 +109,7 @@ async def test_a_baresip_caller_talks_with_alice(agent_sip: RunningGateway, tmp_
     heard = loud_frames(phone.heard())
     asked_until = (0.5 * RATE + len(question)) / 160
     assert heard[int(asked_until):].sum() > 25, "half a second of the reply came back over RTP"
-    await no_sessions_left(agent_sip, live.id)
+    await no_calls_left(agent_sip, live.id)
     assert rtp_port_free(media_port) and rtp_port_free(media_port + 1), "the call's media sockets are closed"
     assert "Call with sip:alice" in phone.log and "terminated" in phone.log
 
@@ -122,7 +128,7 @@ async def test_talking_over_the_reply_stops_it_on_the_wire(agent_sip: RunningGat
     said = history(live)
     assert said[1].role == "assistant" and len(said[1].content) < 60, "only what was heard of the cut reply"
     assert "fifty-six" in " ".join(m.content for m in said[2:] if m.role == "assistant")
-    await no_sessions_left(agent_sip, live.id)
+    await no_calls_left(agent_sip, live.id)
 
 
 @pytest.mark.realtime
@@ -138,7 +144,7 @@ async def test_a_caller_with_the_credential_is_answered(tmp_path: Path) -> None:
             await phone.call_over()
         assert history(live)[0].role == "user"
         assert "401 Unauthorized" in phone.log, "challenged first, then answered"
-        await no_sessions_left(running, live.id)
+        await no_calls_left(running, live.id)
         code, out = await sipp("challenged", target(running), "-m", "1", "-recv_timeout", "5000")
         assert code == 0, out
         code, out = await sipp("wrong_password", target(running), "-m", "1", "-au", "pbx", "-ap", "wrong",
@@ -161,7 +167,7 @@ async def test_ending_the_session_hangs_up_the_call(tmp_path: Path) -> None:
         assert response.status_code == 200
         await phone.call_over(timeout_s=10)  # long before its minute of silence is over: Alice sent BYE
         assert "BYE sip:caller" in phone.log
-        await no_sessions_left(running, live.id)
+        await no_calls_left(running, live.id)
 
 
 @pytest.mark.parametrize(("scenario", "over"), [
@@ -171,7 +177,7 @@ async def test_sip_requests_get_the_right_answer(scenario: str, over: str) -> No
     async with serve(sip_settings()) as running:
         code, out = await sipp(scenario, target(running), "-m", "1", "-recv_timeout", "5000", "-t", over)
         assert code == 0, out
-        await no_sessions_left(running)
+        await no_calls_left(running)
 
 
 async def test_a_caller_giving_up_before_the_answer_leaves_nothing(tmp_path: Path) -> None:
@@ -185,7 +191,7 @@ async def test_a_caller_giving_up_before_the_answer_leaves_nothing(tmp_path: Pat
         code, out = await sipp("cancel_before_answer", target(running), "-m", "1", "-recv_timeout", "5000")
         assert code == 0, out
         assert opening.is_set(), "the caller gave up while the session was opening"
-        await no_sessions_left(running)
+        await no_calls_left(running)
         assert running.gateway.opening == 0
 
 
@@ -208,7 +214,7 @@ async def test_a_flood_of_invites_is_bounded_and_leaves_nothing() -> None:
     async with serve(settings) as running:
         await sipp("flood", target(running), "-m", "80", "-r", "200", "-l", "80", "-recv_timeout", "2000",
                    timeout_s=60)
-        await no_sessions_left(running)
+        await no_calls_left(running)
         metrics = running.gateway.metrics
         answered = metrics.sessions_total.labels(mode="tone", transport="sip")._value.get()
         refused = metrics.offers_refused.labels(reason="max_sessions")._value.get()
@@ -244,7 +250,7 @@ async def test_keys_sent_as_telephone_events_reach_the_agent() -> None:
         code, out = await calling
         assert code == 0, out
         assert history(live)[0] == Message("user", "Pressed 1."), "one key, one typed turn"
-        await no_sessions_left(running, live.id)
+        await no_calls_left(running, live.id)
 
 
 @pytest.mark.realtime
@@ -273,4 +279,4 @@ async def test_the_agent_puts_a_sip_caller_through_with_refer(declined: bool) ->
                 assert ended(reason="caller_hung_up")._value.get() == 1
             else:
                 assert ended(reason="transferred")._value.get() == 1
-            await no_sessions_left(running, live.id)
+            await no_calls_left(running, live.id)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
-from typing import Any
 
 from alice_voice.config import Settings
 from alice_voice.errors import AliceError
@@ -73,14 +71,15 @@ class SipService:
         while True:
             match await signals.get():
                 case Invited(dialog):
-                    self._spawn(self._answer(dialog), dialog.call_id)
+                    self._spawn(dialog)
                 case Reinvited(dialog):
                     self._renegotiate(dialog)
                 case DialogGone(call_id, why):
                     self._gone(call_id, why)
 
-    def _spawn(self, answering: Coroutine[Any, Any, None], call_id: str) -> None:
-        task = asyncio.create_task(answering, name=f"sip-call-{call_id[:16]}")
+    def _spawn(self, dialog: SipDialog) -> None:
+        call_id = dialog.call_id
+        task = asyncio.create_task(self._answer(dialog), name=f"sip-call-{call_id[:16]}")
         self._tasks.add(task)
         self._answering[call_id] = task
 
@@ -88,6 +87,7 @@ class SipService:
             self._tasks.discard(finished)
             if self._answering.get(call_id) is finished:
                 del self._answering[call_id]
+            dialog.forget()
             if not finished.cancelled() and finished.exception() is not None:
                 log.error("SIP call %s failed", call_id, exc_info=finished.exception())
         task.add_done_callback(done)

@@ -96,6 +96,13 @@ class SipDialog:
         with contextlib.suppress(Exception):  # (a TCP connection already gone: nothing to tell)
             self._call.hangup()
 
+    def forget(self) -> None:
+        """The call is over for us (ended or refused): the library drops its dialog only when the caller's
+        BYE, CANCEL or ACK comes, not after our own BYE or a refusal nobody acknowledged."""
+        if self._uas._calls.get(self.call_id) is self._call:
+            del self._uas._calls[self.call_id]
+            self._uas._remove_invite_transaction(self._call.invite)
+
     async def transfer(self, target: str) -> None:
         """REFER (RFC 3515) to `target` (a SIP URI, or a number at the caller's domain) and wait for
         the final NOTIFY; raises `ProviderError` if the REFER or the transfer fails, or no result comes."""
@@ -263,6 +270,11 @@ class SipListener:
         for uas in self._servers:
             with contextlib.suppress(Exception):
                 await uas.stop()
+
+    @property
+    def dialogs(self) -> int:
+        """Calls the user agents still keep (answered, or being answered)."""
+        return sum(len(uas.active_calls) for uas in self._servers)
 
     def allow_invite(self, source_ip: str) -> bool:
         now = self._clock.now()
