@@ -133,6 +133,19 @@ async def test_talking_over_the_reply_stops_it_on_the_wire(agent_sip: RunningGat
 
 @pytest.mark.realtime
 @pytest.mark.models
+async def test_alice_says_goodbye_then_hangs_up(agent_sip: RunningGateway, tmp_path: Path) -> None:
+    words = speech(0.5, sf.synth("That's all, goodbye.", sample_rate=RATE), 20.0)
+    async with baresip(tmp_path, f"sip:alice@{target(agent_sip)}", words) as phone:
+        live = await only_session(agent_sip)
+        await phone.call_over(timeout_s=15)  # long before its 20 s of silence are over
+    assert ": session closed: " in phone.log, "the far end (Alice) ended the call"
+    assert history(live)[-1].tool_calls and history(live)[-1].tool_calls[0].name == "end_call"
+    assert agent_sip.gateway.metrics.sessions_ended.labels(reason="hung_up")._value.get() == 1
+    await no_calls_left(agent_sip, live.id)
+
+
+@pytest.mark.realtime
+@pytest.mark.models
 async def test_a_caller_with_the_credential_is_answered(tmp_path: Path) -> None:
     settings = sip_settings(default_mode="agent", preload_models=True, sip_allow_anyone=False,
                             sip_username="pbx", sip_password="s3cret")

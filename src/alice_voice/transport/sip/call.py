@@ -90,7 +90,8 @@ class SipCall(EndsOnce):
         self._ssrc = secrets.randbits(32)
         self._seq, self._timestamp = secrets.randbits(16), secrets.randbits(32)
         self.packets_sent = 0
-        self._sent = asyncio.Event()
+        self._ticks = 0  # frames the pacer has taken (sent, or dropped on hold)
+        self._ticked = asyncio.Event()
         self._quiet_timeout_s = quiet_timeout_s
         self._hung_up_by_caller = False
 
@@ -143,15 +144,15 @@ class SipCall(EndsOnce):
     async def finish(self, ending: CallEnding) -> None:
         """Once the last words are on the wire (and a few packets more): REFER for a transfer; a hang-up is
         the BYE the session's end sends."""
-        await self._sent_packets(HEARD_PACKETS)
+        await self._ticks_later(HEARD_PACKETS)
         if ending.reason == "transferred":
             await self._signalling.transfer(ending.target)
 
-    async def _sent_packets(self, count: int) -> None:
-        target = self.packets_sent + count
-        while self.packets_sent < target and not self.ended.is_set():
-            self._sent.clear()
-            await self._sent.wait()
+    async def _ticks_later(self, count: int) -> None:
+        target = self._ticks + count
+        while self._ticks < target and not self.ended.is_set():
+            self._ticked.clear()
+            await self._ticked.wait()
 
     # ---------- in ----------
     async def _receive(self) -> None:
@@ -203,6 +204,8 @@ class SipCall(EndsOnce):
         while True:
             frame = await pacer.next_frame()
             pcm = self._out.convert(frame)
+            self._ticks += 1
+            self._ticked.set()
             if self._held:
                 continue
             packet = RtpPacket(payload_type=self._plan.payload_type, marker=int(self.packets_sent == 0),
@@ -211,7 +214,6 @@ class SipCall(EndsOnce):
             self._socket.send_rtp(packet.serialize())
             self._seq, self._timestamp = (self._seq + 1) % 65536, (self._timestamp + samples) % (1 << 32)
             self.packets_sent += 1
-            self._sent.set()
 
     async def _report(self) -> None:
         while True:
