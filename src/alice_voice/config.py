@@ -272,6 +272,10 @@ class Settings(BaseSettings):
     def _sip_credential_whole(self) -> Settings:
         if (self.sip_username is None) != (self.sip_password is None):
             raise ValueError("set sip_username and sip_password together")
+        listening = self.sip_host or self.host
+        if self.sip_port is not None and not self.sip_public_address and listening in ("0.0.0.0", "::", ""):
+            # (the SDP would say c=0.0.0.0, which callers read as "on hold": they would send nothing)
+            raise ValueError(f"SIP listens on {listening!r}: set sip_public_address to the address callers reach")
         return self
 
     @field_validator("ice_servers", "ice_host_addresses", "backchannel_phrases", "sip_trusted_networks",

@@ -21,6 +21,7 @@ from alice_voice.api.sip import SipService
 from alice_voice.conversation.agents import Message
 from alice_voice.gateway.live_session import LiveSession
 from alice_voice.gateway.sessions import TRANSFER_FAILED
+from alice_voice.transport.sip import signalling
 from conftest import make_settings, poll_until
 from fakes.openai_chat import FakeCall, FakeOpenAiChat
 from support.gateway import RunningGateway, serve
@@ -236,6 +237,44 @@ async def test_a_flood_of_invites_is_bounded_and_leaves_nothing() -> None:
         assert code == 0, out
 
 
+def raw_invite(here: int, call_id: str, *, to_tag: str = "", content_type: str = "application/sdp") -> bytes:
+    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           f"m=audio {here + 2} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+    return (f"INVITE sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{here};branch=z9hG4bK{call_id}\r\n"
+            f"From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>{to_tag}\r\nCall-ID: {call_id}\r\n"
+            f"CSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.1:{here}>\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(sdp)}\r\n\r\n{sdp}").encode()
+
+
+async def final_answer(udp: socket.socket) -> bytes:
+    """The first non-provisional answer on `udp` (1xx skipped)."""
+    async with asyncio.timeout(10):
+        while (answer := (await asyncio.get_running_loop().sock_recvfrom(udp, 65535))[0]).startswith(b"SIP/2.0 1"):
+            pass
+    return answer
+
+
+async def test_a_to_tag_is_no_way_past_the_credential_and_any_sdp_spelling_is_read() -> None:
+    async with serve(sip_settings(sip_allow_anyone=False, sip_trusted_networks=["192.0.2.0/24"])) as running:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.setblocking(False)
+            udp.bind(("127.0.0.1", 0))
+            here, alice = udp.getsockname()[1], ("127.0.0.1", running.settings.sip_port)
+            udp.sendto(raw_invite(here, "forged-dialog", to_tag=";tag=guessed"), alice)
+            assert (await final_answer(udp)).startswith(b"SIP/2.0 481 "), "no dialog of ours: no new call"
+            udp.sendto(raw_invite(here, "untrusted"), alice)
+            assert (await final_answer(udp)).startswith(b"SIP/2.0 403 ")
+        assert not running.gateway.sessions
+    async with serve(sip_settings()) as running:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.setblocking(False)
+            udp.bind(("127.0.0.1", 0))
+            here, alice = udp.getsockname()[1], ("127.0.0.1", running.settings.sip_port)
+            udp.sendto(raw_invite(here, "spelt", content_type="Application/SDP; charset=UTF-8"), alice)
+            answer = await final_answer(udp)
+            assert answer.startswith(b"SIP/2.0 200 ") and b"m=audio " in answer
+
+
 async def test_garbage_and_unreadable_requests_get_no_call() -> None:
     async with serve(sip_settings()) as running:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -293,3 +332,20 @@ async def test_the_agent_puts_a_sip_caller_through_with_refer(declined: bool) ->
             else:
                 assert ended(reason="transferred")._value.get() == 1
             await no_calls_left(running, live.id)
+
+
+async def test_sip_over_tcp_is_bounded_in_connections_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signalling, "TCP_IDLE_S", 0.5)
+    async with serve(sip_settings()) as running:
+        port = running.settings.sip_port
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(signalling.TCP_PER_SOURCE)]
+        one_more_reader, one_more = await asyncio.open_connection("127.0.0.1", port)
+        async with asyncio.timeout(5):
+            assert await one_more_reader.read() == b"", "past the per-address cap: closed at once"
+        reader, writer = held[0]
+        writer.write(b"INVITE sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bKh\r\n")
+        async with asyncio.timeout(5):
+            assert await reader.read() == b"", "half a message, then nothing: closed after the idle time"
+        for _, each in [*held, (None, one_more)]:
+            each.close()
+        assert not running.gateway.sessions

@@ -143,3 +143,11 @@ def test_check_config_exits_2_on_a_bad_setting_or_tools_file(env: dict[str, str]
     proc = subprocess.run([sys.executable, "-m", "alice_voice", "check-config"], env={"PATH": "/usr/bin", **env},
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and says in proc.stderr and proc.stdout == ""
+
+
+def test_sip_on_every_interface_needs_the_address_callers_reach() -> None:
+    with pytest.raises(ValueError, match="sip_public_address"):
+        Settings(host="0.0.0.0", sip_port=5060)
+    assert Settings(host="0.0.0.0", sip_port=5060, sip_public_address="203.0.113.5").sip_port == 5060
+    with pytest.raises(ValueError, match="together"):
+        Settings(sip_port=5060, sip_username="pbx")

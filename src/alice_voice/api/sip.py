@@ -23,7 +23,7 @@ from alice_voice.transport.sip.call import SipCall
 from alice_voice.transport.sip.caller_check import CallerCheck, Credential
 from alice_voice.transport.sip.media_plan import NotAcceptable, answer_offer
 from alice_voice.transport.sip.rtp_socket import RtpSocket, port_range
-from alice_voice.transport.sip.signalling import DialogGone, Invited, Reinvited, SipDialog, SipListener
+from alice_voice.transport.sip.signalling import DialogGone, Invited, Reinvited, SipDialog, SipListener, warning
 
 log = logging.getLogger("alice_voice.sip")
 _STOP_S = 5.0
@@ -69,13 +69,17 @@ class SipService:
     async def _serve(self) -> None:
         signals = self.listener.signals
         while True:
-            match await signals.get():
-                case Invited(dialog):
-                    self._spawn(dialog)
-                case Reinvited(dialog):
-                    self._renegotiate(dialog)
-                case DialogGone(call_id, why):
-                    self._gone(call_id, why)
+            signal = await signals.get()
+            try:
+                match signal:
+                    case Invited(dialog):
+                        self._spawn(dialog)
+                    case Reinvited(dialog):
+                        self._renegotiate(dialog)
+                    case DialogGone(call_id, why):
+                        self._gone(call_id, why)
+            except Exception:  # (a TCP connection gone under an answer, a defect): the next call must still get in
+                log.exception("SIP: %s failed", type(signal).__name__)
 
     def _spawn(self, dialog: SipDialog) -> None:
         call_id = dialog.call_id
@@ -87,14 +91,20 @@ class SipService:
             self._tasks.discard(finished)
             if self._answering.get(call_id) is finished:
                 del self._answering[call_id]
-            dialog.forget()
-            if not finished.cancelled() and finished.exception() is not None:
+            failed = not finished.cancelled() and finished.exception() is not None
+            if failed:
                 log.error("SIP call %s failed", call_id, exc_info=finished.exception())
+            if self._gateway.refusal is not None:
+                dialog.fail_if_unanswered(503, "Service Unavailable")  # (shutting down while it opened)
+            else:
+                dialog.fail_if_unanswered(500, "Server Internal Error")
+            dialog.forget()
         task.add_done_callback(done)
 
     async def _answer(self, dialog: SipDialog) -> None:
-        assert dialog.offer is not None  # (the guard let no INVITE without one through)
         try:
+            if dialog.offer is None:
+                raise NotAcceptable("an INVITE needs an SDP offer")
             answer_offer(dialog.offer, self.host, 0)  # refused before anything is spent on it
         except NotAcceptable as exc:
             self._refuse(dialog, 488, "Not Acceptable Here", str(exc))
@@ -110,6 +120,7 @@ class SipService:
             return
         plan, answer = answer_offer(dialog.offer, self.host, socket.port, self._public)
         socket.remote = plan.remote
+        socket.caller_hosts.update({plan.remote[0], dialog.source[0]})
         call = SipCall(socket, plan, dialog, clock=self._gateway.clock, metrics=self.metrics,
                        quiet_timeout_s=self._settings.peer_timeout_s)
         try:
@@ -126,7 +137,7 @@ class SipService:
             socket.close()
             raise
         if dialog.terminated:  # the caller gave up as the session opened: no 200 after the 487
-            await self._gateway.end(live.id, "cancelled")
+            await asyncio.shield(self._gateway.end(live.id, "cancelled"))
             return
         self.calls[dialog.call_id] = call
         try:
@@ -141,8 +152,7 @@ class SipService:
     def _refuse(self, dialog: SipDialog, status: int, reason: str, why: str,
                 headers: dict[str, str] | None = None, *, counted: bool = False) -> None:
         log.info("SIP call from %s refused: %d %s", dialog.caller, status, why)
-        warning = why.replace('"', "'")[:200]
-        dialog.reject(status, reason, {**(headers or {}), "Warning": f'399 alice-voice "{warning}"'})
+        dialog.reject(status, reason, {**(headers or {}), "Warning": warning(why)})
         if not counted:
             self.metrics.offers_refused.labels(reason=f"sip_{status}").inc()
 
@@ -151,12 +161,13 @@ class SipService:
         if call is None or dialog.offer is None:
             dialog.decline_offer("a re-INVITE needs an SDP offer")
             return
-        try:
-            plan, answer = answer_offer(dialog.offer, self.host, call.local_port, self._public)
+        try:  # the codec agreed stays: the call's coder and the caller's decoder are built for it
+            plan, answer = answer_offer(dialog.offer, self.host, call.local_port, self._public,
+                                        codecs=[call.payload_type])
         except NotAcceptable as exc:
             dialog.decline_offer(str(exc))  # the call goes on as it was
             return
-        call.hold(plan)
+        call.renegotiated(plan)
         dialog.answer(answer)
 
     def _gone(self, call_id: str, why: str) -> None:

@@ -130,11 +130,15 @@ class SipCall(EndsOnce):
     def local_port(self) -> int:
         return self._socket.port
 
-    def hold(self, plan: MediaPlan) -> None:
-        """A re-INVITE: on hold (nothing sent, silence expected) or taken off it."""
-        self._held = plan.held
-        if not plan.held and not self._socket.latched:
-            self._socket.remote = plan.remote
+    @property
+    def payload_type(self) -> int:
+        return self._plan.payload_type
+
+    def renegotiated(self, plan: MediaPlan) -> None:
+        """A re-INVITE: on hold (nothing sent, silence expected) or taken off it; media moved elsewhere."""
+        if not plan.held and plan.remote != self._plan.remote:
+            self._socket.move_to(plan.remote)
+        self._held, self._plan = plan.held, plan
 
     # ---------- the phone line ----------
     @property
@@ -166,8 +170,8 @@ class SipCall(EndsOnce):
                     continue
                 self._lifetime.end("media timeout")
                 return
-            if self._socket.latched and source != self._socket.remote:
-                continue  # not the caller's: someone else's packets must not steer or feed the call
+            if not self._socket.from_caller(source):
+                continue  # someone else's packets must not steer or feed the call
             try:
                 packet = RtpPacket.parse(data)
             except ValueError:
@@ -195,24 +199,27 @@ class SipCall(EndsOnce):
         inbox = self._socket.rtcp_inbox.queue
         while True:
             _, source = await inbox.get()  # (its reports are not used; where they come from is)
-            self._socket.latch_rtcp(source)
+            if source[0] == self._socket.remote[0]:
+                self._socket.latch_rtcp(source)
 
     # ---------- out ----------
     async def _pace(self, source: FrameSource) -> None:
         pacer = FramePacer(source, self._clock)
-        samples = RATE // 50
+        samples, resumed = RATE // 50, False
         while True:
             frame = await pacer.next_frame()
             pcm = self._out.convert(frame)
             self._ticks += 1
             self._ticked.set()
-            if self._held:
+            if self._held:  # (the clock of the stream goes on: the caller's buffer places what follows)
+                self._timestamp, resumed = (self._timestamp + samples) % (1 << 32), True
                 continue
-            packet = RtpPacket(payload_type=self._plan.payload_type, marker=int(self.packets_sent == 0),
+            packet = RtpPacket(payload_type=self._plan.payload_type, marker=int(self.packets_sent == 0 or resumed),
                                sequence_number=self._seq, timestamp=self._timestamp, ssrc=self._ssrc,
                                payload=self._codec.encode(pcm))
             self._socket.send_rtp(packet.serialize())
             self._seq, self._timestamp = (self._seq + 1) % 65536, (self._timestamp + samples) % (1 << 32)
+            resumed = False
             self.packets_sent += 1
 
     async def _report(self) -> None:

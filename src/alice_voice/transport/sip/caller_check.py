@@ -44,12 +44,13 @@ class CallerCheck:
             return "forbidden"  # no credential to challenge with: only trusted networks may call
         if not authorization:
             return "challenge"
-        return self._check(method, authorization, time.time() if now is None else now)
+        return self._check(source_ip, method, authorization, time.time() if now is None else now)
 
-    def challenge(self, stale: bool = False, now: float | None = None) -> str:
-        """A WWW-Authenticate header value with a fresh nonce."""
+    def challenge(self, source_ip: str, stale: bool = False, now: float | None = None) -> str:
+        """A WWW-Authenticate header value with a fresh nonce, good from `source_ip` only (a sniffed answer
+        does not work from elsewhere)."""
         issued = f"{time.time() if now is None else now:.0f}"
-        nonce = f"{issued}.{self._sign(issued)}"
+        nonce = f"{issued}.{self._sign(issued, source_ip)}"
         return (f'Digest realm="{REALM}", nonce="{nonce}", algorithm=MD5, qop="auth"'
                 + (", stale=true" if stale else ""))
 
@@ -60,7 +61,7 @@ class CallerCheck:
             return False
         return any(address in network for network in self._trusted)
 
-    def _check(self, method: str, authorization: str, now: float) -> Verdict:
+    def _check(self, source_ip: str, method: str, authorization: str, now: float) -> Verdict:
         assert self._credential is not None
         params = parse_auth(authorization, credentials=True).params
         nonce, response = params.get("nonce", ""), params.get("response", "")
@@ -68,17 +69,17 @@ class CallerCheck:
                 or params.get("algorithm", "MD5").upper() != "MD5" or not response):
             return "forbidden"
         issued, _, signature = nonce.partition(".")
-        if not hmac.compare_digest(signature, self._sign(issued)):
-            return "challenge"  # a nonce we never gave (or another process's): ask again
+        if not hmac.compare_digest(signature.encode(), self._sign(issued, source_ip).encode()):
+            return "challenge"  # a nonce we never gave, or gave another address (or another process): ask again
         expected = _digest(self._credential, method, params)
-        if not hmac.compare_digest(expected, response.lower()):
+        if not hmac.compare_digest(expected.encode(), response.lower().encode()):
             return "forbidden"
         if now - float(issued) > NONCE_TTL_S:
             return "stale"
         return "authenticated"
 
-    def _sign(self, issued: str) -> str:
-        return hmac.new(self._secret, issued.encode(), hashlib.sha256).hexdigest()[:32]
+    def _sign(self, issued: str, source_ip: str) -> str:
+        return hmac.new(self._secret, f"{issued}|{source_ip}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _digest(credential: Credential, method: str, params: dict[str, str]) -> str:

@@ -28,8 +28,9 @@ class MediaPlan:
     held: bool  # the caller put the call on hold: send nothing, expect nothing
 
 
-def answer_offer(offer: SdpMessage, local_ip: str, rtp_port: int,
-                 advertised_ip: str | None = None) -> tuple[MediaPlan, SdpMessage]:
+def answer_offer(offer: SdpMessage, local_ip: str, rtp_port: int, advertised_ip: str | None = None,
+                 codecs: list[int] | None = None) -> tuple[MediaPlan, SdpMessage]:
+    """`codecs`: the payload types Alice takes, best first (a re-offer: only the one agreed)."""
     audio = offer.audio
     remote = offer.rtp_address
     if audio is None or remote is None or audio.port == 0:
@@ -39,7 +40,7 @@ def answer_offer(offer: SdpMessage, local_ip: str, rtp_port: int,
     event = next((codec.payload_type for codec in audio.codecs if codec.encoding_name.lower() == "telephone-event"
                   and (codec.clock_rate or 8000) == 8000), None)
     try:
-        answer, chosen = negotiate_sdp(offer, local_ip, rtp_port, supported_codecs=[PCMU, PCMA],
+        answer, chosen = negotiate_sdp(offer, local_ip, rtp_port, supported_codecs=codecs or [PCMU, PCMA],
                                        dtmf_payload_type=event or 0, advertised_ip=advertised_ip,
                                        session_name="Alice Voice")
     except SdpNegotiationError as exc:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiortc.rtp import RtcpReceiverInfo, RtpPacket
 
 REORDER_DEPTH = 2  # 40 ms: what a network may reorder by; a later packet is taken as lost
+RESYNC_BEHIND = 100  # a packet this far behind is a new stream (the caller's side restarted it), not a late one
 _HALF = 1 << 15
 _KEYS = "0123456789*#ABCD"
 
@@ -23,6 +24,7 @@ class ReorderBuffer:
     def __init__(self, depth: int = REORDER_DEPTH) -> None:
         self._depth = depth
         self._next: int | None = None
+        self._ssrc: int | None = None
         self._held: dict[int, RtpPacket] = {}
         self.lost = 0
         self.late = 0
@@ -30,8 +32,8 @@ class ReorderBuffer:
     def push(self, packet: RtpPacket) -> list[RtpPacket]:
         """The packets now in order (none, this one, or this one and those it freed)."""
         seq = packet.sequence_number
-        if self._next is None:
-            self._next = seq
+        if self._next is None or packet.ssrc != self._ssrc or _ahead(seq, self._next) < -RESYNC_BEHIND:
+            self._next, self._ssrc, self._held = seq, packet.ssrc, {}  # a new stream: follow it
         if _ahead(seq, self._next) < 0 or seq in self._held:
             self.late += 1  # already played past, or a duplicate
             return []

@@ -3,8 +3,9 @@
 What arrives is queued for the call's own reader task (bounded: a flood is dropped here, not buffered);
 nothing of the call runs in the socket's callback. Symmetric RTP (RFC 4961): we send to where the SDP
 says until the caller's first packet, then to the address that packet came from, which is the address a
-NAT in front of the caller opened for us. The first packet decides; packets from elsewhere after it are
-dropped (else anyone who guessed the port could take the call's audio: "RTP bleed").
+NAT in front of the caller opened for us. Only a packet from the caller's addresses (the SDP's, or the one
+its signalling came from, which is its NAT's) may decide, and the first one does; packets from anywhere
+else are dropped (else anyone who guessed the port could take the call's audio: "RTP bleed").
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class RtpSocket:
         self.remote = remote
         self.remote_rtcp: Address = (remote[0], remote[1] + 1)
         self.latched = False
+        self.caller_hosts: set[str] = {remote[0]}
 
     @classmethod
     async def bind(cls, host: str, ports: tuple[int, int], remote: Address) -> RtpSocket:
@@ -73,8 +75,20 @@ class RtpSocket:
             except OSError:
                 rtp.close()
                 continue
+            except BaseException:  # (cancelled meanwhile: the first port must not stay bound)
+                rtp.close()
+                raise
             return cls(rtp, rtcp, rtp_inbox, rtcp_inbox, port, remote)
         raise OSError(f"no free RTP port pair in {ports[0]}-{ports[1]}")
+
+    def from_caller(self, source: Address) -> bool:
+        """Whether a packet from `source` is the caller's (and may be latched on)."""
+        return source == self.remote if self.latched else source[0] in self.caller_hosts
+
+    def move_to(self, remote: Address) -> None:
+        """The caller's media moved (a re-INVITE with another address): latch again, there."""
+        self.remote, self.remote_rtcp, self.latched = remote, (remote[0], remote[1] + 1), False
+        self.caller_hosts.add(remote[0])
 
     def latch(self, source: Address) -> None:
         """The caller's packets come from `source`: send there from now on (once: see the module)."""

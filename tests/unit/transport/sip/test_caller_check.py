@@ -10,6 +10,7 @@ from aiosipua import parse_auth
 from alice_voice.transport.sip.caller_check import NONCE_TTL_S, REALM, CallerCheck, Credential
 
 NOW = 1_800_000_000.0
+CALLER = "192.0.2.7"
 PBX = Credential("pbx", "s3cret")
 
 
@@ -20,7 +21,7 @@ def md5(text: str) -> str:
 def answer(check: CallerCheck, *, username: str = "pbx", password: str = "s3cret", issued_at: float = NOW,
            uri: str = "sip:alice@example.com") -> str:
     """What a caller's user agent answers to a challenge (qop=auth), as baresip or a PBX computes it."""
-    nonce = parse_auth(check.challenge(now=issued_at)).params["nonce"]
+    nonce = parse_auth(check.challenge(CALLER, now=issued_at)).params["nonce"]
     ha1, ha2 = md5(f"{username}:{REALM}:{password}"), md5(f"INVITE:{uri}")
     response = md5(f"{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}")
     return (f'Digest username="{username}", realm="{REALM}", nonce="{nonce}", uri="{uri}", response="{response}", '
@@ -50,11 +51,13 @@ def test_a_right_answer_is_taken_and_wrong_ones_are_refused() -> None:
 def test_an_old_nonce_is_stale_and_a_foreign_one_is_challenged_again() -> None:
     check = CallerCheck([], PBX)
     assert check.verdict("192.0.2.7", "INVITE", answer(check), NOW + NONCE_TTL_S + 1) == "stale"
-    assert "stale=true" in check.challenge(stale=True, now=NOW)
+    assert "stale=true" in check.challenge(CALLER, stale=True, now=NOW)
     other_process = CallerCheck([], PBX)  # its nonces are signed with another secret
     assert check.verdict("192.0.2.7", "INVITE", answer(other_process), NOW + 1) == "challenge"
+    assert check.verdict("198.51.100.4", "INVITE", answer(check), NOW + 1) == "challenge", "sniffed, sent elsewhere"
+    assert check.verdict("192.0.2.7", "INVITE", answer(check).replace('nonce="', 'nonce="é'), NOW + 1) == "challenge"
 
 
 def test_a_challenge_names_the_realm_and_asks_for_qop_auth() -> None:
-    params = parse_auth(CallerCheck([], PBX).challenge(now=NOW)).params
+    params = parse_auth(CallerCheck([], PBX).challenge(CALLER, now=NOW)).params
     assert params["realm"] == REALM and params["qop"] == "auth" and params["algorithm"] == "MD5"

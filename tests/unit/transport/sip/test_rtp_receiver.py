@@ -21,6 +21,8 @@ def packet(seq: int, timestamp: int = 0, payload: bytes = b"\xff" * 160, payload
     ([1, 4, 5, 6, 2], [1, 4, 5, 6], 2, 1),  # 2 and 3 given up; 2 then arrives too late
     ([1, 4, 5, 2, 6], [1, 2, 4, 5, 6], 1, 0),  # 2 in time, 3 given up
     ([65534, 65535, 0, 1], [65534, 65535, 0, 1], 0, 0),  # across the wrap of the sequence number
+    ([500, 501, 498, 502], [500, 501, 502], 0, 1),  # a little behind: late
+    ([500, 501, 10, 11], [500, 501, 10, 11], 0, 0),  # far behind: the caller restarted its stream, followed
 ])
 def test_reorder_buffer(arrivals: list[int], released: list[int], lost: int, late: int) -> None:
     buffer = ReorderBuffer(depth=2)
