@@ -118,7 +118,7 @@ class SipService:
             self._refuse(dialog, 503, "Service Unavailable", "no free media port",
                          {"Retry-After": str(self._settings.retry_after_s)})
             return
-        plan, answer = answer_offer(dialog.offer, self.host, socket.port, self._public)
+        plan, answer = answer_offer(dialog.offer, self.host, socket.port, self._public, session=dialog.sdp_session)
         socket.remote = plan.remote
         socket.caller_hosts.update({plan.remote[0], dialog.source[0]})
         call = SipCall(socket, plan, dialog, clock=self._gateway.clock, metrics=self.metrics,
@@ -162,8 +162,10 @@ class SipService:
             dialog.decline_offer("a re-INVITE needs an SDP offer")
             return
         try:  # the codec agreed stays: the call's coder and the caller's decoder are built for it
+            call.sdp_version += 1
             plan, answer = answer_offer(dialog.offer, self.host, call.local_port, self._public,
-                                        codecs=[call.payload_type])
+                                        codecs=[call.payload_type], version=call.sdp_version,
+                                        session=dialog.sdp_session)
         except NotAcceptable as exc:
             dialog.decline_offer(str(exc))  # the call goes on as it was
             return

@@ -90,6 +90,7 @@ class SipCall(EndsOnce):
         self._ssrc = secrets.randbits(32)
         self._seq, self._timestamp = secrets.randbits(16), secrets.randbits(32)
         self.packets_sent = 0
+        self.sdp_version = 1  # our answers' o= version (the next re-INVITE's answer is one higher)
         self._ticks = 0  # frames the pacer has taken (sent, or dropped on hold)
         self._ticked = asyncio.Event()
         self._quiet_timeout_s = quiet_timeout_s

@@ -29,8 +29,10 @@ class MediaPlan:
 
 
 def answer_offer(offer: SdpMessage, local_ip: str, rtp_port: int, advertised_ip: str | None = None,
-                 codecs: list[int] | None = None) -> tuple[MediaPlan, SdpMessage]:
-    """`codecs`: the payload types Alice takes, best first (a re-offer: only the one agreed)."""
+                 codecs: list[int] | None = None, version: int = 1, session: str = "1") -> tuple[MediaPlan, SdpMessage]:
+    """`codecs`: the payload types Alice takes, best first (a re-offer: only the one agreed). `session` and
+    `version`: the `o=` line's, one session for the call and its version one higher with every answer
+    (RFC 3264 §8)."""
     audio = offer.audio
     remote = offer.rtp_address
     if audio is None or remote is None or audio.port == 0:
@@ -45,6 +47,7 @@ def answer_offer(offer: SdpMessage, local_ip: str, rtp_port: int, advertised_ip:
                                        session_name="Alice Voice")
     except SdpNegotiationError as exc:
         raise NotAcceptable("no common codec: PCMU or PCMA (G.711) only") from exc
+    answer.origin.session_id, answer.origin.session_version = session, str(version)
     for media in answer.media:
         if media.port and "ptime" in media.attributes:
             media.attributes["ptime"] = [str(PACKET_MS)]  # what we send; we take any length

@@ -123,6 +123,7 @@ class SipDialog:
         self.caller = call.caller
         self.source = call.source_addr
         self.offer: SdpMessage | None = call.sdp_offer
+        self.sdp_session = str(int.from_bytes(call.call_id.encode()[-8:].rjust(8, b"\0"), "big") % 2**31)
         caller_uri = call.invite.from_addr.uri if call.invite.from_addr else None
         # A number is put through by the caller's side (the PBX or trunk that sent the call): its domain.
         self.domain = caller_uri.host + (f":{caller_uri.port}" if caller_uri.port else "") if caller_uri else ""

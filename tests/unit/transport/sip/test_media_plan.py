@@ -40,3 +40,16 @@ def test_an_offer_is_answered(sdp: str, law: str, events: int | None, held: bool
 def test_offers_without_plain_g711_audio_are_not_acceptable(sdp: str) -> None:
     with pytest.raises(NotAcceptable):
         answer_offer(parse_sdp(sdp), "127.0.0.1", 20000)
+
+
+def test_every_answer_of_a_call_is_one_session_one_version_higher() -> None:
+    sdp = parse_sdp(offer("0", "0 PCMU/8000"))
+    first = serialize_sdp(answer_offer(sdp, "127.0.0.1", 20000, session="42")[1])
+    again = serialize_sdp(answer_offer(sdp, "127.0.0.1", 20000, session="42", version=2)[1])
+    assert "o=- 42 1 IN IP4 127.0.0.1" in first and "o=- 42 2 IN IP4 127.0.0.1" in again
+
+
+def test_a_re_offer_keeps_the_codec_agreed() -> None:
+    reoffer = parse_sdp(offer("8 0", "8 PCMA/8000", "0 PCMU/8000"))
+    plan, _ = answer_offer(reoffer, "127.0.0.1", 20000, codecs=[0])
+    assert (plan.law, plan.payload_type) == ("mulaw", 0)
