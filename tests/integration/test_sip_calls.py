@@ -21,7 +21,7 @@ from alice_voice.api.sip import SipService
 from alice_voice.conversation.agents import Message
 from alice_voice.gateway.live_session import LiveSession
 from alice_voice.gateway.sessions import TRANSFER_FAILED
-from alice_voice.transport.sip import signalling
+from alice_voice.transport.sip import wire
 from conftest import make_settings, poll_until
 from fakes.openai_chat import FakeCall, FakeOpenAiChat
 from support.gateway import RunningGateway, serve
@@ -335,10 +335,10 @@ async def test_the_agent_puts_a_sip_caller_through_with_refer(declined: bool) ->
 
 
 async def test_sip_over_tcp_is_bounded_in_connections_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(signalling, "TCP_IDLE_S", 0.5)
+    monkeypatch.setattr(wire, "TCP_IDLE_S", 0.5)
     async with serve(sip_settings()) as running:
         port = running.settings.sip_port
-        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(signalling.TCP_PER_SOURCE)]
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(wire.TCP_PER_SOURCE)]
         one_more_reader, one_more = await asyncio.open_connection("127.0.0.1", port)
         async with asyncio.timeout(5):
             assert await one_more_reader.read() == b"", "past the per-address cap: closed at once"

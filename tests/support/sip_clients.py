@@ -19,7 +19,7 @@ from aiosipua import SipUAC, SipUAS, build_sdp
 
 from alice_voice.audio.frames import Pcm
 from alice_voice.audio.g711 import G711Codec
-from alice_voice.transport.sip.signalling import UdpTransport
+from alice_voice.transport.sip.wire import UdpTransport
 from support.socket_clients import SocketClient
 
 SCENARIOS = Path(__file__).parent.parent / "sip"

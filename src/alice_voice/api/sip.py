@@ -21,9 +21,10 @@ from alice_voice.gateway import Gateway
 from alice_voice.metrics import Metrics
 from alice_voice.transport.sip.call import SipCall
 from alice_voice.transport.sip.caller_check import CallerCheck, Credential
+from alice_voice.transport.sip.dialog import SipDialog, warning
 from alice_voice.transport.sip.media_plan import NotAcceptable, answer_offer
 from alice_voice.transport.sip.rtp_socket import RtpSocket, port_range
-from alice_voice.transport.sip.signalling import DialogGone, Invited, Reinvited, SipDialog, SipListener, warning
+from alice_voice.transport.sip.signalling import DialogGone, Invited, Reinvited, SipListener
 
 log = logging.getLogger("alice_voice.sip")
 _STOP_S = 5.0

@@ -1,5 +1,5 @@
 """The gateway's SIP signalling: aiosipua's user agent server on UDP and on TCP (one port), guarded before
-the library sees a request, and every call's dialog as `SipDialog`.
+the library sees a request; what it reports goes out as signals, each call's dialog as a `SipDialog`.
 
 The guard, for a new INVITE: at most `invites_per_s` from one address (a flood beyond is dropped unanswered:
 answering would amplify it); a retransmission of an INVITE still being answered is not a second call; the
@@ -10,7 +10,7 @@ What the library reports (a new call, a re-INVITE, BYE, CANCEL, a 2xx never ackn
 `signals` queue for the gateway's own task: no session is touched from inside the library's callbacks.
 aiosipua is pinned (0.7.1): its hooks used here (`_handle_request`, `_on_message`, `_handle_options`,
 `_send_error`, `_calls`, `IncomingCall._send_response`, the transports' `_dispatch`, `_connections` and
-`_read_sip_message`) are its internal names, used in this module only.
+`_read_sip_message`) are its internal names, used in this package only (here, dialog.py and wire.py).
 """
 
 from __future__ import annotations
@@ -21,35 +21,28 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiosipua import (
-    IncomingCall,
-    SdpMessage,
-    SipMessage,
     SipRequest,
     SipResponse,
     SipUAC,
     SipUAS,
     parse_sdp,
-    parse_via,
-    stringify_via,
 )
 from aiosipua.dialog import DialogState
-from aiosipua.transport import SipTransport, TcpSipTransport, UdpSipTransport, _read_sip_message
+from aiosipua.transport import SipTransport
 
 from alice_voice.clock import Clock
-from alice_voice.errors import ProviderError
 from alice_voice.rate_limit import TokenBucket
 from alice_voice.transport.sip.caller_check import CallerCheck
+from alice_voice.transport.sip.dialog import SipDialog, warning
+from alice_voice.transport.sip.retransmissions import Retransmissions
+from alice_voice.transport.sip.wire import TcpTransport, UdpTransport
 
 log = logging.getLogger("alice_voice.sip")
 USER_AGENT = "Alice Voice"
 INVITE_BURST = 20
-TRANSFER_TIMEOUT_S = 10.0
 _SOURCES_KEPT = 4096  # rate-limit buckets remembered (the oldest are forgotten)
-TCP_CONNECTIONS, TCP_PER_SOURCE = 256, 16
-TCP_IDLE_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,129 +64,7 @@ class DialogGone:
 
 
 Signal = Invited | Reinvited | DialogGone
-T1, T2, RETRANSMIT_FOR_S = 0.5, 4.0, 32.0  # RFC 3261 §17: 500 ms doubling to 4 s, for 64 T1
-
-
-class Retransmissions:
-    """What aiosipua does not resend over UDP: our BYE and REFER until any answer comes (Timer E, RFC 3261
-    §17.1.2.2), and a refusal of an INVITE until its ACK (Timer G, §17.2.1). A lost BYE would leave the
-    call up at the PBX (which may have no media timeout); a lost 503 would keep a trunk from trying the
-    next replica."""
-
-    def __init__(self) -> None:
-        self._repeating: dict[tuple[str, str], asyncio.Task[None]] = {}
-
-    def start(self, key: tuple[str, str], send: Callable[[], None]) -> None:
-        """`key`: (Call-ID, "<CSeq number> <method>" of the request, or "ACK" for a final answer)."""
-        self.stop(key)
-        self._repeating[key] = asyncio.get_running_loop().create_task(self._repeat(key, send))
-
-    def stop(self, key: tuple[str, str]) -> None:
-        task = self._repeating.pop(key, None)
-        if task is not None:
-            task.cancel()
-
-    async def close(self) -> None:
-        tasks = list(self._repeating.values())
-        self._repeating.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _repeat(self, key: tuple[str, str], send: Callable[[], None]) -> None:
-        interval, waited = T1, 0.0
-        try:
-            while waited + interval <= RETRANSMIT_FOR_S:
-                await asyncio.sleep(interval)  # (the protocol's timer)
-                waited += interval
-                with contextlib.suppress(Exception):
-                    send()
-                interval = min(2 * interval, T2)
-        finally:
-            if self._repeating.get(key) is asyncio.current_task():
-                del self._repeating[key]
-
-
-class SipDialog:
-    """One call's dialog, as the gateway answers and ends it."""
-
-    def __init__(self, call: IncomingCall, uas: _GuardedUas) -> None:
-        self._call, self._uas = call, uas
-        self.call_id = call.call_id
-        self.caller = call.caller
-        self.source = call.source_addr
-        self.offer: SdpMessage | None = call.sdp_offer
-        self.sdp_session = str(int.from_bytes(call.call_id.encode()[-8:].rjust(8, b"\0"), "big") % 2**31)
-        caller_uri = call.invite.from_addr.uri if call.invite.from_addr else None
-        # A number is put through by the caller's side (the PBX or trunk that sent the call): its domain.
-        self.domain = caller_uri.host + (f":{caller_uri.port}" if caller_uri.port else "") if caller_uri else ""
-
-    @property
-    def terminated(self) -> bool:
-        """Cancelled (the library has answered 487) or over."""
-        return self._call.dialog.state == DialogState.TERMINATED
-
-    def ringing(self) -> None:
-        self._call.ringing()
-
-    def answer(self, sdp: SdpMessage) -> None:
-        self._call.accept(sdp)
-
-    def reject(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
-        response = self._call._send_response(status, reason, extra_headers=headers)
-        self._call.dialog.terminate()
-        if response is not None:
-            self._uas.resend_until(self.call_id, "ACK", response, self.source)
-
-    def decline_offer(self, why: str) -> None:
-        """488 to a re-INVITE: the call goes on as it was."""
-        self._call._send_response(488, "Not Acceptable Here", extra_headers={"Warning": warning(why)})
-
-    def fail_if_unanswered(self, status: int, reason: str) -> bool:
-        """A final answer for an INVITE that got none (its answering failed or was stopped): the caller must
-        not ring until its own timeout. True if one was sent."""
-        if self._call.dialog.state != DialogState.EARLY:
-            return False
-        with contextlib.suppress(Exception):
-            self.reject(status, reason)
-        return True
-
-    def hang_up(self) -> None:
-        with contextlib.suppress(Exception):  # (a TCP connection already gone: nothing to tell)
-            bye = self._call.hangup()
-            if bye is not None:
-                self._uas.resend_until_answered(bye, self.source)
-
-    def forget(self) -> None:
-        """The call is over for us (ended or refused): the library drops its dialog only when the caller's
-        BYE, CANCEL or ACK comes, not after our own BYE or a refusal nobody acknowledged."""
-        self._call._stop_retransmissions()
-        if self._uas._calls.get(self.call_id) is self._call:
-            del self._uas._calls[self.call_id]
-            self._uas._remove_invite_transaction(self._call.invite)
-
-    async def transfer(self, target: str) -> None:
-        """REFER (RFC 3515) to `target` (a SIP URI, or a number at the caller's domain) and wait for
-        the final NOTIFY; raises `ProviderError` if the REFER or the transfer fails, or no result comes."""
-        uri = target if target.startswith("sip:") else f"sip:{target}@{self.domain or self.source[0]}"
-        result = self._uas.expect_transfer(self.call_id)
-        try:
-            assert self._uas.uac is not None
-            self._uas.resend_until_answered(self._uas.uac.send_refer(self._call.dialog, uri, self.source),
-                                            self.source)
-            async with asyncio.timeout(TRANSFER_TIMEOUT_S):
-                status, reason = await result
-        except TimeoutError:
-            raise ProviderError("sip", "the transfer got no result in time", retryable=True) from None
-        except ValueError as exc:  # (the dialog ended meanwhile)
-            raise ProviderError("sip", f"no transfer: {exc}") from exc
-        finally:
-            self._uas.transfers.pop(self.call_id, None)
-        if status >= 300:
-            raise ProviderError("sip", f"the transfer failed: {status} {reason}".strip())
-
-
-class _GuardedUas(SipUAS):
+class GuardedUas(SipUAS):
     def __init__(self, transport: SipTransport, listener: SipListener) -> None:
         super().__init__(transport, user_agent=USER_AGENT, advertised_addr=listener.advertised,
                          uac=SipUAC(transport, advertised_addr=listener.advertised))
@@ -311,84 +182,6 @@ class _GuardedUas(SipUAS):
         return True
 
 
-class UdpTransport(UdpSipTransport):
-    """aiosipua's UDP transport, on a protocol that takes uvloop's datagram transport too (the library's
-    asserts asyncio's own class, which uvloop's is not)."""
-
-    async def start(self) -> None:
-        self._udp_transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: _Datagrams(self), local_addr=self.local_addr)
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: UdpTransport) -> None:
-        self._owner = owner
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._owner._dispatch(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:  # an ICMP unreachable for what we sent
-        log.debug("SIP over UDP: %s", exc)
-
-
-class TcpTransport(TcpSipTransport):
-    """aiosipua's TCP transport, bounded: at most `TCP_CONNECTIONS` open (`TCP_PER_SOURCE` from one address),
-    and a connection that completes no message for `TCP_IDLE_S` is closed (a trunk's keeps its connection
-    busy with OPTIONS, or opens a new one), so a client that sends half a message and waits holds nothing
-    for long."""
-
-    def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
-        """As the library's, but a request's answer goes back over its connection (RFC 3261 §18.2.2),
-        whatever port its Via names: the top Via gets `received` and `rport` of the connection."""
-        try:
-            message = SipMessage.parse(data)
-        except Exception:
-            log.info("SIP over TCP: unreadable message from %s", addr[0])
-            return
-        if isinstance(message, SipRequest) and (vias := message.headers.get("via")):
-            via = parse_via(vias[0])
-            via.params["received"], via.params["rport"] = addr[0], str(addr[1])
-            message.headers.remove("Via")
-            for value in (stringify_via(via), *vias[1:]):
-                message.headers.append("Via", value)
-        if self.on_message is not None:
-            try:
-                self.on_message(message, addr)
-            except Exception:
-                log.exception("SIP over TCP: a message from %s failed", addr[0])
-
-    async def _handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        addr = (str(peer[0]), int(peer[1])) if peer else ("0.0.0.0", 0)
-        from_there = sum(1 for host, _ in self._connections if host == addr[0])
-        if len(self._connections) >= TCP_CONNECTIONS or from_there >= TCP_PER_SOURCE:
-            log.warning("SIP over TCP: connection from %s refused (%d open)", addr[0], len(self._connections))
-            writer.close()
-            return
-        self._connections[addr] = (reader, writer)
-        try:
-            while True:
-                async with asyncio.timeout(TCP_IDLE_S):
-                    data = await _read_sip_message(reader)
-                if data is None:
-                    break
-                self._dispatch(data, addr)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
-            pass
-        finally:
-            self._connections.pop(addr, None)
-            writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await writer.wait_closed()
-
-
-def warning(why: str) -> str:
-    """A Warning header's value (RFC 3261 §20.43) saying `why`, quotes and line breaks taken out."""
-    text = " ".join(why.replace('"', "'").split())[:200]
-    return f'399 alice-voice "{text}"'
-
-
 def _media_type(request: SipRequest) -> str:
     return (request.content_type or "").split(";")[0].strip().lower()
 
@@ -419,8 +212,8 @@ class SipListener:
         self.retransmissions = Retransmissions()
         self._invites_per_s, self._clock = invites_per_s, clock
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-        self._servers = [_GuardedUas(UdpTransport(local_addr=(host, port)), self),
-                         _GuardedUas(TcpTransport(local_addr=(host, port)), self)]
+        self._servers = [GuardedUas(UdpTransport(local_addr=(host, port)), self),
+                         GuardedUas(TcpTransport(local_addr=(host, port)), self)]
         # One table of calls and transactions for both: a PBX may send a TCP call's BYE over UDP (our
         # Contact names no transport), and it must find the call.
         self._servers[1]._calls = self._servers[0]._calls

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from alice_voice.transport.sip import signalling
-from alice_voice.transport.sip.signalling import Retransmissions
+from alice_voice.transport.sip import retransmissions
+from alice_voice.transport.sip.retransmissions import Retransmissions
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,7 +23,7 @@ def timer(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
         waited.append(delay)
         await pass_at_once(0)
 
-    monkeypatch.setattr(signalling.asyncio, "sleep", wait)
+    monkeypatch.setattr(retransmissions.asyncio, "sleep", wait)
     yield waited
 
 
