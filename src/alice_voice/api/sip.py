@@ -43,8 +43,7 @@ class SipService:
                                     clock=gateway.clock, advertised=(self._public, port) if self._public else None,
                                     retry_after_s=self._refusing)
         self.calls: dict[str, SipCall] = {}  # live calls by SIP Call-ID
-        self._answering: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._answering: dict[str, asyncio.Task[None]] = {}  # each call's answering task, until it ends
         self._serving: asyncio.Task[None] | None = None
 
     def _refusing(self) -> int | None:
@@ -61,7 +60,7 @@ class SipService:
 
     async def aclose(self) -> None:
         """After the gateway has ended its sessions (each sent its BYE): stop answering, then listening."""
-        tasks = [*self._tasks, *([self._serving] if self._serving else [])]
+        tasks = [*self._answering.values(), *([self._serving] if self._serving else [])]
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=_STOP_S) if tasks else None
@@ -85,11 +84,9 @@ class SipService:
     def _spawn(self, dialog: SipDialog) -> None:
         call_id = dialog.call_id
         task = asyncio.create_task(self._answer(dialog), name=f"sip-call-{call_id[:16]}")
-        self._tasks.add(task)
         self._answering[call_id] = task
 
         def done(finished: asyncio.Task[None]) -> None:
-            self._tasks.discard(finished)
             if self._answering.get(call_id) is finished:
                 del self._answering[call_id]
             failed = not finished.cancelled() and finished.exception() is not None

@@ -89,7 +89,6 @@ class SipCall(EndsOnce):
         self._held = plan.held
         self._ssrc = secrets.randbits(32)
         self._seq, self._timestamp = secrets.randbits(16), secrets.randbits(32)
-        self.packets_sent = 0
         self.sdp_version = 1  # our answers' o= version (the next re-INVITE's answer is one higher)
         self._ticks = 0  # frames the pacer has taken (sent, or dropped on hold)
         self._ticked = asyncio.Event()
@@ -206,22 +205,21 @@ class SipCall(EndsOnce):
     # ---------- out ----------
     async def _pace(self, source: FrameSource) -> None:
         pacer = FramePacer(source, self._clock)
-        samples, resumed = RATE // 50, False
+        samples, starting = RATE // 50, True  # the first packet, or the first after hold: RTP's marker bit
         while True:
             frame = await pacer.next_frame()
             pcm = self._out.convert(frame)
             self._ticks += 1
             self._ticked.set()
             if self._held:  # (the clock of the stream goes on: the caller's buffer places what follows)
-                self._timestamp, resumed = (self._timestamp + samples) % (1 << 32), True
+                self._timestamp, starting = (self._timestamp + samples) % (1 << 32), True
                 continue
-            packet = RtpPacket(payload_type=self._plan.payload_type, marker=int(self.packets_sent == 0 or resumed),
+            packet = RtpPacket(payload_type=self._plan.payload_type, marker=int(starting),
                                sequence_number=self._seq, timestamp=self._timestamp, ssrc=self._ssrc,
                                payload=self._codec.encode(pcm))
             self._socket.send_rtp(packet.serialize())
             self._seq, self._timestamp = (self._seq + 1) % 65536, (self._timestamp + samples) % (1 << 32)
-            resumed = False
-            self.packets_sent += 1
+            starting = False
 
     async def _report(self) -> None:
         while True:

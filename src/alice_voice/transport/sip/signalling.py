@@ -30,6 +30,7 @@ from aiosipua import (
     parse_sdp,
 )
 from aiosipua.dialog import DialogState
+from aiosipua.message import missing_required_headers
 from aiosipua.transport import SipTransport
 
 from alice_voice.clock import Clock
@@ -147,7 +148,7 @@ class GuardedUas(SipUAS):
         if pending is not None and pending.dialog.state != DialogState.CONFIRMED:
             pending.trying()  # a retransmission while we answer: still working on it
             return False
-        if missing := [name for name in ("via", "from", "to", "call-id", "cseq") if not _has(request, name)]:
+        if missing := missing_required_headers(request):
             if "via" not in missing:
                 self._send_error(request, 400, "Missing Required Header")
             return False
@@ -191,10 +192,6 @@ def _sdp_content_type_as_the_library_reads_it(request: SipRequest) -> None:
     carry parameters (`Application/SDP; charset=UTF-8`)."""
     if request.body and _media_type(request) == "application/sdp":
         request.headers.set_single("Content-Type", "application/sdp")
-
-
-def _has(request: SipRequest, name: str) -> bool:
-    return bool(request.headers.get(name))
 
 
 class SipListener:
