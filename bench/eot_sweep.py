@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from alice_voice.audio.frames import Pcm, block_rms
+from alice_voice.audio.frames import Pcm, block_rms, continue_quiet
 from alice_voice.config import Settings
 from alice_voice.conversation.policy.endpointing import (
     AskEndOfTurn,
@@ -410,14 +410,14 @@ class Answers:
                     self.store = {key: _plain(value) for key, value in pickle.load(fh).items()}
             except (EOFError, pickle.UnpicklingError) as exc:  # (a run stopped mid-save, before saves were atomic)
                 print(f"{path}: unreadable ({exc}); computing the answers again")
-        self.seen: dict[tuple[str, int, int, int], Any] = {}  # (what, clip, start frame, end frame)
+        self.seen: dict[tuple[str, int, int, int, int], Any] = {}  # (what, clip, start frame, end frame, pad)
         self.model_ms: list[float] = []
         self.decode_ms: list[float] = []
 
-    def _answer(self, what: str, clip_no: int, clip: Clip, start: int, end: int) -> Any:
-        call = (what, clip_no, start, end)
+    def _answer(self, what: str, clip_no: int, clip: Clip, start: int, end: int, pad: int = 0) -> Any:
+        call = (what, clip_no, start, end, pad)
         if call not in self.seen:
-            audio = clip.audio[start * FRAME_SAMPLES:(end + 1) * FRAME_SAMPLES]
+            audio = continue_quiet(clip.audio[start * FRAME_SAMPLES:(end + 1) * FRAME_SAMPLES], pad, FRAME_SAMPLES)
             key = (what, hashlib.sha1(audio.tobytes()).hexdigest())
             if key not in self.store:
                 t0 = time.perf_counter()
@@ -429,8 +429,9 @@ class Answers:
             self.seen[call] = self.store[key]
         return self.seen[call]
 
-    def prob(self, clip_no: int, clip: Clip, start: int, end: int) -> float:
-        return float(self._answer("model", clip_no, clip, start, end))
+    def prob(self, clip_no: int, clip: Clip, start: int, end: int, pad_ms: float = 0.0) -> float:
+        """smart-turn on frames [start, end], followed by `pad_ms` of their quiet (an early question)."""
+        return float(self._answer("model", clip_no, clip, start, end, round(pad_ms * RATE / 1000)))
 
     def heard(self, clip_no: int, clip: Clip, start: int, end: int) -> Heard:
         text, grounded = self._answer("words", clip_no, clip, start, end)
@@ -461,6 +462,7 @@ class Setting:
     eot_fallback_ms: int = 800
     max_wait_ms: int = 2500
     silence_ms: int = 0  # the silence family's fixed silence
+    ask_lead_ms: int = 0  # the model asked this early (EOT_ASK_LEAD_MS)
 
     def config(self) -> EndpointingConfig:
         if self.family == "silence":
@@ -469,6 +471,7 @@ class Setting:
                                  eot_fallback_ms=self.eot_fallback_ms, max_wait_ms=self.max_wait_ms,
                                  words_finished_at=self.words_finished_at,
                                  words_unfinished_below=self.words_unfinished_below,
+                                 ask_lead_ms=self.ask_lead_ms,
                                  words_enabled=self.family in ("grounded", "raw words", "rules"))
 
     def label(self) -> str:
@@ -477,7 +480,7 @@ class Setting:
         if self.family in ("grounded", "raw words"):
             return (f"{self.family} {self.eot_silence_ms}/{self.eot_threshold:.1f} words "
                     f"{self.words_unfinished_below:.2f}-{self.words_finished_at:.2f} fb {self.eot_fallback_ms}"
-                    f" max {self.max_wait_ms}")
+                    f" max {self.max_wait_ms}" + (f" lead {self.ask_lead_ms}" if self.ask_lead_ms else ""))
         return f"{self.family} {self.eot_silence_ms}/{self.eot_threshold:.1f} fb {self.eot_fallback_ms}"
 
     @classmethod
@@ -485,7 +488,7 @@ class Setting:
         """config.py's defaults."""
         s = Settings()
         return cls("grounded", s.eot_silence_ms, s.eot_threshold, s.eot_words_finished, s.eot_words_unfinished,
-                   s.eot_fallback_ms, s.eot_max_wait_ms)
+                   s.eot_fallback_ms, s.eot_max_wait_ms, ask_lead_ms=s.eot_ask_lead_ms)
 
 
 PREVIOUS_RELEASE = Setting("rules", 224, 0.5, 0.5, 0.5, 800, 800)  # the word list's veto, an 800 ms fallback
@@ -569,7 +572,7 @@ def replay(clip_no: int, clip: Clip, setting: Setting, answers: Answers, read: C
                 heard.update(p=None, words=None, words_p=None)
             elif isinstance(event, AskEndOfTurn):
                 pending.append((now + model_ms / 1000, "model", event.ask_id,
-                                answers.prob(clip_no, clip, turn_start, frame)))
+                                answers.prob(clip_no, clip, turn_start, frame, event.pad_ms)))
             elif isinstance(event, TurnEnded):
                 out.ends.append(End(now, event.reason, heard["p"], heard["words"], heard["words_p"]))
                 pending = [p for p in pending if p[1] != "words"]

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     eot_silence_ms: int = Field(224, ge=0, description="Silence before the end-of-turn model is asked.")
     eot_threshold: float = Field(0.7, gt=0, lt=1)
     eot_recheck_ms: int = Field(200, ge=32, description="Re-ask the model this often while silence grows.")
+    eot_ask_lead_ms: int = Field(64, ge=0, description="Ask the end-of-turn model this long before each silence it "
+                                 "is asked about, on the audio so far with the rest of the pause's quiet added, "
+                                 "so that its run overlaps the wait instead of following it.")
     eot_fallback_ms: int = Field(1200, ge=100, description="Silence that ends a turn when the model and the words "
                                  "do not agree it is over (and the words are not cut mid-sentence).")
     eot_max_wait_ms: int = Field(2500, ge=100, description="Silence that ends a turn whose words stop mid-sentence "
@@ -229,6 +232,8 @@ class Settings(BaseSettings):
     def _waits_in_order(self) -> Settings:
         if not self.eot_silence_ms < self.eot_fallback_ms <= self.eot_max_wait_ms:
             raise ValueError("need eot_silence_ms < eot_fallback_ms <= eot_max_wait_ms")
+        if self.eot_ask_lead_ms > self.eot_silence_ms:
+            raise ValueError("need eot_ask_lead_ms <= eot_silence_ms")
         if self.eot_words_unfinished > self.eot_words_finished:
             raise ValueError("need eot_words_unfinished <= eot_words_finished")
         return self

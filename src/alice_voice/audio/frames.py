@@ -42,6 +42,16 @@ def rms(samples: Pcm) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
+def continue_quiet(samples: Pcm, more: int, tail: int) -> Pcm:
+    """`samples` followed by `more` samples of their own last `tail` samples, repeated: a pause that ends
+    the audio, carried on for as long as the pause is yet to last with the room's own sound (its noise
+    floor, which a model hears differently from digital zeros)."""
+    if more <= 0 or len(samples) == 0:
+        return samples
+    quiet = samples[-tail:] if tail > 0 else samples[-1:]
+    return np.concatenate([samples, np.resize(quiet, more)])
+
+
 def block_rms(samples: Pcm, block: int) -> npt.NDArray[np.float64]:
     """The RMS of each whole `block` of `samples`, in order (a trailing part block is left out)."""
     n = len(samples) // block

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from alice_voice.audio.frames import block_rms, rms
+from alice_voice.audio.frames import block_rms, continue_quiet, rms
 
 
 def test_block_rms_is_each_whole_blocks_rms_in_order() -> None:
@@ -12,3 +12,14 @@ def test_block_rms_is_each_whole_blocks_rms_in_order() -> None:
 
 def test_block_rms_of_less_than_a_block_is_empty() -> None:
     assert block_rms(np.zeros(3, np.int16), 4).shape == (0,)
+
+
+@pytest.mark.parametrize(("samples", "more", "tail", "expected"), [
+    ([9, 9, 1, 2], 5, 2, [9, 9, 1, 2, 1, 2, 1, 2, 1]),  # the last two samples, repeated
+    ([9, 9, 1, 2], 0, 2, [9, 9, 1, 2]),  # nothing more to add
+    ([5], 3, 4, [5, 5, 5, 5]),  # a tail longer than the audio: all of it
+    ([], 3, 2, []),  # no audio: no quiet to carry on
+])
+def test_continue_quiet_carries_on_the_tail(samples: list[int], more: int, tail: int, expected: list[int]) -> None:
+    out = continue_quiet(np.array(samples, np.int16), more, tail)
+    assert out.dtype == np.int16 and out.tolist() == expected

@@ -27,7 +27,7 @@ from alice_voice.conversation.policy.endpointing import (
 SPEECH, SILENCE, WOBBLE = 0.9, 0.05, 0.42  # WOBBLE sits between the exit (0.35) and entry (0.5) thresholds
 LOUD = (4000.0,) * 4  # int16 RMS of each 128-sample sub-block
 QUIET = (10.0,) * 4  # below loud_floor (100)
-CFG = EndpointingConfig()
+CFG = EndpointingConfig(ask_lead_ms=0)  # asked on time: the schedule's tests; asking early has a table of its own
 FRAME_S = CFG.frame_samples / CFG.rate
 SUB_S = CFG.frame_samples // 4 / CFG.rate  # one sub-block: 8 ms
 T0 = 7.0  # arrivals are offset from the sample clock, so a test can tell an arrival from an audio position
@@ -200,7 +200,7 @@ def test_recheck_cadence_follows_the_schedule() -> None:
 
 
 def test_one_question_at_a_time_and_a_slow_answer_does_not_shift_the_schedule() -> None:
-    config = EndpointingConfig(eot_fallback_ms=1200)  # room for a fourth due time (224 + 3 * 200 ms)
+    config = EndpointingConfig(eot_fallback_ms=1200, ask_lead_ms=0)  # room for a fourth due time (224 + 3 * 200 ms)
     endpointing = Endpointing(config)
     driver = Driver(endpointing)  # no automatic answers
     driver.feed(speech(640))
@@ -245,6 +245,52 @@ def test_a_failed_answer_lets_the_next_question_be_asked_on_schedule() -> None:
     assert endpointing.asking
     ended = endpointing.on_answer(second.ask_id, 0.99)
     assert [type(e) for e in ended] == [TurnEnded]
+
+
+# ---------- asking early (ask_lead_ms) ----------
+# (lead ms, the model's answer) -> (the silences asked about, the reason and silence the turn ends at)
+ASKED_EARLY = [
+    (96, 0.9, [224], ("agreed", 224)),  # asked at ~128 ms about 224: still ends at 224, not before
+    (96, 0.1, [224, 424, 624, 824, 1024], ("fallback", 1200)),  # every recheck asked early too
+    (224, 0.9, [224], ("agreed", 224)),  # the whole wait: asked at the first silent frame
+    (0, 0.9, [224], ("agreed", 224)),  # no lead: asked on the silence itself, nothing added
+]
+
+
+@pytest.mark.parametrize(("lead_ms", "answer", "asked_about", "ended"), ASKED_EARLY)
+def test_an_early_question_is_about_the_silence_due_and_the_turn_still_ends_on_it(
+        lead_ms: int, answer: float, asked_about: list[int], ended: tuple[EndReason, int]) -> None:
+    config = EndpointingConfig(ask_lead_ms=lead_ms)
+    driver = Driver(Endpointing(config), answer=answer)
+    driver.feed(speech(640))
+    last_loud = driver.index
+    driver.feed(silence(1400))
+    asks = [(silence_ms(frame, last_loud), e) for frame, e in driver.of(AskEndOfTurn) if isinstance(e, AskEndOfTurn)]
+    assert [round(at + e.pad_ms) for at, e in asks] == [pytest.approx(ms, abs=config.frame_ms) for ms in asked_about]
+    for (at, e), due in zip(asks, asked_about, strict=True):
+        assert due - lead_ms <= at < max(due - lead_ms, config.frame_ms) + config.frame_ms, "asked early"
+        assert at + e.pad_ms >= due, "the padding reaches the silence asked about"
+    (_, end), = driver.of(TurnEnded)
+    assert isinstance(end, TurnEnded)
+    reason, at_ms = ended
+    assert end.reason == reason and at_ms <= end.silence_ms < at_ms + config.frame_ms
+
+
+def test_speech_after_an_early_question_voids_its_answer() -> None:
+    endpointing = Endpointing(EndpointingConfig(ask_lead_ms=96))
+    driver = Driver(endpointing)
+    driver.feed(speech(640) + silence(160))  # asked at ~128 ms of silence about 224
+    (_, ask), = driver.of(AskEndOfTurn)
+    assert isinstance(ask, AskEndOfTurn) and ask.pad_ms > 0
+    assert endpointing.on_answer(ask.ask_id, 0.99) == [], "a 'complete' before the silence it is about: held"
+    assert [type(e) for e in driver.feed(speech(96))] == [SpeechResumed]
+    driver.feed(silence(96))
+    assert driver.of(TurnEnded) == [], "the held 'complete' went with the pause it was about"
+
+
+def test_the_lead_cannot_exceed_the_silence_it_shortens() -> None:
+    with pytest.raises(ValueError, match="ask_lead_ms"):
+        EndpointingConfig(ask_lead_ms=300)
 
 
 def test_without_an_answer_no_question_is_asked_until_the_fallback() -> None:
@@ -352,7 +398,7 @@ def test_the_end_of_speech_is_dated_by_loudness_not_by_the_vads_lag() -> None:
 
 
 def test_the_fallback_is_also_counted_from_the_sound() -> None:
-    config = EndpointingConfig(eot_fallback_ms=800)  # a whole number of 32 ms frames
+    config = EndpointingConfig(eot_fallback_ms=800, ask_lead_ms=0)  # a whole number of 32 ms frames
     driver = Driver(Endpointing(config), answer=0.0)
     driver.feed(speech(320) + speech(96, loudness=QUIET) + silence(1200))
     end_frame, ended = single(driver, TurnEnded)
@@ -469,13 +515,13 @@ def test_a_tiny_vad_threshold_keeps_its_exit_threshold_at_or_below_it() -> None:
 def test_policy_config_carries_every_endpointing_setting(model_enabled: bool) -> None:
     settings = Settings(vad_threshold=0.6, vad_exit_margin=0.25, vad_min_speech_ms=96, vad_preroll_ms=320,
                         eot_silence_ms=96, eot_threshold=0.7, eot_recheck_ms=150, eot_fallback_ms=700,
-                        silence_only_ms=320)
+                        silence_only_ms=320, eot_ask_lead_ms=32)
     config = PolicyConfig.from_settings(settings, model_enabled=model_enabled).endpointing
     assert config.vad_exit_threshold == pytest.approx(0.35), "vad_exit_margin is used, not a fixed 0.15"
     assert config == EndpointingConfig(
         vad_threshold=0.6, vad_exit_threshold=config.vad_exit_threshold, vad_min_speech_ms=96, vad_preroll_ms=320,
         eot_silence_ms=96, eot_threshold=0.7, eot_recheck_ms=150, eot_fallback_ms=700, silence_only_ms=320,
-        model_enabled=model_enabled, words_enabled=True, max_wait_ms=Settings().eot_max_wait_ms,
+        ask_lead_ms=32, model_enabled=model_enabled, words_enabled=True, max_wait_ms=Settings().eot_max_wait_ms,
         words_finished_at=Settings().eot_words_finished, words_unfinished_below=Settings().eot_words_unfinished)
 
 

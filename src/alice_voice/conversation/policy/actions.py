@@ -55,11 +55,14 @@ class CloseAsr:
 
 @dataclass(frozen=True, slots=True)
 class AskEndOfTurn:
-    """Run the end-of-turn model on the turn's audio, frames [start, end); a newer question replaces it."""
+    """Run the end-of-turn model on the turn's audio, frames [start, end), followed by `pad_ms` more of the
+    silence it ends with (asked early: that much of the pause has not come yet); a newer question replaces
+    it."""
 
     ask_id: int
     start: int
     end: int
+    pad_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ class PolicyConfig:
                 eot_silence_ms=settings.eot_silence_ms,
                 eot_threshold=settings.eot_threshold,
                 eot_recheck_ms=settings.eot_recheck_ms,
+                ask_lead_ms=settings.eot_ask_lead_ms,
                 eot_fallback_ms=settings.eot_fallback_ms,
                 max_wait_ms=settings.eot_max_wait_ms,
                 words_finished_at=settings.eot_words_finished,

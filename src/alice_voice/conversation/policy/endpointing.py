@@ -8,7 +8,8 @@ for the turn policy, which alone decides what they mean for the conversation.
     idle --(vad_min_speech_ms voiced)--> speaking              SpeechStarted
     speaking --(a silent frame)--> pausing                     SilenceStarted: start the final decode
     pausing --(a voiced frame)--> speaking                     SpeechResumed: that decode is void
-    pausing --(eot_silence_ms, then every eot_recheck_ms)-->   AskEndOfTurn: run the model
+    pausing --(eot_silence_ms, then every eot_recheck_ms,      AskEndOfTurn: run the model
+               each ask_lead_ms early)-->
     pausing --(the silence the evidence asks for)--> idle      TurnEnded(why)
 
 How long a pause must last before the turn is over depends on the evidence (with `words_enabled`): the
@@ -45,6 +46,13 @@ stamp the events. Without an end-of-turn model the turn ends after `silence_only
 
 Only one model question is in flight at a time, and each carries an id: an answer to an older question
 (speech resumed, or the turn already ended) is ignored.
+
+The model is asked `ask_lead_ms` before the silence it is asked about, on the audio so far with the
+quiet that is still to come added (`AskEndOfTurn.pad_ms`, the executor repeats the silence it has): the
+model's ~50-200 ms run then overlaps the wait instead of following it, so a turn both agree is over ends
+at `eot_silence_ms` rather than that plus the model's time. The answer is held until the silence it was
+about has passed, and speech in between voids it (as any answer), so what ends a turn is unchanged; the
+cost is more questions, as pauses a little shorter than `eot_silence_ms` are asked about too.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ class EndpointingConfig:
     eot_silence_ms: int = 224
     eot_threshold: float = 0.7
     eot_recheck_ms: int = 200
+    ask_lead_ms: int = 64  # ask the model this long before each silence it is asked about (see above)
     eot_fallback_ms: int = 1200
     max_wait_ms: int = 2500
     words_finished_at: float = 0.8
@@ -93,6 +102,8 @@ class EndpointingConfig:
             raise ValueError("need 0 <= words_unfinished_below <= words_finished_at <= 1")
         if not 0 < self.loud_ratio <= 1 or self.loud_floor < 0:
             raise ValueError("need 0 < loud_ratio <= 1 and loud_floor >= 0")
+        if not 0 <= self.ask_lead_ms <= self.eot_silence_ms:
+            raise ValueError("need 0 <= ask_lead_ms <= eot_silence_ms")
 
     @property
     def frame_ms(self) -> float:
@@ -139,9 +150,11 @@ class SpeechResumed:
 
 @dataclass(frozen=True, slots=True)
 class AskEndOfTurn:
-    """Run the end-of-turn model; answer with `on_answer(ask_id, p)`."""
+    """Run the end-of-turn model on the audio so far followed by `pad_ms` more of its silence (the part of
+    the pause asked about that has not come yet); answer with `on_answer(ask_id, p)`."""
 
     ask_id: int
+    pad_ms: float = 0.0
 
 
 EndReason = Literal["agreed", "ceiling", "fallback", "silence"]
@@ -318,7 +331,7 @@ class Endpointing:
         events: list[Event] = []
         if self._phase is Phase.SPEAKING:
             self._phase = Phase.PAUSING
-            self._next_ask_ms = cfg.eot_silence_ms
+            self._next_ask_ms = cfg.eot_silence_ms - cfg.ask_lead_ms
             events.append(SilenceStarted(self._sound_end_arrival))
         silence_ms = ((index + 1) * cfg.frame_samples - self._sound_end) * 1000 / cfg.rate
         self._silence_ms = silence_ms
@@ -329,18 +342,20 @@ class Endpointing:
         needed, reason = self._silence_needed()
         if silence_ms >= needed:
             events.append(self._end(reason, silence_ms))
-        elif self._pending_ask is None and silence_ms >= self._next_ask_ms and self._model_may_decide():
+        elif (self._pending_ask is None and silence_ms >= self._next_ask_ms and self._model_may_decide()
+              and self._next_ask_ms + cfg.ask_lead_ms < needed):  # (an early question about the end itself: moot)
             events.append(self._ask(silence_ms))
         return events
 
     def _ask(self, silence_ms: float) -> AskEndOfTurn:
         self._next_ask_id += 1
         self._pending_ask = self._next_ask_id
+        asked_about = self._next_ask_ms + self.config.ask_lead_ms  # the silence this question is about
         # The cadence follows its schedule (eot_silence_ms + k * eot_recheck_ms), not the moment an
         # answer came back, so one slow answer does not push every later question back.
         while self._next_ask_ms <= silence_ms:
             self._next_ask_ms += self.config.eot_recheck_ms
-        return AskEndOfTurn(self._pending_ask)
+        return AskEndOfTurn(self._pending_ask, max(0.0, asked_about - silence_ms))
 
     def _end(self, reason: EndReason, silence_ms: float) -> TurnEnded:
         event = TurnEnded(reason, self._sound_end_arrival, silence_ms)

@@ -171,7 +171,8 @@ class TurnPolicy:
             case SpeechResumed():
                 self._speech_resumed()
             case AskEndOfTurn():
-                self._out.append(act.AskEndOfTurn(event.ask_id, self._utterance.first_frame, heard.index + 1))
+                self._out.append(act.AskEndOfTurn(event.ask_id, self._utterance.first_frame, heard.index + 1,
+                                                  event.pad_ms))
             case TurnEnded():
                 self._turn_over(event, heard.at)
 

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from alice_voice.audio.frames import SPEECH_RATE, continue_quiet
 from alice_voice.audio.playout import Playout
 from alice_voice.compute import Priority, Superseded
 from alice_voice.conversation import events as ev
@@ -155,7 +156,9 @@ class Executor:
             return
         if self._asking is not None:
             self._asking.cancel()  # out of date: a job not yet started is withdrawn
-        audio = self._hearing.ring.audio(action.start, action.end)
+        frame = self._hearing.ring.frame_samples
+        audio = continue_quiet(self._hearing.ring.audio(action.start, action.end),
+                               round(action.pad_ms * SPEECH_RATE / 1000), frame)
         self._asking = self._spawn(self._end_of_turn(action.ask_id, functools.partial(model.prob_complete, audio)))
 
     async def _end_of_turn(self, ask_id: int, question: Callable[[], float]) -> None:

@@ -52,6 +52,25 @@ async def test_a_turn_from_speech_to_a_spoken_reply() -> None:
         assert s.audible_ms() == 6 * 200  # six words of 200 ms each, all of it sent
 
 
+@pytest.mark.parametrize("lead_ms", [96, 224])
+async def test_a_question_asked_early_hears_the_whole_pause_it_is_about(lead_ms: int) -> None:
+    """EOT_ASK_LEAD_MS: the model is asked before the silence is over, on the audio so far carried on with its
+    own quiet; it hears as much audio as the question asked on time (to within the one frame that one is
+    rounded up to), and the turn ends no later."""
+    heard: dict[int, tuple[int, float]] = {}
+    for lead in (0, lead_ms):
+        async with SessionHarness(end_of_turn=ScriptedEndOfTurn(1.0), eot_ask_lead_ms=lead) as s:
+            s.say("what time is it", 800)
+            s.pause(1500)
+            await s.run_until_event("tts.stopped", reason="done")
+            asks = [a for a in s.done(act.AskEndOfTurn) if isinstance(a, act.AskEndOfTurn)]
+            assert len(asks) == 1 and (asks[0].pad_ms > 0) == (lead > 0)
+            heard[lead] = (s.end_of_turn.asked[0], s.events("turn.metrics")[0]["timings"]["end_of_turn_ms"])
+    (on_time, ended_on_time), (early, ended_early) = heard[0], heard[lead_ms]
+    assert 0 <= on_time - early < 512, "the same pause, not rounded up to a frame"
+    assert 224 <= ended_early <= ended_on_time
+
+
 async def test_the_model_work_goes_through_the_scheduler_at_its_priority() -> None:
     async with SessionHarness() as s:
         s.say("what time is it", 800)
