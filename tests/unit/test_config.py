@@ -75,6 +75,8 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ("ALICE_LATENCY_BUDGET_MS", "50", "ALICE_LATENCY_BUDGET_MS"),
     ("ALICE_RETRY_AFTER_S", "0", "ALICE_RETRY_AFTER_S"),
     ("ALICE_OFFER_TIMEOUT_S", "0", "ALICE_OFFER_TIMEOUT_S"),
+    ("ALICE_EOT_ASK_LEAD_MS", "-1", "ALICE_EOT_ASK_LEAD_MS"),
+    ("ALICE_EOT_ASK_LEAD_MS", "300", "eot_ask_lead_ms <= eot_silence_ms"),  # asked before the pause began
     ("ALICE_NO_SUCH_THING", "1", None),
 ])
 def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str,
