@@ -20,14 +20,18 @@ With c the normal-priority CPU share one session has been measured to use, n ses
     rho(n)  =  max(rho measured now + c per caller added since,  rho of everything else + c * n)
 
 the second term so that callers admitted a moment ago count before their load shows. That is the mean
-load; callers' turns also fall together (callers who dialled in together speak together), and then the
-last of n waits for the others' critical work on the shared cores:
+load; callers' turns also fall together (callers who dialled in together speak together), and then n
+turns' critical work shares the cores (each turn's work is one job at a time: up to `cores` turns run
+side by side, more share them), on cores that everything else of the n calls also keeps busy (their
+packets, codecs, hearing, and whatever else the machine runs), which slows each job by 1 / (1 - rho(n)):
 
-    worst TTFA(n)  =  eot_silence_ms + S + (n - 1) * S / cores
+    worst TTFA(n)  =  eot_silence_ms + S * max(1, n / cores) / (1 - rho(n))
 
 A caller is taken only while both fit. Without that second bound three callers dialling 0.3 s apart
-were admitted on the mean alone and 17 of their 48 turns went over a 500 ms budget (p95 893 ms). An offer is refused
-with 503 `at_capacity` and `Retry-After` when
+were admitted on the mean alone and 17 of their 48 turns went over a 500 ms budget (p95 893 ms); with
+it, but without the slowdown (S + (n - 1) * S / cores), a quick hour took three again and 5 of their 48
+turns went over (p95 589 ms): S is learnt as on an idle box, and turns falling together do not run on
+one. An offer is refused with 503 `at_capacity` and `Retry-After` when
 
 - the sessions reach `max_sessions` (a hard ceiling);
 - the first-audio p95 of recent turns is already past the budget (measured, not predicted), or would be
@@ -172,9 +176,13 @@ class Admission:
             more += 1
         return more
 
-    def worst_ttfa_ms(self, callers: int) -> float:
-        """The TTFA of the last of `callers` whose turns' critical work falls together."""
-        return self.eot_silence_ms + self.job_ms + max(0, callers - 1) * self.job_ms / self.cores
+    def worst_ttfa_ms(self, sessions: int, callers: int) -> float:
+        """The TTFA of the last of `callers` whose turns' critical work falls together, the load now being
+        `sessions` sessions'."""
+        busy = self.busy_with(sessions, callers)
+        if busy >= 1.0:
+            return math.inf
+        return self.eot_silence_ms + self.job_ms * max(1.0, callers / self.cores) / (1.0 - busy)
 
     def _callers_within_budget(self, sessions: int) -> int:
         """How many more callers keep the predicted TTFA, and the worst case of turns falling together,
@@ -182,7 +190,10 @@ class Admission:
         slack = (self.budget_ms - self.eot_silence_ms - self.job_ms) / self.job_ms
         if slack <= 0:
             return 0
-        together = math.floor(slack * self.cores + 1e-9) + 1 - sessions  # worst_ttfa_ms(sessions + m) <= budget
+        together = 0  # (the worst case grows with every caller: count until it no longer fits)
+        while (together < self.max_sessions - sessions
+               and self.worst_ttfa_ms(sessions, sessions + together + 1) <= self.budget_ms + 1e-9):
+            together += 1
         busiest = slack / (1.0 + slack)  # solves S*rho/(1-rho) = budget - eot_silence - S
         per_session = self.per_session
         # (exactly on the budget fits: the small epsilon absorbs the float error of the division)

@@ -49,7 +49,7 @@ def test_an_idle_box_admits_with_headroom() -> None:
     slack = (600 - 300 - 140) / 140
     assert a.job_ms == 140
     by_mean_load = math.floor(slack / (1 + slack) / 0.06)
-    together = max(n for n in range(1, 50) if a.worst_ttfa_ms(n) <= BUDGET_MS)  # three turns at once fit
+    together = max(n for n in range(1, 50) if a.worst_ttfa_ms(0, n) <= BUDGET_MS)  # three turns at once fit
     assert (by_mean_load, together) == (8, 3)
     assert verdict.headroom == min(by_mean_load, together)
     assert verdict.predicted_ttfa_ms == pytest.approx(a.predicted_ttfa_ms(0.06))
@@ -100,7 +100,7 @@ def test_the_boundary_where_the_prediction_equals_the_budget() -> None:
 
 def test_callers_admitted_a_moment_ago_count_before_their_load_shows() -> None:
     """Four callers arrive at once on an idle box: their CPU use is not measured yet, the model counts it."""
-    a = admission(session_cpu=0.2, job_ms=60.0)  # the budget allows busy up to 0.8: four sessions
+    a = admission(session_cpu=0.2, job_ms=60.0, cores=64)  # the budget allows busy up to 0.8: four sessions
     a.busy = a.others_busy = 0.0
     admitted = 0
     while a.verdict(admitted, now=NOW).admit:
@@ -313,12 +313,12 @@ def test_the_measured_headroom_counts_callers_until_the_predicted_growth_fills_t
 
 
 @pytest.mark.parametrize(("job_ms", "cores", "sessions", "headroom"), [
-    # worst TTFA(n) = 300 + S + (n - 1) S / cores <= 600: n <= 1 + (300 - S) cores / S
-    (150.0, 2, 1, 2),  # n <= 3: two more make three
+    # worst TTFA(n) = 300 + S max(1, n / cores) / (1 - rho(n)) <= 600, rho(n) = n * 0.06 (the prior) here
+    (150.0, 2, 1, 2),  # n <= 3 (225 / 0.82 = 274; four: 300 / 0.76 = 395): two more make three
     (150.0, 2, 3, 0),
     (150.0, 2, 4, 0),  # (already past it: none, not a negative count)
-    (100.0, 2, 1, 4),  # n <= 5
-    (100.0, 4, 1, 8),  # n <= 9: more cores share the same work sooner
+    (100.0, 2, 1, 3),  # n <= 4 (200 / 0.76 = 263; five: 250 / 0.7 = 357)
+    (100.0, 4, 1, 5),  # n <= 6 (150 / 0.64 = 234; seven: 175 / 0.58 = 302): more cores share the work
     (300.0, 2, 1, 0),  # one turn's work alone fills the budget
 ])
 def test_callers_whose_turns_fall_together_must_fit_too(job_ms: float, cores: int, sessions: int,
@@ -326,7 +326,23 @@ def test_callers_whose_turns_fall_together_must_fit_too(job_ms: float, cores: in
     a = admission(cores=cores, job_ms=job_ms, session_cpu=0.001)  # (the mean load never binds here)
     assert a.verdict(sessions=sessions, now=NOW).headroom == headroom
     if headroom:
-        assert a.worst_ttfa_ms(sessions + headroom) <= BUDGET_MS < a.worst_ttfa_ms(sessions + headroom + 1)
+        assert a.worst_ttfa_ms(sessions, sessions + headroom) <= BUDGET_MS < a.worst_ttfa_ms(
+            sessions, sessions + headroom + 1)
+
+
+@pytest.mark.parametrize(("busy", "callers", "expected_ms"), [
+    (0.1, 1, 300 + 150 / 0.9),  # one turn: its work, slowed by what else keeps the cores busy
+    (0.2, 2, 300 + 150 / 0.8),  # two turns on two cores: side by side
+    (0.2, 3, 300 + 150 * 1.5 / 0.8),  # three share two cores
+    (0.5, 2, 300 + 150 / 0.5),  # the cores half busy with everything else: each job at half speed
+    (0.5, 4, 300 + 150 * 2 / 0.5),
+    (1.0, 1, math.inf),
+])
+def test_turns_falling_together_share_the_cores_that_everything_else_leaves(busy: float, callers: int,
+                                                                          expected_ms: float) -> None:
+    a = admission(cores=2, job_ms=150.0, busy=busy, others_busy=0.0)  # (busy: the load of these callers now)
+    assert a.busy_with(callers, callers) == busy
+    assert a.worst_ttfa_ms(callers, callers) == pytest.approx(expected_ms)
 
 
 @pytest.mark.parametrize(("budget_ms", "first_audio_ms", "over"), [
