@@ -7,6 +7,7 @@ gateway with SIGTERM and checks that it drained and exited 0. Exits non-zero wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import sys
 import httpx
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 
 
 def free_port() -> int:
@@ -29,14 +31,16 @@ async def hear_the_tone(url: str) -> float:
     pc.addTransceiver("audio", direction="sendrecv")
     pc.createDataChannel("events")
     heard: asyncio.Queue[float] = asyncio.Queue()
+    readers: list[asyncio.Task[None]] = []
 
     @pc.on("track")
     def on_track(track) -> None:  # type: ignore[no-untyped-def]
         async def read() -> None:
-            while True:
-                frame = await track.recv()
-                heard.put_nowait(float(np.abs(frame.to_ndarray()).max()))
-        asyncio.ensure_future(read())
+            with contextlib.suppress(MediaStreamError):  # the track ends when the call is closed
+                while True:
+                    frame = await track.recv()
+                    heard.put_nowait(float(np.abs(frame.to_ndarray()).max()))
+        readers.append(asyncio.ensure_future(read()))
 
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
@@ -48,6 +52,9 @@ async def hear_the_tone(url: str) -> float:
         while loudest < 1000:
             loudest = max(loudest, await heard.get())
     await pc.close()
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
     return loudest
 
 
