@@ -153,7 +153,8 @@ class Settings(BaseSettings):
     barge_in_pause: bool = Field(True, description="Pause the reply on the first speech frame; cut it once the "
                                  "speech lasts vad_min_speech_ms, resume if it does not (a cough).")
     echo_guard: bool = True
-    echo_max_delay_ms: int = Field(400, ge=20, le=1000, description="Longest echo path the guard searches.")
+    echo_max_delay_ms: int = Field(600, ge=20, le=1000, description="Longest echo path the guard searches (a "
+                                   "client's jitter buffer can grow by a few hundred ms after a stall).")
     echo_residual_ratio: float = Field(0.35, gt=0, lt=1, description="Below this share of unexplained energy, "
                                        "an incoming frame is our own echo.")
     playout_buffer_ms: int = Field(60, ge=40, le=80)

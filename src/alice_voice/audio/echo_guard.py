@@ -8,13 +8,16 @@ never sees it. Opus rebuilds noisy sounds (fricatives) from their spectral envel
 so those echoes do not correlate; a second, spectral test catches them: once some frames have
 correlated, the guard knows the echo's delay and gain, and a frame is echo unless it is louder, in most
 frequency bands, than what the output around that delay could produce at that gain (plus `margin_db`).
+The delay can jump: a client's jitter buffer grows by a few hundred ms after a stall. A correlating frame
+whose delay is off by more than the spectral test's spread is taken as the new delay at once, and the
+search reaches 600 ms, so the guard follows a 240 ms echo path that grows by 300 ms.
 A client whose own echo cancellation works never sends a correlating frame, so the spectral test never
 applies to it and its user is never held to the assistant's loudness; the learnt gain fades if the
 echo path goes away. Otherwise the VAD is given
 the residual, a crude echo subtraction. Real speech over the echo is louder than the echo in most bands
 and survives the subtraction almost whole, so it still interrupts.
 
-Costs one FFT correlation of ~9k samples and ~50 short FFTs per 32 ms frame while the assistant is
+Costs one FFT correlation of ~11k samples and ~50 short FFTs per 32 ms frame while the assistant is
 speaking, nothing while it is silent. It runs in the session's hearing job, off the event loop; `played`
 and `user_part` are called from that job only, one batch at a time.
 """
@@ -29,12 +32,10 @@ import soxr
 
 from alice_voice.audio.frames import SPEECH_RATE, WEBRTC_RATE, Pcm
 
-_HISTORY_S = 1.0
-
 
 @dataclass(frozen=True, slots=True)
 class EchoGuardConfig:
-    max_delay_ms: int = 400
+    max_delay_ms: int = 600
     residual_ratio: float = 0.35  # echo explains >= 65 % of the frame's energy
     min_reference_rms: float = 100.0  # quieter output cannot produce an echo worth guarding against
     margin_db: float = 6.0  # speech must beat the loudest possible echo by this much, band by band
@@ -49,6 +50,8 @@ class EchoGuard:
     def __init__(self, config: EchoGuardConfig | None = None) -> None:
         self.config = config or EchoGuardConfig()
         self._chunks: deque[tuple[float, Pcm]] = deque()  # (send time of the chunk's end, 16 kHz samples)
+        # The search window, and a second more: frames are judged in batches, up to a second behind the output.
+        self._history_s = self.config.max_delay_ms / 1000 + 1.0
         self._resampler = soxr.ResampleStream(WEBRTC_RATE, SPEECH_RATE, 1, dtype="int16", quality="QQ")
         self._silent_since: float | None = None
         self._gain = 0.0  # learnt from correlating frames; 0: no echo seen
@@ -65,7 +68,7 @@ class EchoGuard:
             self._silent_since = None
             pcm16 = self._resampler.resample_chunk(pcm48)
         self._chunks.append((sent_at, pcm16))
-        while self._chunks and self._chunks[0][0] < sent_at - _HISTORY_S:
+        while self._chunks and self._chunks[0][0] < sent_at - self._history_s:
             self._chunks.popleft()
 
     def is_echo(self, frame: Pcm, arrival: float) -> bool:
@@ -100,8 +103,11 @@ class EchoGuard:
 
     def _learn(self, gain: float, delay: float) -> None:
         first = self._gain <= 0.01
+        # Off by more than the spread: the echo path changed, and an average walking over to it would leave
+        # the spectral test looking where the echo no longer is for the next few hundred ms.
+        moved = abs(delay - self._delay) > self.config.delay_spread_ms / 1000
         self._gain = gain if first else max(gain, 0.9 * self._gain + 0.1 * gain)
-        self._delay = delay if first else 0.8 * self._delay + 0.2 * delay
+        self._delay = delay if first or moved else 0.8 * self._delay + 0.2 * delay
         self.echo_frames += 1
 
     def _louder_than_echo(self, x: np.ndarray, arrival: float) -> bool:

@@ -29,19 +29,42 @@ def speechlike(seconds: float, seed: int) -> np.ndarray:
     return (out / np.abs(out).max() * 12000).astype(np.int16)
 
 
+def echo_path(out48: np.ndarray, delay_ms: int, gain: float, grows_by_ms: int = 0, at_s: float = 2.0) -> np.ndarray:
+    """What a microphone picks up of `out48` (16 kHz): `gain` times it, `delay_ms` late; from `at_s` on,
+    `grows_by_ms` later still (the client's jitter buffer grew after a stall)."""
+    echo16 = soxr.resample(out48, 48000, 16000).astype(np.float64) * gain
+
+    def late(ms: int) -> np.ndarray:
+        return np.concatenate([np.zeros(ms * 16), echo16])[: len(echo16)]
+
+    step = int(at_s * 16000)
+    return np.concatenate([late(delay_ms)[:step], late(delay_ms + grows_by_ms)[step:]])
+
+
+def waveform_lost(echo16: np.ndarray, seed: int = 3) -> np.ndarray:
+    """Every other 32 ms frame keeps its spectrum and loses its waveform (random phases), as Opus rebuilds
+    noisy sounds: those frames cannot correlate with the output, only the spectral test can place them."""
+    rng = np.random.default_rng(seed)
+    out = echo16.copy()
+    for start in range(512, len(out) - 511, 1024):
+        spectrum = np.fft.rfft(out[start:start + 512])
+        phases = np.exp(1j * rng.uniform(0, 2 * np.pi, len(spectrum)))
+        out[start:start + 512] = np.fft.irfft(np.abs(spectrum) * phases, 512)
+    return out
+
+
 def play_and_hear(guard: EchoGuard, out48: np.ndarray, delay_ms: int, gain: float, extra16: np.ndarray | None,
-                  noise_rms: float = 0.0, batch: int = 1) -> list[tuple[bool, float]]:
+                  noise_rms: float = 0.0, batch: int = 1, echo16: np.ndarray | None = None) -> list[tuple[bool, float]]:
     """Play `out48` through a playout ticked every 20 ms and hear the echoed 16 kHz signal (plus `extra16`) in
     32 ms frames, in time order as in a call; every `batch` incoming frames, the guard gets what the playout
-    sent since the last batch, then judges those frames. Returns (verdict, user-to-echo energy ratio) per frame."""
+    sent since the last batch, then judges those frames. Returns (verdict, user-to-echo energy ratio) per frame.
+    `echo16`: the echo as heard, if not `echo_path(out48, delay_ms, gain)`."""
     t0 = 100.0
     playout = Playout(buffer_ms=40)
     playout.begin(1)
     playout.push(1, out48, "reply")
     playout.end(1)
-    echo16 = soxr.resample(out48, 48000, 16000).astype(np.float64) * gain
-    delay = int(delay_ms * 16)
-    mic = np.concatenate([np.zeros(delay), echo16])[: len(echo16)]
+    mic = echo_path(out48, delay_ms, gain) if echo16 is None else echo16.copy()
     echo_only = mic.copy()
     user = np.zeros(len(mic))
     if extra16 is not None:  # the user starts talking 0.8 s into the reply, as in a barge-in
@@ -73,12 +96,28 @@ def play_and_hear(guard: EchoGuard, out48: np.ndarray, delay_ms: int, gain: floa
     return verdicts
 
 
-@pytest.mark.parametrize(("delay_ms", "gain", "noise"), [(50, 0.5, 0), (150, 0.2, 0), (250, 0.3, 30), (250, 0.1, 0)])
+@pytest.mark.parametrize(("delay_ms", "gain", "noise"),
+                         [(50, 0.5, 0), (150, 0.2, 0), (250, 0.3, 30), (250, 0.1, 0), (550, 0.3, 30)])
 @pytest.mark.parametrize("batch", [1, 8])
 def test_delayed_attenuated_echo_is_recognized(delay_ms: int, gain: float, noise: float, batch: int) -> None:
     verdicts = play_and_hear(EchoGuard(), speechlike(2.0, 1), delay_ms, gain, None, noise, batch)
-    assert len(verdicts) > 40
+    assert len(verdicts) > 30
     assert np.mean([echo for echo, _ in verdicts]) > 0.9
+
+
+@pytest.mark.parametrize(("delay_ms", "grows_by_ms"), [(60, 250), (240, 300)])
+def test_an_echo_path_that_grows_mid_reply_is_followed_at_once(delay_ms: int, grows_by_ms: int) -> None:
+    """A call's echo path grows by a few hundred ms at once (the client's jitter buffer, after a stall). Frames
+    that still correlate give the new delay, and the ones that do not are judged at it straight away."""
+    out48 = (speechlike(4.0, 1) * (np.sin(2 * np.pi * 2.7 * np.arange(4 * 48000) / 48000) > -0.2)).astype(np.int16)
+    heard = waveform_lost(echo_path(out48, delay_ms, 0.3, grows_by_ms))
+    verdicts = play_and_hear(EchoGuard(), out48, delay_ms, 0.3, None, echo16=heard)
+    judged = [j for j in range(len(heard) // 512) if (j + 1) * 0.032 > delay_ms / 1000 + 0.1]  # as play_and_hear
+    assert len(verdicts) == len(judged) > 100
+    new_path = 2.0 + (delay_ms + grows_by_ms) / 1000
+    sounding = [echo for (echo, _), j in zip(verdicts, judged, strict=True)
+                if j * 0.032 > new_path and np.sqrt(np.mean(heard[j * 512:(j + 1) * 512] ** 2)) > 100]
+    assert len(sounding) > 20 and all(sounding)
 
 
 @pytest.mark.parametrize("batch", [1, 8])
