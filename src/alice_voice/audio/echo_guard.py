@@ -8,9 +8,12 @@ never sees it. Opus rebuilds noisy sounds (fricatives) from their spectral envel
 so those echoes do not correlate; a second, spectral test catches them: once some frames have
 correlated, the guard knows the echo's delay and gain, and a frame is echo unless it is louder, in most
 frequency bands, than what the output around that delay could produce at that gain (plus `margin_db`).
-The delay can jump: a client's jitter buffer grows by a few hundred ms after a stall. A correlating frame
-whose delay is off by more than the spectral test's spread is taken as the new delay at once, and the
-search reaches 600 ms, so the guard follows a 240 ms echo path that grows by 300 ms.
+An echo path is first learnt from two correlating frames that agree on its delay: one frame of the
+user's own voice can match some slice of the reply by chance, and a gain learnt from it would hold the
+user to the assistant's loudness for seconds. Once learnt, the delay can jump (a client's jitter buffer
+grows by a few hundred ms after a stall): a correlating frame off by more than the spectral test's
+spread moves it there at once, and the search reaches 600 ms, so a 240 ms echo path that grows by
+300 ms is followed.
 A client whose own echo cancellation works never sends a correlating frame, so the spectral test never
 applies to it and its user is never held to the assistant's loudness; the learnt gain fades if the
 echo path goes away. Otherwise the VAD is given
@@ -56,6 +59,7 @@ class EchoGuard:
         self._silent_since: float | None = None
         self._gain = 0.0  # learnt from correlating frames; 0: no echo seen
         self._delay = 0.0  # s, from a frame's end to the end of the output it echoes
+        self._last_delay: float | None = None  # the last correlating frame's, while no echo path is known
         self.echo_frames = 0
 
     def played(self, pcm48: Pcm, sent_at: float) -> None:
@@ -102,13 +106,19 @@ class EchoGuard:
         return frame
 
     def _learn(self, gain: float, delay: float) -> None:
-        first = self._gain <= 0.01
+        self.echo_frames += 1
+        spread = self.config.delay_spread_ms / 1000
+        if self._gain <= 0.01:  # no echo path yet: it takes two correlating frames that agree on one
+            agreed = self._last_delay is not None and abs(delay - self._last_delay) <= spread
+            self._last_delay = delay
+            if agreed:
+                self._gain, self._delay = gain, delay
+            return
         # Off by more than the spread: the echo path changed, and an average walking over to it would leave
         # the spectral test looking where the echo no longer is for the next few hundred ms.
-        moved = abs(delay - self._delay) > self.config.delay_spread_ms / 1000
-        self._gain = gain if first else max(gain, 0.9 * self._gain + 0.1 * gain)
-        self._delay = delay if first or moved else 0.8 * self._delay + 0.2 * delay
-        self.echo_frames += 1
+        moved = abs(delay - self._delay) > spread
+        self._gain = max(gain, 0.9 * self._gain + 0.1 * gain)
+        self._delay = delay if moved else 0.8 * self._delay + 0.2 * delay
 
     def _louder_than_echo(self, x: np.ndarray, arrival: float) -> bool:
         """Is `x` louder, in most bands, than the echo the output around the learnt delay could make?"""

@@ -129,6 +129,18 @@ def test_speech_over_the_echo_is_not_echo(batch: int) -> None:
     assert np.mean(user_louder) < 0.1  # ... is heard as the user, not as echo
 
 
+def test_one_frame_of_the_user_that_matches_the_output_teaches_the_guard_nothing() -> None:
+    """A user frame can, by chance, correlate with some slice of the reply: alone, it is no echo path."""
+    out48 = speechlike(2.0, 1)
+    chance_match = np.zeros(len(out48) // 3)
+    chance_match[10 * 512:11 * 512] = echo_path(out48, 100, 1.0)[10 * 512:11 * 512]
+    user = soxr.resample(speechlike(2.0, 2), 48000, 16000).astype(np.float64)
+    verdicts = play_and_hear(EchoGuard(), out48, 100, 1.0, user, echo16=chance_match)
+    user_frames = [echo for echo, ratio in verdicts if ratio > 0]
+    assert len(user_frames) > 30
+    assert np.mean(user_frames) < 0.1
+
+
 def test_nothing_played_means_nothing_is_echo() -> None:
     guard = EchoGuard()
     frame = (np.random.default_rng(0).normal(0, 3000, 512)).astype(np.int16)
