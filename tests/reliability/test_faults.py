@@ -21,6 +21,7 @@ import pytest_asyncio
 import redis.asyncio as redis
 
 import speech_fixtures as sf
+from alice_voice.audio.pacer import RESYNC_S
 from alice_voice.compute import Priority
 from alice_voice.state.redis_store import session_key
 from conftest import make_settings, poll_until
@@ -37,6 +38,11 @@ REDIS_OUTAGES = size(1, 4)
 RECORD_TTL_S = 10.0  # each outage (~2-3 s) is shorter, as with the default 60 s; refreshed every TTL/3
 FLOOD = size(500, 5000)
 GAP_P95_LIMIT_MS = 40.0
+# A fault that held the event loop would stop the other calls' audio for as long as it held it (the stall
+# mode: the 1 s agent timeout); the pacer restarts its timeline after RESYNC_S. Over the ~1 s of a failed
+# turn, a 95th percentile of the gaps is the third-longest of ~55, which the machine's own noise moves
+# past 40 ms now and then: the fault's mark is a gap the pacer would call a stall, not a slightly late tick.
+STALL_MS = RESYNC_S * 1000
 ARITHMETIC = ("what is 12 plus 30", "Twelve plus thirty is forty-two.")
 
 
@@ -177,7 +183,7 @@ async def test_a_failing_provider_fails_the_turn_not_the_session(fake_llm: FakeO
     assert error["code"] == code, error
     assert list(replies) == ["".join(DEFAULT_REPLY)] * 2
     assert not [e for e in bystander.events if e["type"] == "error"]
-    assert tone_pacing.gap_p95_ms < GAP_P95_LIMIT_MS and tone_pacing.lost == 0
+    assert tone_pacing.gap_max_ms < STALL_MS and tone_pacing.lost == 0, tone_pacing
 
 
 async def _failed_turn(running: RunningGateway, client: RtcClient) -> tuple[dict[str, Any], float]:
