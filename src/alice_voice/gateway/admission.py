@@ -56,6 +56,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,11 +173,8 @@ class Admission:
         if measured_p95 is None:
             return self.max_sessions
         now = self.predicted_ttfa_ms(self.busy_with(sessions, sessions))
-        more = 0
-        while more < self.max_sessions - sessions and measured_p95 + self.predicted_ttfa_ms(
-                self.busy_with(sessions, sessions + more + 1)) - now <= self.budget_ms:
-            more += 1
-        return more
+        return self._more_callers_while(sessions, lambda callers: measured_p95 + self.predicted_ttfa_ms(
+            self.busy_with(sessions, callers)) - now <= self.budget_ms)
 
     def worst_ttfa_ms(self, sessions: int, callers: int) -> float:
         """The TTFA of the last of `callers` whose turns' critical work falls together, the load now being
@@ -192,8 +190,13 @@ class Admission:
         # The worst case is never below the mean prediction (S * max(1, n / cores) / (1 - rho) >= S / (1 - rho)),
         # so it alone decides; it grows with every caller: count until it no longer fits (exactly on the
         # budget fits: the small epsilon absorbs the float error).
+        return self._more_callers_while(
+            sessions, lambda callers: self.worst_ttfa_ms(sessions, callers) <= self.budget_ms + 1e-9)
+
+    def _more_callers_while(self, sessions: int, fits: Callable[[int], bool]) -> int:
+        """How many callers beyond `sessions`, added one at a time, keep `fits(callers in all)` true (the
+        predictions grow with every caller), up to `max_sessions`."""
         more = 0
-        while (more < self.max_sessions - sessions
-               and self.worst_ttfa_ms(sessions, sessions + more + 1) <= self.budget_ms + 1e-9):
+        while more < self.max_sessions - sessions and fits(sessions + more + 1):
             more += 1
         return more
