@@ -37,11 +37,11 @@ pytestmark = pytest.mark.realtime  # real sessions over loopback, in real time
 REDIS_OUTAGES = size(1, 4)
 RECORD_TTL_S = 10.0  # each outage (~2-3 s) is shorter, as with the default 60 s; refreshed every TTL/3
 FLOOD = size(500, 5000)
-GAP_P95_LIMIT_MS = 40.0
 # A fault that held the event loop would stop the other calls' audio for as long as it held it (the stall
-# mode: the 1 s agent timeout); the pacer restarts its timeline after RESYNC_S. Over the ~1 s of a failed
-# turn, a 95th percentile of the gaps is the third-longest of ~55, which the machine's own noise moves
-# past 40 ms now and then: the fault's mark is a gap the pacer would call a stall, not a slightly late tick.
+# mode: the 1 s agent timeout; a flood handled in one go); the pacer restarts its timeline after RESYNC_S.
+# Over the ~1 s of a failed turn or of a 500-message flood, a 95th percentile of the gaps is the third-
+# longest of ~50, which the machine's own noise moves past 40 ms now and then (43 ms, max 46, in one CI
+# run): the fault's mark is a gap the pacer would call a stall, not a slightly late tick.
 STALL_MS = RESYNC_S * 1000
 ARITHMETIC = ("what is 12 plus 30", "Twelve plus thirty is forty-two.")
 
@@ -378,7 +378,7 @@ async def test_a_flood_of_bad_messages_leaves_the_sessions_untouched(
     assert not target.heard[-1].pcm.any()
     assert {target.session_id, other.session_id} <= set(running.gateway.sessions)
     assert not [e for e in other.events if e["type"] == "error"]
-    assert percentile(gaps, 95) < GAP_P95_LIMIT_MS
+    assert float(gaps.max()) < STALL_MS
 
 
 # ---------- an MCP server that hangs on start ----------
